@@ -1,0 +1,33 @@
+# Two commands for users: `make app` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL ?= checkpoints/transfer_exported.pt
+PORT ?= 8866
+
+$(BIN)/activate: requirements.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(BIN)/activate
+
+.PHONY: venv test app service bench train-scratch train-transfer
+venv: $(BIN)/activate
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+# Voila serves app.ipynb; uploads over ~10 MB need the websocket message limit raised.
+app: venv
+	@echo "Serving the app at http://localhost:$(PORT)/  (model: $(MODEL))"
+	LANDMARK_MODEL=$(MODEL) $(BIN)/voila app.ipynb --port=$(PORT) --no-browser \
+		--Voila.tornado_settings="{'websocket_max_message_size': 104857600}"
+
+service: venv
+	LANDMARK_MODEL=$(MODEL) $(BIN)/uvicorn src.service:app --host 127.0.0.1 --port 8000
+
+bench: venv
+	$(BIN)/python -m src.bench
+
+train-scratch: venv
+	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --epochs 50

@@ -1,0 +1,32 @@
+"""Shared fixtures: a generated ImageFolder data set and an isolated cache folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.synthetic import make_synthetic_dataset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let timm/huggingface reach for the network
+torch.set_num_threads(2)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+NEEDS_SHARED = pytest.mark.skipif(
+    not (SHARED / "indian_monuments").is_dir(),
+    reason="../shared/indian_monuments is not present (it exists on the dev machines and in CI, not in a user's clone)",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets caches under a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("LANDMARK_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """3 classes x 16 train / 6 test generated JPEGs, plus a corrupt file, a text file and an empty class."""
+    return make_synthetic_dataset(tmp_path_factory.mktemp("tiny"), n_classes=3, n_train=16, n_test=6)
