@@ -160,7 +160,9 @@ def _load_exif(data: bytes, path: Path) -> Image.Exif | None:
 def _parse_tiff(tiff: bytes) -> Image.Exif | None:
     exif = Image.Exif()
     try:
-        exif.load(tiff)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": we report None instead
+            exif.load(tiff)
     except Exception:  # untrusted bytes; Pillow raises assorted errors on garbage
         return None
     return exif
@@ -168,7 +170,9 @@ def _parse_tiff(tiff: bytes) -> Image.Exif | None:
 
 def _gps_from_exif(exif: Image.Exif) -> tuple[float, float] | None:
     try:
-        gps = exif.get_ifd(TAG_GPS_IFD)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on corrupt IFDs; None says enough
+            gps = exif.get_ifd(TAG_GPS_IFD)
         latitude = _signed_degrees(gps.get(GPS_LATITUDE), gps.get(GPS_LATITUDE_REF), "N", "S", 90.0)
         longitude = _signed_degrees(gps.get(GPS_LONGITUDE), gps.get(GPS_LONGITUDE_REF), "E", "W", 180.0)
     except Exception:  # a GPS IFD pointer into garbage, odd value types, ...

@@ -74,8 +74,10 @@ def load_rgb(source: ImageSource, short_side: int | None = None, max_pixels: int
             image = _to_rgb(image)
     except BadImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise BadImageError(f"not a readable image ({type(error).__name__}: {error})") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadImageError(f"the image is too large (a possible decompression bomb: {error})") from error
+    except UnidentifiedImageError as error:
+        raise BadImageError("not a readable image (unknown or unsupported format)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Truncated or corrupt data surfaces as OSError ("image file is truncated") or similar.
         raise BadImageError(f"corrupt or truncated image ({error})") from error

@@ -30,3 +30,19 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 def tiny_data(tmp_path_factory) -> Path:
     """3 classes x 16 train / 6 test generated JPEGs, plus a corrupt file, a text file and an empty class."""
     return make_synthetic_dataset(tmp_path_factory.mktemp("tiny"), n_classes=3, n_train=16, n_test=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory) -> Path:
+    """A small MyModel trained for a few epochs on tiny_data and exported (TorchScript)."""
+    from src.scratch import ScratchRecipe, export_scratch, train_scratch
+
+    folder = tmp_path_factory.mktemp("model")
+    recipe = ScratchRecipe(
+        data_dir=str(tiny_data), epochs=6, batch_size=8, train_crop=64, widths=(16, 32, 32, 64), dropout=0.0,
+        learning_rate=3e-3, num_workers=0, checkpoint=str(folder / "best.pt"), export_path=str(folder / "tiny.pt"),
+        eval_sizes=[(73, 64)], resume=False,
+    )
+    model, history, loaders = train_scratch(recipe)
+    path, _ = export_scratch(model, loaders, recipe, history)
+    return path

@@ -358,3 +358,16 @@ def test_real_sample_photo(tmp_path: Path) -> None:
     assert has_gps(copy) == had_gps
     with Image.open(io.BytesIO(tagged.read_bytes())) as image:
         image.load()  # still a decodable JPEG
+
+
+def test_thumbnail_and_first_ifd_survive(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    _image(1).resize((8, 6)).save(buffer, "JPEG")
+    thumbnail = buffer.getvalue()
+    exif = {**CAMERA_EXIF, "1st": {piexif.ImageIFD.XResolution: (72, 1)}, "thumbnail": thumbnail}
+    source = _jpeg(tmp_path / "photo.jpg", exif=exif)
+    before = piexif.load(str(source))
+    assert before["thumbnail"]  # (piexif strips the thumbnail's APP0, so compare with what it wrote)
+    written = piexif.load(str(write_location(source, tmp_path / "t.jpg", *SYDNEY_OPERA_HOUSE)))
+    assert written["thumbnail"] == before["thumbnail"]
+    assert written["1st"] == before["1st"]

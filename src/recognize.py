@@ -1,0 +1,140 @@
+"""Photo bytes -> top-k landmarks, location and tags, or an honest "unknown".
+
+The one place where an exported model meets a user's photo; the app, the HTTP service and the batch
+tagger all call `Recognizer.recognize` / `recognize_many`, so they agree on every answer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .images import BadImageError, ImageSource, load_rgb
+from .metadata import LandmarkInfo, lookup
+from .predictor import load_exported
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "transfer_exported.pt"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def default_model_path() -> Path:
+    """$LANDMARK_MODEL, else the model committed in checkpoints/."""
+    return Path(os.environ.get("LANDMARK_MODEL") or DEFAULT_MODEL)
+
+
+@dataclass(frozen=True)
+class Guess:
+    class_name: str
+    probability: float
+    info: LandmarkInfo
+
+    def to_dict(self) -> dict:
+        return {"class_name": self.class_name, "probability": self.probability, **self.info.to_dict()}
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """status: "landmark" (confident), "unknown" (not one of the known landmarks) or "error"."""
+
+    status: str
+    message: str
+    top: list[Guess] = field(default_factory=list)
+    size: Optional[tuple[int, int]] = None  # upright width, height of the photo
+
+    @property
+    def landmark(self) -> Optional[Guess]:
+        return self.top[0] if self.status == "landmark" else None
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "landmark": self.landmark.to_dict() if self.landmark else None,
+            "top": [guess.to_dict() for guess in self.top],
+        }
+
+
+class Recognizer:
+    """An exported model plus its decision rule (threshold and "no landmark" classes from its metadata)."""
+
+    def __init__(self, model_path: Optional[str | Path] = None, threshold: Optional[float] = None):
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not self.model_path.exists():
+            raise FileNotFoundError(f"no exported model at {self.model_path}: train one (see README) or set LANDMARK_MODEL")
+        self.model, self.metadata = load_exported(self.model_path)
+        self.class_names: list[str] = list(self.metadata["class_names"])
+        self.threshold = float(self.metadata.get("threshold", 0.5) if threshold is None else threshold)
+        # Classes that stand for "no landmark" (e.g. a background class learned from object photos).
+        self.background = [i for i, name in enumerate(self.class_names) if name in set(self.metadata.get("background_classes", []))]
+        self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
+        prep = self.metadata.get("preprocessing", {})
+        self.resize = int(prep.get("resize", 256))
+
+    def decode(self, source: ImageSource) -> Image.Image:
+        """Decode at the model's own resize size (JPEG draft mode keeps big photos cheap)."""
+        return load_rgb(source, short_side=self.resize)
+
+    def _to_tensor(self, image: Image.Image) -> torch.Tensor:
+        # Centre square of the already-resized photo: same pixels the model's centre crop sees, and
+        # equal sizes let photos be batched.
+        width, height = image.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        square = image.crop((left, top, left + side, top + side))
+        return torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
+
+    @torch.no_grad()
+    def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
+        """Class probabilities [N, classes] for decoded photos, in batches."""
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            batch = torch.stack([self._to_tensor(image) for image in images[start : start + batch_size]])
+            outputs.append(self.model(batch))
+        return torch.cat(outputs) if outputs else torch.empty(0, len(self.class_names))
+
+    def decide(self, probs: torch.Tensor, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
+        """Turn one row of probabilities into a Recognition (pure: no model, no I/O)."""
+        background = float(probs[self.background].sum()) if self.background else 0.0
+        landmark_probs = probs[self.landmark_indices]
+        order = torch.argsort(landmark_probs, descending=True)[:top_k]
+        top = []
+        for i in order.tolist():
+            name = self.class_names[self.landmark_indices[i]]
+            top.append(Guess(class_name=name, probability=float(landmark_probs[i]), info=lookup(name)))
+        best = top[0]
+        if best.probability < self.threshold or background > best.probability:
+            return Recognition(
+                status="unknown",
+                message=f"This photo does not look like one of the {len(self.landmark_indices)} landmarks I know "
+                f"(best guess {best.info.name} at {best.probability:.0%}).",
+                top=top,
+                size=size,
+            )
+        return Recognition(status="landmark", message=f"{best.info.name} ({best.probability:.0%})", top=top, size=size)
+
+    def recognize(self, data: bytes, top_k: int = 5, max_bytes: int = MAX_UPLOAD_BYTES) -> Recognition:
+        """Photo bytes -> Recognition. Never raises for bad input: status "error" with a reason."""
+        return self.recognize_many([data], top_k=top_k, max_bytes=max_bytes)[0]
+
+    def recognize_many(self, sources: Sequence[ImageSource], top_k: int = 5, max_bytes: int = MAX_UPLOAD_BYTES) -> list[Recognition]:
+        """Decode every photo, predict the good ones in batches, keep bad ones as errors in place."""
+        results: list[Optional[Recognition]] = [None] * len(sources)
+        decoded: list[tuple[int, Image.Image]] = []
+        for index, source in enumerate(sources):
+            try:
+                if isinstance(source, (bytes, bytearray, memoryview)) and len(source) > max_bytes:
+                    raise BadImageError(f"the file is too large ({len(source) / 1e6:.1f} MB; limit {max_bytes / 1e6:.0f} MB)")
+                decoded.append((index, self.decode(source)))
+            except BadImageError as error:
+                results[index] = Recognition(status="error", message=f"Cannot read this file: {error}.")
+        if decoded:
+            probs = self.probabilities([image for _, image in decoded])
+            for (index, image), row in zip(decoded, probs):
+                results[index] = self.decide(row, top_k=top_k, size=image.size)
+        return results  # type: ignore[return-value]

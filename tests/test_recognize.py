@@ -1,0 +1,104 @@
+"""Photo bytes -> Recognition: top-5 order, metadata join, threshold, and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from src.recognize import Recognizer
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model) -> Recognizer:
+    return Recognizer(tiny_model)
+
+
+def _photo_bytes(tiny_data, fmt: str = "JPEG") -> bytes:
+    image = Image.open(tiny_data / "test" / "01.Green_Square_Gate" / "000.jpg")
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_recognize_real_photo_gives_sorted_top_k(recognizer, tiny_data, fmt):
+    result = recognizer.recognize(_photo_bytes(tiny_data, fmt), top_k=5)
+    assert result.status in {"landmark", "unknown"}
+    probabilities = [guess.probability for guess in result.top]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert len(result.top) == 3  # the tiny model knows 3 classes: top-5 is capped
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+    assert result.top[0].class_name == "01.Green_Square_Gate"
+    assert result.top[0].info.name == "Green Square Gate"  # unknown to the metadata file: name only
+
+
+def test_threshold_turns_low_confidence_into_unknown(recognizer):
+    probs = torch.tensor([0.4, 0.35, 0.25])
+    assert recognizer.decide(probs).status == "unknown"
+    assert "does not look like" in recognizer.decide(probs).message
+    confident = recognizer.decide(torch.tensor([0.05, 0.9, 0.05]))
+    assert confident.status == "landmark" and confident.landmark.class_name == recognizer.class_names[1]
+
+
+def test_background_class_wins_means_unknown(tiny_model):
+    recognizer = Recognizer(tiny_model, threshold=0.1)
+    recognizer.background = [2]
+    recognizer.landmark_indices = [0, 1]
+    result = recognizer.decide(torch.tensor([0.2, 0.1, 0.7]))
+    assert result.status == "unknown" and [g.class_name for g in result.top] == recognizer.class_names[:2]
+
+
+def test_metadata_is_joined_for_known_landmarks(recognizer):
+    recognizer_names = recognizer.class_names
+    try:
+        recognizer.class_names = ["22.Taj_Mahal", "16.Eiffel_Tower", "99.Nowhere"]
+        result = recognizer.decide(torch.tensor([0.9, 0.05, 0.05]))
+        assert result.landmark.info.country == "India"
+        assert "#TajMahal" in result.landmark.info.hashtags
+        assert result.to_dict()["landmark"]["latitude"] == pytest.approx(27.175, abs=0.05)
+    finally:
+        recognizer.class_names = recognizer_names
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4 definitely not a photo", "not a readable image"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 100, "not a readable image|corrupt"),
+    ],
+)
+def test_bad_uploads_give_a_clear_error(recognizer, data, reason):
+    result = recognizer.recognize(data)
+    assert result.status == "error"
+    assert result.top == []
+    assert pytest.importorskip("re").search(reason, result.message)
+
+
+def test_truncated_and_oversized_uploads(recognizer, tiny_data):
+    good = _photo_bytes(tiny_data)
+    assert recognizer.recognize(good[: len(good) // 2]).status == "error"
+    too_big = recognizer.recognize(good, max_bytes=100)
+    assert too_big.status == "error" and "too large" in too_big.message
+
+
+def test_huge_dimensions_are_refused(recognizer):
+    buffer = io.BytesIO()
+    Image.new("L", (12000, 8000)).save(buffer, "PNG")  # 96 Mpx, tiny file: a decompression bomb
+    result = recognizer.recognize(buffer.getvalue())
+    assert result.status == "error" and "too large" in result.message
+
+
+def test_recognize_many_keeps_order_and_isolates_errors(recognizer, tiny_data):
+    good = _photo_bytes(tiny_data)
+    results = recognizer.recognize_many([good, b"junk", good])
+    assert [r.status == "error" for r in results] == [False, True, False]
+    assert results[0].top[0].probability == pytest.approx(results[2].top[0].probability)
+
+
+def test_missing_model_file_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="LANDMARK_MODEL"):
+        Recognizer(tmp_path / "nope.pt")
