@@ -48,7 +48,8 @@ class FolderScan:
 
     def identity(self, *extra: object) -> str:
         """A short hash of what is in the folder; changes when any file is added, removed or edited."""
-        digest = hashlib.sha1(str(CACHE_FORMAT_VERSION).encode())
+        # The absolute root is part of the key: cached paths must point into this very folder.
+        digest = hashlib.sha1(f"{CACHE_FORMAT_VERSION}|{self.root.resolve()}".encode())
         for path, label in self.samples:
             stat = path.stat()
             digest.update(f"{path.relative_to(self.root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())

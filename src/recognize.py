@@ -17,6 +17,7 @@ from PIL import Image
 
 from .images import BadImageError, ImageSource, load_rgb
 from .metadata import LandmarkInfo, lookup
+from .openset import is_landmark
 from .predictor import load_exported
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "transfer_exported.pt"
@@ -100,7 +101,6 @@ class Recognizer:
 
     def decide(self, probs: torch.Tensor, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
         """Turn one row of probabilities into a Recognition (pure: no model, no I/O)."""
-        background = float(probs[self.background].sum()) if self.background else 0.0
         landmark_probs = probs[self.landmark_indices]
         order = torch.argsort(landmark_probs, descending=True)[:top_k]
         top = []
@@ -108,7 +108,7 @@ class Recognizer:
             name = self.class_names[self.landmark_indices[i]]
             top.append(Guess(class_name=name, probability=float(landmark_probs[i]), info=lookup(name)))
         best = top[0]
-        if best.probability < self.threshold or background > best.probability:
+        if not bool(is_landmark(probs, self.background, self.threshold)):
             return Recognition(
                 status="unknown",
                 message=f"This photo does not look like one of the {len(self.landmark_indices)} landmarks I know "

@@ -1,0 +1,36 @@
+"""The "is this one of our landmarks at all?" rule, shared by training (to choose the threshold on
+validation data) and by the recognizer (to apply it)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def landmark_confidence(probs: torch.Tensor, background: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the best landmark probability and the total probability of the background classes."""
+    mask = torch.ones(probs.shape[-1], dtype=torch.bool)
+    mask[list(background)] = False
+    best = probs[..., mask].max(dim=-1).values
+    background_total = probs[..., ~mask].sum(dim=-1) if len(background) else torch.zeros_like(best)
+    return best, background_total
+
+
+def is_landmark(probs: torch.Tensor, background: Sequence[int], threshold: float) -> torch.Tensor:
+    """True where the photo is confidently one of the landmarks: the best landmark's probability
+    reaches the threshold and beats the "no landmark" classes."""
+    best, background_total = landmark_confidence(probs, background)
+    return (best >= threshold) & (best >= background_total)
+
+
+def choose_threshold(landmark_probs: torch.Tensor, other_probs: torch.Tensor, background: Sequence[int]) -> dict:
+    """Pick the threshold that minimises (landmark photos rejected + non-landmark photos named),
+    on VALIDATION photos; returns the threshold and both rates there."""
+    best = None
+    for threshold in torch.linspace(0.05, 0.95, 91).tolist():
+        rejected = 1 - is_landmark(landmark_probs, background, threshold).float().mean().item()
+        named = is_landmark(other_probs, background, threshold).float().mean().item() if len(other_probs) else 0.0
+        if best is None or rejected + named < best["rejected"] + best["named"] - 1e-9:
+            best = {"threshold": round(threshold, 3), "rejected": rejected, "named": named}
+    return best
