@@ -18,7 +18,7 @@ import torch
 
 from .data import DataConfig, make_loaders
 from .model import MyModel
-from .optimization import get_loss, get_optimizer, get_scheduler
+from .optimization import TimeBudgetCosine, get_loss, get_optimizer, get_scheduler
 from .predictor import Predictor, export, predict_dataset
 from .train import History, load_checkpoint, optimize
 from .transforms import Preprocessing
@@ -42,6 +42,8 @@ class ScratchRecipe:
     # candidate evaluation sizes (resize, crop); the best on the validation split is exported
     eval_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(146, 128), (164, 144), (183, 160), (256, 224)])
     resume: bool = True
+    # when set, train for this many minutes (learning rate on a wall-clock cosine) instead of `epochs`
+    time_budget_minutes: Optional[float] = None
 
 
 def build_model(recipe: ScratchRecipe, num_classes: int) -> MyModel:
@@ -59,9 +61,14 @@ def train_scratch(recipe: ScratchRecipe, interactive_tracking: bool = False):
     classes = loaders["train"].dataset.classes
     model = build_model(recipe, len(classes))
     optimizer = get_optimizer(model, "adamw", recipe.learning_rate, weight_decay=recipe.weight_decay)
-    scheduler = get_scheduler(optimizer, recipe.epochs, len(loaders["train"]))
+    if recipe.time_budget_minutes:
+        scheduler = TimeBudgetCosine(optimizer, recipe.time_budget_minutes * 60)
+        n_epochs = 10_000  # the budget ends training
+    else:
+        scheduler = get_scheduler(optimizer, recipe.epochs, len(loaders["train"]))
+        n_epochs = recipe.epochs
     history = optimize(
-        loaders, model, optimizer, get_loss(recipe.label_smoothing), recipe.epochs, recipe.checkpoint,
+        loaders, model, optimizer, get_loss(recipe.label_smoothing), n_epochs, recipe.checkpoint,
         interactive_tracking=interactive_tracking, scheduler=scheduler,
         config={"recipe": asdict(recipe), "class_names": classes}, resume=recipe.resume,
     )
@@ -113,6 +120,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Train MyModel from scratch and export it.")
     parser.add_argument("--data", default=None, help="folder with train/ and test/ (default: LANDMARK_DATA or ./landmark_images)")
     parser.add_argument("--epochs", type=int, default=ScratchRecipe.epochs)
+    parser.add_argument("--minutes", type=float, default=None, help="train for this wall-clock budget instead of --epochs")
     parser.add_argument("--batch-size", type=int, default=ScratchRecipe.batch_size)
     parser.add_argument("--train-crop", type=int, default=ScratchRecipe.train_crop)
     parser.add_argument("--lr", type=float, default=ScratchRecipe.learning_rate)
@@ -126,7 +134,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     recipe = ScratchRecipe(
         data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, train_crop=args.train_crop,
         learning_rate=args.lr, num_workers=args.workers, limit=args.limit, checkpoint=args.checkpoint,
-        export_path=args.export, resume=not args.no_resume,
+        export_path=args.export, resume=not args.no_resume, time_budget_minutes=args.minutes,
     )
     start = time.perf_counter()
     model, history, loaders = train_scratch(recipe)

@@ -212,6 +212,9 @@ def optimize(
         )
         if live is not None:
             live.update(history)
+        if getattr(scheduler, "finished", False):
+            print(f"time budget used up after {epoch + 1} epochs")
+            break
         if early_stopping is not None and epoch - history.best_epoch >= early_stopping:
             print(f"early stopping: no better validation loss for {early_stopping} epochs")
             break
