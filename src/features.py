@@ -33,7 +33,7 @@ def augmented_view_transform(prep: Preprocessing) -> v2.Compose:
     )
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the features are later used where autograd is on
 def extract_features(
     backbone: nn.Module,
     images: Sequence[torch.Tensor],

@@ -25,6 +25,8 @@ METADATA_FILE = "metadata.json"
 class Predictor(nn.Module):
     """uint8 [B,3,H,W] (or [3,H,W]) or float in [0,1] -> softmax probabilities [B, classes]."""
 
+    class_names: list[str]  # declared here so TorchScript keeps it as a typed attribute
+
     def __init__(
         self,
         model: nn.Module,
@@ -39,7 +41,7 @@ class Predictor(nn.Module):
                 raise ValueError("give mean and std, or a Preprocessing")
             preprocessing = Preprocessing(mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
         self.model = model.eval()
-        self.class_names: list[str] = list(class_names)
+        self.class_names = list(class_names)
         self.preprocessing_config = json.dumps(preprocessing.to_dict())
         interpolation = T.InterpolationMode(preprocessing.interpolation)
         # torchvision's v1 tensor transforms are nn.Modules that TorchScript can compile.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,11 @@ import torch
 from src.synthetic import make_synthetic_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let timm/huggingface reach for the network
-torch.set_num_threads(2)
+# Session fixtures run before function-scoped ones: point the cache at a temporary folder right away,
+# so nothing the tests do lands in the user's ~/.cache.
+os.environ["LANDMARK_CACHE"] = tempfile.mkdtemp(prefix="landmark_test_cache_")
+# The test models are tiny: one thread is as fast, and far faster when the CPU is shared.
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NEEDS_SHARED = pytest.mark.skipif(
