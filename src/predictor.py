@@ -25,8 +25,6 @@ METADATA_FILE = "metadata.json"
 class Predictor(nn.Module):
     """uint8 [B,3,H,W] (or [3,H,W]) or float in [0,1] -> softmax probabilities [B, classes]."""
 
-    class_names: list[str]  # declared here so TorchScript keeps it as a typed attribute
-
     def __init__(
         self,
         model: nn.Module,

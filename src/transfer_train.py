@@ -143,6 +143,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     background = [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
     landmark_valid = ~torch.isin(splits.y["valid"], torch.tensor(background, dtype=torch.long))
 
+    @torch.no_grad()
     def closed_set_accuracy(head, split):
         probs = torch.softmax(head(splits.x[split]), dim=1)
         keep = ~torch.isin(splits.y[split], torch.tensor(background, dtype=torch.long))
