@@ -88,6 +88,10 @@ class Recognizer:
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
         square = image.crop((left, top, left + side, top + side))
+        if side != self.resize:
+            # Small photos are not upscaled when decoded; bring every square to one size so any mix
+            # of photos stacks into a batch (the model's own resize would do the same upscaling).
+            square = square.resize((self.resize, self.resize), Image.Resampling.BICUBIC)
         return torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
 
     @torch.no_grad()

@@ -1,0 +1,447 @@
+"""JSON web service: upload a photo, get the top-k landmarks with location and tags.
+
+    make service                                   # uvicorn src.service:app on 127.0.0.1:8000
+    python -m src.service --port 8000 --model checkpoints/transfer_exported.pt
+
+Endpoints (interactive docs at ``/docs``, schema at ``/openapi.json``):
+
+* ``POST /v1/predict`` -- multipart/form-data field ``file`` (the photo), optional query ``top_k``
+  (1..10). Answers ``{status: "landmark"|"unknown", message, landmark, top: [...], model}``.
+* ``GET /healthz`` -- ``{status: "ok", model, classes}`` once the model is loaded.
+
+Every answer comes from `src.recognize.Recognizer`, the same decision rule the app and the batch
+tagger use. The model is loaded once per process, at startup (lifespan), from the ``model_path``
+given to `create_app`, else ``$LANDMARK_MODEL``, else the model in ``checkpoints/``.
+
+Untrusted uploads are checked before any pixel is decoded, and every bad input gets a JSON
+``{"detail": "..."}`` with a 4xx status, never a 500:
+
+* 413 -- the upload is larger than ``max_upload_bytes`` (``$LANDMARK_MAX_UPLOAD_MB``, default 20 MB;
+  the request body is counted while it streams in and refused as soon as it passes the limit), or
+  the image has more than ``max_pixels`` pixels (``$LANDMARK_MAX_PIXELS``, default 60 Mpx: a
+  decompression bomb is refused from its header, before decoding).
+* 415 -- the bytes are not a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image. The type is sniffed
+  from the content (magic numbers), never from the file name or the declared content type.
+* 422 -- an empty, truncated or corrupt image, a missing ``file`` field, ``top_k`` out of range.
+
+Inference runs in worker threads (never on the event loop), at most ``max_concurrency`` at a time
+so concurrent requests do not oversubscribe the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import threading
+import warnings
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+import anyio
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, Field
+
+from .images import MAX_PIXELS
+from .recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ErrorResponse",
+    "Guess",
+    "Health",
+    "Prediction",
+    "RejectedUpload",
+    "app",
+    "create_app",
+    "main",
+    "sniff_image_format",
+]
+
+CHUNK_BYTES = 1024 * 1024
+# Multipart framing (boundaries, part headers, a field or two) on top of the file itself.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MAX_TOP_K = 10
+SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC"
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+
+
+# --------------------------------------------------------------------------------------------
+# Response models
+# --------------------------------------------------------------------------------------------
+
+
+class Guess(BaseModel):
+    """One candidate landmark with its probability and what is known about it."""
+
+    class_name: str = Field(description="class folder name the model was trained on", examples=["22.Taj_Mahal"])
+    name: str = Field(description="display name", examples=["Taj Mahal"])
+    probability: float = Field(ge=0.0, le=1.0, examples=[0.93])
+    city: str = ""
+    region: str = ""
+    country: str = ""
+    location: str = Field("", description="city, region, country", examples=["Agra, Uttar Pradesh, India"])
+    latitude: Optional[float] = Field(None, description="WGS-84 degrees; null when unknown", examples=[27.175])
+    longitude: Optional[float] = Field(None, description="WGS-84 degrees; null when unknown", examples=[78.0421])
+    map_url: Optional[str] = Field(None, description="OpenStreetMap link; null without coordinates")
+    hashtags: list[str] = Field(default_factory=list, examples=[["#TajMahal", "#Agra"]])
+
+
+class Prediction(BaseModel):
+    """The answer for one photo."""
+
+    status: Literal["landmark", "unknown"] = Field(
+        description='"landmark": confident about top[0]; "unknown": not one of the known landmarks'
+    )
+    message: str = Field(description="one human-readable sentence", examples=["Taj Mahal (93%)"])
+    landmark: Optional[Guess] = Field(None, description="top[0] when status is landmark, else null")
+    top: list[Guess] = Field(description="the top-k candidates, most probable first")
+    model: str = Field(description="file name of the model that answered", examples=["transfer_exported.pt"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    model: str = Field(description="file name of the loaded model")
+    classes: int = Field(description="number of classes the model knows")
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what was wrong with the request", examples=["the upload is not an image"])
+
+
+class RejectedUpload(Exception):
+    """Bad input: becomes a JSON ``{"detail": message}`` with ``status_code``."""
+
+    def __init__(self, status_code: int, detail: str):
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+_ERRORS = {
+    413: {"model": ErrorResponse, "description": "upload larger than the byte limit, or too many pixels"},
+    415: {"model": ErrorResponse, "description": f"not an image ({SUPPORTED_FORMATS}, sniffed from the bytes)"},
+    422: {"model": ErrorResponse, "description": "missing file field, empty/truncated/corrupt image, bad top_k"},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Upload checks (pure functions, run before the recognizer decodes anything)
+# --------------------------------------------------------------------------------------------
+
+
+def sniff_image_format(head: bytes) -> Optional[str]:
+    """The image format from the first bytes (magic numbers), as Pillow names it; None if none matches."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    # "BM" alone is too weak (plenty of text starts with it): also require a known DIB header size.
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "BMP"
+    return None
+
+
+def check_upload(data: bytes, max_pixels: int) -> str:
+    """Refuse what must not reach the decoder; returns the sniffed format.
+
+    Raises RejectedUpload: 422 empty, 415 not an image / unsupported, 413 too many pixels.
+    Only the header is parsed here (no pixel is decoded), so a decompression bomb costs nothing.
+    """
+    if not data:
+        raise RejectedUpload(422, "the uploaded file is empty (0 bytes)")
+    fmt = sniff_image_format(data[:32])
+    if fmt is None:
+        raise RejectedUpload(415, f"the upload is not an image: expected {SUPPORTED_FORMATS} (checked from its bytes)")
+    if fmt not in Image.OPEN:
+        Image.init()  # registers every plugin Pillow has
+    if fmt not in Image.OPEN:
+        hint = " (install pillow-heif for HEIC photos)" if fmt == "HEIF" else ""
+        raise RejectedUpload(415, f"{fmt} images are not supported by this server{hint}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise RejectedUpload(413, f"the image has too many pixels (a possible decompression bomb): {error}") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise RejectedUpload(422, f"corrupt or truncated {fmt} image ({error})") from error
+    if width * height > max_pixels:
+        raise RejectedUpload(
+            413,
+            f"the image has too many pixels ({width}x{height} = {width * height / 1e6:.0f} Mpx; "
+            f"limit {max_pixels / 1e6:.0f} Mpx)",
+        )
+    return fmt
+
+
+def _describe_validation_errors(errors: Sequence[dict]) -> str:
+    parts = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        field = ".".join(loc) or "request"
+        if field == "file" and error.get("type") == "missing":
+            parts.append("no photo in the request: send it as the multipart/form-data field 'file'")
+        elif field == "file":
+            parts.append("the 'file' field must be an uploaded file (multipart/form-data), not a text value")
+        else:
+            parts.append(f"{field}: {error.get('msg', 'invalid value')}")
+    return "; ".join(parts) or "invalid request"
+
+
+# --------------------------------------------------------------------------------------------
+# Body size limit (pure ASGI, so it works before the multipart parser spools anything)
+# --------------------------------------------------------------------------------------------
+
+
+class _BodyLimit:
+    """Refuse request bodies above ``max_body`` bytes with 413, as early as possible.
+
+    A declared Content-Length above the limit is refused before one byte of the body is read; a
+    chunked or lying client is cut off as soon as the bytes received pass the limit.
+    """
+
+    def __init__(self, app, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return await self._too_large(send, int(declared))
+
+        received = 0
+        overflow = started = False
+
+        async def limited_receive():
+            nonlocal received, overflow
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    overflow = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if overflow:
+                # The app may have turned our exception into some other error response (FastAPI
+                # reports any body-parsing failure as 400): answer 413 instead, once.
+                if not started:
+                    started = True
+                    await self._too_large(send, None)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            if started:
+                return
+            started = True
+            await self._too_large(send, None)
+
+    async def _too_large(self, send, size: Optional[int]) -> None:
+        limit = max(0, self.max_body - MULTIPART_OVERHEAD_BYTES)
+        got = f"{_mib(size)}; " if size is not None else ""
+        response = JSONResponse(
+            {"detail": f"the upload is too large ({got}limit {_mib(limit)})"},
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.0f} KiB"
+
+
+async def _no_receive():  # pragma: no cover - JSONResponse never reads the request
+    return {"type": "http.disconnect"}
+
+
+# --------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------
+
+
+def _env_int(name: str, default: int, scale: float = 1.0) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(float(value) * scale)
+    except ValueError:
+        raise ValueError(f"${name} must be a number, got {value!r}") from None
+
+
+def create_app(
+    model_path: Optional[str | Path] = None,
+    *,
+    max_upload_bytes: Optional[int] = None,
+    max_pixels: Optional[int] = None,
+    max_concurrency: Optional[int] = None,
+    recognizer: Optional[Recognizer] = None,
+) -> FastAPI:
+    """Build the service. Nothing is loaded here: the model is loaded once, at startup.
+
+    model_path: the exported model; None -> ``$LANDMARK_MODEL`` (read at startup) or the default.
+    max_upload_bytes: None -> ``$LANDMARK_MAX_UPLOAD_MB`` or 20 MB.
+    max_pixels: None -> ``$LANDMARK_MAX_PIXELS`` or 60 Mpx.
+    max_concurrency: recognitions running at once; None -> the number of CPU cores.
+    recognizer: an already loaded Recognizer to serve (tests, embedding); skips loading.
+    """
+    max_upload_bytes = max_upload_bytes or _env_int("LANDMARK_MAX_UPLOAD_MB", MAX_UPLOAD_BYTES, 1024 * 1024)
+    max_pixels = max_pixels or _env_int("LANDMARK_MAX_PIXELS", MAX_PIXELS)
+    max_concurrency = max_concurrency or os.cpu_count() or 1
+    load_lock = threading.Lock()
+
+    def load_recognizer() -> Recognizer:
+        with load_lock:
+            if app.state.recognizer is None:
+                path = Path(model_path) if model_path else default_model_path()
+                log.info("loading model %s", path)
+                app.state.recognizer = Recognizer(path)
+            return app.state.recognizer
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.limiter = anyio.CapacityLimiter(max_concurrency)
+        await anyio.to_thread.run_sync(load_recognizer)  # fail at startup, not on the first request
+        yield
+
+    app = FastAPI(
+        title="Landmark Tagger",
+        version="1.0",
+        summary="Where was this photo taken? Top-k landmarks with location and hashtags.",
+        lifespan=lifespan,
+    )
+    app.state.recognizer = recognizer
+    app.state.limiter = None
+    app.state.max_upload_bytes = max_upload_bytes
+    app.state.max_pixels = max_pixels
+    app.add_middleware(_BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+
+    async def get_recognizer() -> Recognizer:
+        if app.state.recognizer is None:  # served without its lifespan (mounted, some test clients)
+            await anyio.to_thread.run_sync(load_recognizer)
+        return app.state.recognizer
+
+    @app.exception_handler(RejectedUpload)
+    async def rejected(request: Request, error: RejectedUpload) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _describe_validation_errors(error.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": "internal error: the server could not process this request"}, status_code=500)
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    async def healthz() -> Health:
+        """Liveness/readiness: the model is loaded and how many classes it knows."""
+        recognizer = await get_recognizer()
+        return Health(model=recognizer.model_path.name, classes=len(recognizer.landmark_indices))
+
+    @app.post("/v1/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
+    async def predict(
+        file: UploadFile = File(..., description=f"the photo ({SUPPORTED_FORMATS}); type is sniffed from its bytes"),
+        top_k: int = Query(5, ge=1, le=MAX_TOP_K, description="how many candidates to return"),
+    ) -> Prediction:
+        """Recognise the landmark in one photo: top-k candidates, or an honest "unknown"."""
+        data = await _read_limited(file, app.state.max_upload_bytes)
+        recognizer = await get_recognizer()
+        result = await anyio.to_thread.run_sync(_recognize, recognizer, data, top_k, app.state.max_pixels, limiter=app.state.limiter)
+        body = result.to_dict()
+        return Prediction(
+            status=body["status"],
+            message=body["message"],
+            landmark=body["landmark"],
+            top=body["top"],
+            model=recognizer.model_path.name,
+        )
+
+    return app
+
+
+async def _read_limited(file: UploadFile, max_bytes: int) -> bytes:
+    """Read an upload in chunks; refuse (413) as soon as it passes ``max_bytes``."""
+    chunks, size = [], 0
+    while True:
+        chunk = await file.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise RejectedUpload(413, f"the upload is too large (limit {_mib(max_bytes)})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _recognize(recognizer: Recognizer, data: bytes, top_k: int, max_pixels: int):
+    """Worker thread: check the upload, then recognise it (the one shared decision rule)."""
+    check_upload(data, max_pixels)
+    result = recognizer.recognize(data, top_k=top_k, max_bytes=len(data))
+    if result.status == "error":
+        raise RejectedUpload(422, result.message)
+    return result
+
+
+app = create_app()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.service", description="Serve the landmark recogniser over HTTP.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--max-upload-mb", type=float, default=None, help="largest accepted upload (default 20)")
+    parser.add_argument("--max-pixels", type=int, default=None, help=f"largest accepted image (default {MAX_PIXELS})")
+    parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: CPU cores)")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    if args.model is not None and not args.model.exists():
+        parser.error(f"no model at {args.model}")
+
+    import uvicorn
+
+    service = create_app(
+        args.model,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024) if args.max_upload_mb else None,
+        max_pixels=args.max_pixels,
+        max_concurrency=args.max_concurrency,
+    )
+    uvicorn.run(service, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
