@@ -78,7 +78,7 @@ class FeatureSplits:
 
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
-    identity: str
+    check_photos: list[tuple[torch.Tensor, int]]  # a few validation photos to verify the export with
 
 
 def compute_features(recipe: TransferRecipe) -> tuple[FeatureSplits, list[str], dict]:
@@ -119,7 +119,9 @@ def compute_features(recipe: TransferRecipe) -> tuple[FeatureSplits, list[str], 
                 x[key], y[key] = feats, labels
             background_info[split] = len(paths)
         classes = classes + [BACKGROUND_CLASS]
-    return FeatureSplits(x=x, y=y, identity=recipe.backbone), classes, background_info
+    valid = datasets["valid"]
+    check = [valid.raw(i) for i in range(0, len(valid), max(1, len(valid) // 24))][:24]
+    return FeatureSplits(x=x, y=y, check_photos=check), classes, background_info
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch.nn.Linear:
@@ -190,8 +192,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     model.head.load_state_dict(head.state_dict())
     spec = get_backbone_spec(recipe.backbone)
     predictor = Predictor(model, classes, preprocessing=spec.preprocessing)
-    datasets = build_datasets(DataConfig(data_dir=recipe.data_dir, valid_size=recipe.valid_size, seed=recipe.seed, limit=recipe.limit, preprocessing=spec.preprocessing))
-    check = [datasets["valid"].raw(i) for i in range(0, len(datasets["valid"]), max(1, len(datasets["valid"]) // 24))][:24]
+    check = splits.check_photos
     export(
         predictor, recipe.export_path, [image for image, _ in check], [label for _, label in check],
         min_accuracy=0.5, metadata={
