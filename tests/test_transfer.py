@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from src import transfer
 from src.transfer import (
