@@ -30,7 +30,7 @@ bench: venv
 	$(BIN)/python -m src.bench
 
 train-scratch: venv
-	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 60
+	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 58
 
 train-transfer: venv
 	$(BIN)/python -m src.transfer_train --data ../shared/indian_monuments --no-landmark ../shared/no_landmark
