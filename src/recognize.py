@@ -46,7 +46,7 @@ class Recognition:
     status: str
     message: str
     top: list[Guess] = field(default_factory=list)
-    size: Optional[tuple[int, int]] = None  # upright width, height of the photo
+    size: Optional[tuple[int, int]] = None  # width, height of the photo as decoded (upright, shrunk to the model size)
 
     @property
     def landmark(self) -> Optional[Guess]:
