@@ -46,7 +46,7 @@ def resolve_preprocessing(config: DataConfig) -> Preprocessing:
 
 
 def _worker_count(requested: int) -> int:
-    return os.cpu_count() or 1 if requested == -1 else requested
+    return (os.cpu_count() or 1) if requested == -1 else requested
 
 
 def build_datasets(config: DataConfig) -> dict[str, torch.utils.data.Dataset]:
