@@ -110,7 +110,7 @@ class DecodedImages:
     problems: list[tuple[str, str]]
 
 
-def _decode(path: Path, short_side: int) -> torch.Tensor:
+def _decode(path: Path, short_side: Optional[int]) -> torch.Tensor:
     image = load_rgb(path, short_side=short_side)
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
 
@@ -215,7 +215,7 @@ class JpegFolderDataset(Dataset):
         for offset in range(len(self.indices)):
             path, label = self.scan.samples[self.indices[(item + offset) % len(self.indices)]]
             try:
-                return (_decode(path, self.short_side) if self.short_side else _decode_full(path)), label
+                return _decode(path, self.short_side), label
             except BadImageError as error:
                 log.warning("skipping %s: %s", path, error)
         raise RuntimeError(f"no readable image in {self.scan.root}")
@@ -223,11 +223,6 @@ class JpegFolderDataset(Dataset):
     def __getitem__(self, item: int):
         image, label = self.raw(item)
         return (self.transform(image) if self.transform else image), label
-
-
-def _decode_full(path: Path) -> torch.Tensor:
-    image = load_rgb(path)
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
 
 
 def stratified_split(labels: list[int], valid_size: float, seed: int = 42) -> tuple[list[int], list[int]]:

@@ -116,6 +116,10 @@ class PredictionSet:
     pred: list[int]
     probabilities: torch.Tensor
 
+    @property
+    def accuracy(self) -> float:
+        return sum(t == p for t, p in zip(self.truth, self.pred)) / len(self.truth)
+
 
 def predict_dataset(dataset, model: nn.Module, progress: bool = True) -> PredictionSet:
     """Run `model` (a Predictor or exported file) on the raw photos of a dataset, one at a time."""
@@ -131,6 +135,5 @@ def predict_dataset(dataset, model: nn.Module, progress: bool = True) -> Predict
 def predictor_test(test_dataloader, model_reloaded: nn.Module) -> tuple[list[int], list[int]]:
     """The course's check: (truth, pred) for every test photo, through the exported model."""
     result = predict_dataset(test_dataloader.dataset, model_reloaded)
-    accuracy = sum(t == p for t, p in zip(result.truth, result.pred)) / len(result.truth)
-    print(f"Accuracy: {accuracy:.1%}")
+    print(f"Accuracy: {result.accuracy:.1%}")
     return result.truth, result.pred

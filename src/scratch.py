@@ -84,7 +84,7 @@ def choose_eval_size(model: torch.nn.Module, loaders, sizes: list[tuple[int, int
         prep = Preprocessing(resize=resize, crop=crop, mean=base.mean, std=base.std, interpolation=base.interpolation)
         predictor = Predictor(model, loaders["train"].dataset.classes, preprocessing=prep)
         result = predict_dataset(loaders["valid"].dataset, predictor, progress=False)
-        scores[f"{resize}/{crop}"] = sum(t == p for t, p in zip(result.truth, result.pred)) / len(result.truth)
+        scores[f"{resize}/{crop}"] = result.accuracy
     best = max(scores, key=scores.get)
     resize, crop = map(int, best.split("/"))
     return Preprocessing(resize=resize, crop=crop, mean=base.mean, std=base.std, interpolation=base.interpolation), scores
@@ -103,7 +103,7 @@ def export_scratch(model: torch.nn.Module, loaders, recipe: ScratchRecipe, histo
     )
     test = predict_dataset(loaders["test"].dataset, predictor)
     report = {
-        "test_accuracy": sum(t == p for t, p in zip(test.truth, test.pred)) / len(test.truth),
+        "test_accuracy": test.accuracy,
         "test_images": len(test.truth),
         "eval_size": [prep.resize, prep.crop],
         "valid_accuracy_by_size": valid_scores,
