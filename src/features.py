@@ -1,12 +1,20 @@
-"""Frozen-backbone features, computed once and cached.
+"""Frozen-trunk activations, computed once and cached.
 
-A frozen backbone gives the same features every epoch, so we run it once per photo (one centre crop
-for evaluation, a few augmented views for training), store the [N, D] matrix on disk keyed by the
-photos' identity, the backbone and the view, and train only the head on it: seconds instead of hours.
+A frozen network gives the same output every epoch, so we run it once per photo (one centre crop for
+evaluation, a few augmented views for training) and store the result on disk keyed by the photos'
+identity, the network and the view. What we cache is the output of the backbone's *trunk* (all but
+its last block, `src.transfer.split_trunk_and_tail`): the pooled features are one cheap tail pass
+away, and the tail itself can be fine-tuned on the cache in seconds instead of hours.
+
+On CPUs with native bfloat16 (AVX512-BF16, AMX) the frozen pass runs under bfloat16 autocast:
+measured 2.7x faster for EfficientNet-Lite0 on this project's 2-core machine, with the same
+validation accuracy. Elsewhere it stays in float32, where emulated bfloat16 would be slower.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -21,6 +29,22 @@ from .dataset import default_cache_dir
 from .transforms import Preprocessing, eval_transform
 
 
+@functools.lru_cache(maxsize=1)
+def bf16_is_fast() -> bool:
+    """True when this CPU computes bfloat16 natively (oneDNN says so)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def fast_autocast(enabled: Optional[bool] = None) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CPU where it is native (enabled=None: decide from the CPU), else a no-op."""
+    if enabled is None:
+        enabled = bf16_is_fast()
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
 def augmented_view_transform(prep: Preprocessing) -> v2.Compose:
     """A mild training view: random crop covering 35-100 % of the photo, random flip."""
     return v2.Compose(
@@ -33,60 +57,65 @@ def augmented_view_transform(prep: Preprocessing) -> v2.Compose:
     )
 
 
-@torch.no_grad()  # not inference_mode: the features are later used where autograd is on
+@torch.no_grad()  # not inference_mode: the outputs are later used where autograd is on
 def extract_features(
-    backbone: nn.Module,
+    network: nn.Module,
     images: Sequence[torch.Tensor],
     transform: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int = 64,
     desc: str = "features",
-    with_imagenet_logits: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Run `backbone` over uint8 images (each transformed first); returns [N, D] features
-    (and [N, 1000] ImageNet logits when asked and the backbone has that head)."""
-    backbone = backbone.eval().to(memory_format=torch.channels_last)
-    features, logits = [], []
+    bf16: Optional[bool] = None,
+    out_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Run `network` (eval mode) over uint8 images, each transformed first; returns the stacked outputs.
+
+    bf16: bfloat16 autocast (None: where the CPU has it natively). out_dtype: how to store the result
+    (float16 halves the size of cached activation maps).
+    """
+    network = network.eval().to(memory_format=torch.channels_last)
+    outputs = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, ncols=90):
         batch = torch.stack([transform(image) for image in images[start : start + batch_size]])
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        if with_imagenet_logits:
-            f, l = backbone.features_and_imagenet_logits(batch)
-            features.append(f)
-            logits.append(l)
-        else:
-            features.append(backbone(batch))
-    if with_imagenet_logits:
-        return torch.cat(features), torch.cat(logits)
-    return torch.cat(features)
+        with fast_autocast(bf16):
+            outputs.append(network(batch.contiguous(memory_format=torch.channels_last)).to(out_dtype))
+    return torch.cat(outputs)
 
 
-def cached_features(
-    backbone_name: str,
-    backbone_factory: Callable[[], nn.Module],
+def cached_activations(
+    network_name: str,
+    trunk_factory: Callable[[], nn.Module],
     images: Sequence[torch.Tensor],
     identity: str,
     view: str,
     prep: Preprocessing,
     seed: int = 0,
     cache_dir: Optional[Path] = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and ImageNet logits of `images` for one view ("eval" or "aug<k>"), cached on disk.
+) -> torch.Tensor:
+    """Trunk activations (float16 [N, C, H, W]) of `images` for one view ("eval" or "aug<k>"), cached on disk.
 
     identity: names the exact list of photos (e.g. a FolderScan identity plus the split's indices).
+    network_name must change whenever the trunk does (it is part of the cache key).
     """
-    key = hashlib.sha1(f"{backbone_name}|{identity}|{view}|{prep}|{seed}|{len(images)}".encode()).hexdigest()[:16]
-    path = (cache_dir or default_cache_dir()) / f"features-{backbone_name}-{view}-{key}.pt"
+    precision = "bf16" if bf16_is_fast() else "fp32"
+    key = hashlib.sha1(f"{network_name}|{identity}|{view}|{prep}|{seed}|{len(images)}|{precision}".encode()).hexdigest()[:16]
+    path = (cache_dir or default_cache_dir()) / f"activations-{network_name}-{view}-{key}.pt"
     if path.exists():
-        stored = torch.load(path, weights_only=True)
-        return stored["features"], stored["imagenet_logits"]
+        return torch.load(path, weights_only=True)
     if view == "eval":
         transform = eval_transform(prep)
     else:
         torch.manual_seed(seed)
         transform = augmented_view_transform(prep)
-    features, logits = extract_features(backbone_factory(), images, transform, desc=f"{backbone_name} {view}", with_imagenet_logits=True)
+    activations = extract_features(trunk_factory(), images, transform, desc=f"{network_name} {view}", out_dtype=torch.float16)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"features": features, "imagenet_logits": logits}, tmp)
+    torch.save(activations, tmp)
     os.replace(tmp, path)
-    return features, logits
+    return activations
+
+
+@torch.no_grad()
+def run_in_batches(network: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """`network` (eval mode) over cached inputs in float32 batches: e.g. the frozen tail over trunk activations."""
+    network.eval()
+    return torch.cat([network(inputs[i : i + batch_size].float()) for i in range(0, len(inputs), batch_size)])

@@ -417,6 +417,26 @@ def create_backbone(name: str, allow_download: bool = True) -> tuple[FeatureExtr
     return module.eval(), spec
 
 
+def split_trunk_and_tail(extractor: FeatureExtractor) -> tuple[nn.Sequential, nn.Sequential]:
+    """The backbone as a frozen trunk and a trainable tail: ``tail(trunk(x)) == extractor(x)``.
+
+    The tail is the last block plus what follows it (EfficientNet: the last MBConv block, conv_head,
+    bn2, pooling; ResNet: layer4 and pooling). Both share their modules with ``extractor.body``, so
+    fine-tuning the tail updates the extractor in place. On 2 CPU cores the trunk's activations are
+    computed once and cached; the tail is ~13 % of EfficientNet-Lite0's compute and trains in seconds.
+    """
+    body = extractor.body
+    if hasattr(body, "conv_stem") and hasattr(body, "blocks"):  # timm EfficientNet family
+        trunk = nn.Sequential(body.conv_stem, body.bn1, *body.blocks[:-1])
+        tail = nn.Sequential(body.blocks[-1], body.conv_head, body.bn2, body.global_pool)
+    elif hasattr(body, "layer4"):  # torchvision ResNet
+        trunk = nn.Sequential(body.conv1, body.bn1, body.relu, body.maxpool, body.layer1, body.layer2, body.layer3)
+        tail = nn.Sequential(body.layer4, body.avgpool, nn.Flatten(1))
+    else:
+        raise TypeError(f"don't know where to split a {type(body).__name__} into trunk and tail")
+    return trunk.eval(), tail.eval()
+
+
 def imagenet_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """ImageNet logits [B, 1000] from a FeatureExtractor or TransferModel (scripted ones too)."""
     return model.imagenet_logits(x)

@@ -1,6 +1,13 @@
-"""The transfer recipe: frozen ImageNet backbone -> cached features -> linear head -> export.
+"""The transfer recipe: frozen ImageNet trunk -> cached activations -> fine-tuned tail + head -> export.
 
     python -m src.transfer_train --data ../shared/indian_monuments --no-landmark ../shared/no_landmark
+
+1. The backbone's trunk (all but its last block) runs once per photo and view; its activations are
+   cached on disk (`src.features`).
+2. Linear probe: the frozen tail gives pooled features, a logistic regression fits the head (its
+   strength chosen on validation).
+3. Fine-tune: the tail and a new head train on the cached activations for a few epochs
+   (`src.finetune`); the better of probe and fine-tune on validation is kept.
 
 Optionally a "no landmark" background class is learned from photos that show no landmark; the
 decision threshold is chosen on validation photos. Only half of the no-landmark object categories
@@ -11,10 +18,10 @@ the model names a landmark in a photo of something it has never seen.
 from __future__ import annotations
 
 import argparse
-import functools
+import copy
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -24,11 +31,12 @@ from sklearn.preprocessing import StandardScaler
 
 from .data import DataConfig, build_datasets
 from .dataset import FolderScan, decode_folder, stratified_split
-from .features import cached_features
+from .features import bf16_is_fast, cached_activations, run_in_batches
+from .finetune import TailFinetuneConfig, finetune_tail
 from .images import is_image_file
 from .openset import choose_threshold, is_landmark
-from .predictor import Predictor, export
-from .transfer import create_backbone, get_backbone_spec, get_model_transfer_learning
+from .predictor import Predictor, export, load_exported, predict_dataset
+from .transfer import TransferModel, create_backbone, get_backbone_spec, split_trunk_and_tail
 
 BACKGROUND_CLASS = "no_landmark"
 
@@ -37,9 +45,10 @@ BACKGROUND_CLASS = "no_landmark"
 class TransferRecipe:
     data_dir: Optional[str] = None
     backbone: str = "tf_efficientnet_lite0"
-    train_views: int = 2  # augmented views per training photo, on top of the centre crop
+    train_views: int = 3  # augmented views per training photo, on top of the centre crop
     no_landmark_dir: Optional[str] = None  # photos with no landmark: learned as a background class
-    c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # inverse L2 strength, chosen on validation
+    c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # linear probe: inverse L2 strength, chosen on validation
+    finetune: Optional[TailFinetuneConfig] = field(default_factory=TailFinetuneConfig)  # None: probe only
     valid_size: float = 0.2
     seed: int = 42
     limit: int = -1
@@ -72,55 +81,54 @@ def _decode_paths(paths: list[Path], root: Path, name: str) -> list[torch.Tensor
 
 
 @dataclass
-class FeatureSplits:
-    """Features (and ImageNet logits) per split, with labels."""
+class ActivationSplits:
+    """Cached trunk activations per split ("train" holds all its views), with labels."""
 
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
     check_photos: list[tuple[torch.Tensor, int]]  # a few validation photos to verify the export with
 
 
-def compute_features(recipe: TransferRecipe) -> tuple[FeatureSplits, list[str], dict]:
+def compute_activations(recipe: TransferRecipe, trunk, splits: tuple[str, ...]) -> tuple[ActivationSplits, list[str], dict, dict]:
+    """Trunk activations of the requested splits: "train" (centre crop + augmented views), "valid",
+    "test", and with a no-landmark folder also "no_landmark_held_out" (background photos join
+    train/valid). Returns them with the class names, background photo counts and the datasets."""
     spec = get_backbone_spec(recipe.backbone)
-    backbone = functools.lru_cache(maxsize=1)(lambda: create_backbone(recipe.backbone)[0])
     datasets = build_datasets(
         DataConfig(data_dir=recipe.data_dir, valid_size=recipe.valid_size, seed=recipe.seed, limit=recipe.limit, preprocessing=spec.preprocessing)
     )
     classes = list(datasets["train"].classes)
+    trunk_name = f"{recipe.backbone}-trunk"
 
-    def features_of(images, identity, view, seed=0):
-        return cached_features(recipe.backbone, backbone, images, identity, view, spec.preprocessing, seed=seed)[0]
+    def activations(images, identity, view, seed=0):
+        return cached_activations(trunk_name, lambda: trunk, images, identity, view, spec.preprocessing, seed=seed)
 
-    x, y, raw = {}, {}, {}
-    for split, dataset in datasets.items():
+    x, y = {}, {}
+    for split in [s for s in ("train", "valid", "test") if s in splits]:
+        dataset = datasets[split]
         images = [dataset.raw(i)[0] for i in range(len(dataset))]
         identity = "|".join(dataset.decoded.paths[i] for i in dataset.indices)
-        raw[split] = (images, torch.tensor(dataset.targets), identity)
-        x[split] = features_of(images, identity, "eval")
-        y[split] = raw[split][1]
-    views = [features_of(raw["train"][0], raw["train"][2], f"aug{k}", seed=k) for k in range(recipe.train_views)]
-    x["train"] = torch.cat([x["train"], *views])
-    y["train"] = y["train"].repeat(1 + recipe.train_views)
+        views = ["eval"] + ([f"aug{k}" for k in range(recipe.train_views)] if split == "train" else [])
+        x[split] = torch.cat([activations(images, identity, view, seed=k - 1) for k, view in enumerate(views)])
+        y[split] = torch.tensor(dataset.targets).repeat(len(views))
 
     background_info = {}
     if recipe.no_landmark_dir:
         folder = Path(recipe.no_landmark_dir)
-        parts = split_no_landmark(folder, recipe.seed)
         background = len(classes)
-        for split, paths in parts.items():
+        for part, paths in split_no_landmark(folder, recipe.seed).items():
+            key = {"train": "train", "valid": "valid", "held_out": "no_landmark_held_out"}[part]
+            background_info[part] = len(paths)
+            if key not in splits:
+                continue
             images = _decode_paths(paths, folder, BACKGROUND_CLASS)
-            feats = features_of(images, "|".join(map(str, paths)), "eval")
-            key = {"train": "train", "valid": "valid", "held_out": "no_landmark_held_out"}[split]
-            labels = torch.full((len(feats),), background)
-            if key in x:
-                x[key], y[key] = torch.cat([x[key], feats]), torch.cat([y[key], labels])
-            else:
-                x[key], y[key] = feats, labels
-            background_info[split] = len(paths)
+            acts = activations(images, "|".join(map(str, paths)), "eval")
+            labels = torch.full((len(acts),), background)
+            x[key], y[key] = (torch.cat([x[key], acts]), torch.cat([y[key], labels])) if key in x else (acts, labels)
         classes = classes + [BACKGROUND_CLASS]
     valid = datasets["valid"]
     check = [valid.raw(i) for i in range(0, len(valid), max(1, len(valid) // 24))][:24]
-    return FeatureSplits(x=x, y=y, check_photos=check), classes, background_info
+    return ActivationSplits(x=x, y=y, check_photos=check), classes, background_info, datasets
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch.nn.Linear:
@@ -136,87 +144,134 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch
     return head
 
 
+def closed_set_scores(probs: torch.Tensor, background: list[int]) -> torch.Tensor:
+    """Probabilities with the background classes taken out of the race (for "which landmark?" metrics)."""
+    scores = probs.clone()
+    scores[:, background] = -1
+    return scores
+
+
+def closed_set_accuracy(logits: torch.Tensor, y: torch.Tensor, background: list[int]) -> float:
+    """Accuracy on the landmark photos only, answering with the best landmark class."""
+    keep = ~torch.isin(y, torch.tensor(background, dtype=torch.long))
+    return (closed_set_scores(logits[keep], background).argmax(dim=1) == y[keep]).float().mean().item()
+
+
 def train_transfer(recipe: TransferRecipe) -> dict:
-    """Features, head (C chosen on validation), threshold (on validation), test metrics, export."""
+    """Activations, linear probe (C on validation), optional tail fine-tuning (kept if it wins on
+    validation), threshold (on validation), test metrics, export, end-to-end check of the export."""
     start = time.perf_counter()
-    splits, classes, background_info = compute_features(recipe)
+    extractor, spec = create_backbone(recipe.backbone)
+    trunk, tail = split_trunk_and_tail(extractor)
+    splits, classes, background_info, datasets = compute_activations(recipe, trunk, ("train", "valid"))
     feature_seconds = time.perf_counter() - start
     background = [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
-    landmark_valid = ~torch.isin(splits.y["valid"], torch.tensor(background, dtype=torch.long))
+    x, y = splits.x, splits.y
 
-    @torch.no_grad()
-    def closed_set_accuracy(head, split):
-        probs = torch.softmax(head(splits.x[split]), dim=1)
-        keep = ~torch.isin(splits.y[split], torch.tensor(background, dtype=torch.long))
-        landmark_probs = probs[keep].clone()
-        landmark_probs[:, background] = -1
-        return (landmark_probs.argmax(dim=1) == splits.y[split][keep]).float().mean().item(), probs
-
-    valid_scores, heads = {}, {}
+    # Linear probe on the frozen tail's pooled features.
+    pooled = {split: run_in_batches(tail, x[split]) for split in ("train", "valid")}
+    probe_scores, probe_heads = {}, {}
     for c in recipe.c_grid:
-        heads[c] = fit_head(splits.x["train"], splits.y["train"], c, recipe.seed)
-        valid_scores[c] = closed_set_accuracy(heads[c], "valid")[0]
-    best_c = max(valid_scores, key=valid_scores.get)
-    head = heads[best_c]
+        probe_heads[c] = fit_head(pooled["train"], y["train"], c, recipe.seed)
+        probe_scores[c] = closed_set_accuracy(probe_heads[c](pooled["valid"]), y["valid"], background)
+    best_c = max(probe_scores, key=probe_scores.get)
+    head, method = probe_heads[best_c], "linear probe"
+    probe_seconds = time.perf_counter() - start - feature_seconds
+
+    finetune_report = None
+    if recipe.finetune is not None:
+        frozen_tail = copy.deepcopy(tail.state_dict())
+        new_head = torch.nn.Linear(extractor.feature_dim, len(classes))
+        torch.nn.init.zeros_(new_head.weight)  # start from "no opinion"; the tail's features are good already
+        torch.nn.init.zeros_(new_head.bias)
+        result = finetune_tail(
+            tail, new_head, x["train"], y["train"], x["valid"],
+            lambda logits: closed_set_accuracy(logits, y["valid"], background), recipe.finetune,
+        )
+        finetune_report = {"best_epoch": result.best_epoch, "valid_accuracy": result.best_valid_score, "history": result.history}
+        if result.best_valid_score > probe_scores[best_c]:
+            head, method = new_head, "fine-tuned tail"
+        else:
+            tail.load_state_dict(frozen_tail)
+    head.eval()
     train_seconds = time.perf_counter() - start
 
-    _, valid_probs = closed_set_accuracy(head, "valid")
+    def probabilities(split: str) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.softmax(head(run_in_batches(tail, x[split])), dim=1)
+
+    valid_probs = probabilities("valid")
+    landmark_valid = ~torch.isin(y["valid"], torch.tensor(background, dtype=torch.long))
     threshold = choose_threshold(valid_probs[landmark_valid], valid_probs[~landmark_valid], background)
-    test_accuracy, test_probs = closed_set_accuracy(head, "test")
-    landmark_scores = test_probs.clone()
-    landmark_scores[:, background] = -1
+    train_seconds = time.perf_counter() - start
+
+    # Evaluation: test photos (landmarks only) and held-out no-landmark photos.
+    evaluation, *_ = compute_activations(recipe, trunk, ("test", "no_landmark_held_out"))
+    x.update(evaluation.x)
+    y.update(evaluation.y)
+    test_probs = probabilities("test")
+    landmark_scores = closed_set_scores(test_probs, background)
     k = min(5, len(classes) - len(background))
-    top5 = (landmark_scores.topk(k, dim=1).indices == splits.y["test"][:, None]).any(dim=1).float().mean().item()
+    top5 = (landmark_scores.topk(k, dim=1).indices == y["test"][:, None]).any(dim=1).float().mean().item()
     report = {
         "backbone": recipe.backbone,
+        "method": method,
         "train_views": recipe.train_views,
+        "bf16_autocast": bf16_is_fast(),
         "C": best_c,
-        "valid_accuracy_by_C": {str(k): v for k, v in valid_scores.items()},
-        "test_accuracy": test_accuracy,
+        "valid_accuracy_by_C": {str(c): v for c, v in probe_scores.items()},
+        "valid_accuracy_probe": probe_scores[best_c],
+        "finetune": finetune_report,
+        "test_accuracy": (landmark_scores.argmax(dim=1) == y["test"]).float().mean().item(),
         "test_top5": top5,
-        "test_images": len(splits.y["test"]),
+        "test_images": len(y["test"]),
         "threshold": threshold["threshold"],
         "valid_rates": threshold,
         # the test split holds landmark photos only
         "test_landmarks_rejected": 1 - is_landmark(test_probs, background, threshold["threshold"]).float().mean().item(),
-        "feature_seconds": feature_seconds,
-        "train_seconds_total": train_seconds,
+        "feature_seconds": feature_seconds,  # trunk activations of train (all views) and valid
+        "probe_seconds": probe_seconds,
+        "train_seconds_total": train_seconds,  # everything the model needs: activations, probe, fine-tune, threshold
         "background_photos": background_info,
     }
-    if "no_landmark_held_out" in splits.x:
-        held_out = torch.softmax(head(splits.x["no_landmark_held_out"]), dim=1)
+    if "no_landmark_held_out" in x:
+        held_out = probabilities("no_landmark_held_out")
         report["held_out_no_landmark_named"] = is_landmark(held_out, background, threshold["threshold"]).float().mean().item()
 
-    model = get_model_transfer_learning(recipe.backbone, n_classes=len(classes), freeze=True)
+    model = TransferModel(extractor, n_classes=len(classes), frozen=True, spec=spec)
     model.head.load_state_dict(head.state_dict())
-    spec = get_backbone_spec(recipe.backbone)
     predictor = Predictor(model, classes, preprocessing=spec.preprocessing)
     check = splits.check_photos
     export(
         predictor, recipe.export_path, [image for image, _ in check], [label for _, label in check],
         min_accuracy=0.5, metadata={
-            "model": f"{recipe.backbone} + linear head", "threshold": threshold["threshold"],
+            "model": f"{recipe.backbone} + {method}", "threshold": threshold["threshold"],
             "background_classes": [BACKGROUND_CLASS] if background else [], "recipe": asdict(recipe), "report": report,
         },
     )
     report["export_path"] = recipe.export_path
     report["export_megabytes"] = Path(recipe.export_path).stat().st_size / 1e6
+    # What the app gets: decode -> the exported file's own preprocessing -> probabilities.
+    exported, _ = load_exported(recipe.export_path)
+    report["test_accuracy_exported"] = predict_dataset(datasets["test"], exported, progress=False).accuracy
     return report
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Train a linear head on frozen ImageNet features and export it.")
+    parser = argparse.ArgumentParser(description="Transfer learning on cached ImageNet-backbone activations: linear probe, tail fine-tuning, export.")
     parser.add_argument("--data", default=None, help="folder with train/ and test/")
     parser.add_argument("--backbone", default=TransferRecipe.backbone)
     parser.add_argument("--views", type=int, default=TransferRecipe.train_views, help="augmented views per training photo")
     parser.add_argument("--no-landmark", default=None, help="folder of photos with no landmark (background class)")
+    parser.add_argument("--epochs", type=int, default=TailFinetuneConfig.epochs, help="tail fine-tuning epochs (best on validation kept)")
+    parser.add_argument("--no-finetune", action="store_true", help="linear probe only (frozen backbone)")
     parser.add_argument("--limit", type=int, default=-1)
     parser.add_argument("--export", default=TransferRecipe.export_path)
     parser.add_argument("--report", default="results/transfer.json")
     args = parser.parse_args(argv)
     recipe = TransferRecipe(
         data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        limit=args.limit, export_path=args.export,
+        limit=args.limit, export_path=args.export, finetune=None if args.no_finetune else TailFinetuneConfig(epochs=args.epochs),
     )
     start = time.perf_counter()
     report = train_transfer(recipe)

@@ -1,0 +1,155 @@
+"""Trunk/tail split, tail fine-tuning on cached activations, and the whole transfer recipe."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # timm must never reach the network
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from src.features import cached_activations, extract_features, run_in_batches
+from src.finetune import TailFinetuneConfig, finetune_tail
+from src.predictor import load_exported
+from src.synthetic import make_synthetic_dataset
+from src.transfer import create_backbone, split_trunk_and_tail
+from src.transfer_train import BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, main, train_transfer
+from src.transforms import Preprocessing, eval_transform
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return create_backbone("tf_efficientnet_lite0")[0]
+
+
+def test_trunk_then_tail_is_the_backbone(lite0):
+    trunk, tail = split_trunk_and_tail(lite0)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(tail(trunk(x)), lite0(x))
+        assert trunk(x).shape == (2, 192, 7, 7)  # what gets cached: the input of the last MBConv block
+    # The tail shares its modules with the backbone: fine-tuning it changes the exported model.
+    assert tail[0] is lite0.body.blocks[-1] and tail[1] is lite0.body.conv_head
+
+
+def test_split_refuses_an_unknown_architecture():
+    class Odd(nn.Module):
+        body = nn.Linear(2, 2)
+
+    with pytest.raises(TypeError, match="trunk and tail"):
+        split_trunk_and_tail(Odd())
+
+
+def test_cached_activations_are_float16_and_reused(lite0, tmp_path):
+    trunk, _ = split_trunk_and_tail(lite0)
+    images = [torch.randint(0, 256, (3, 240, 260), dtype=torch.uint8) for _ in range(3)]
+    prep = Preprocessing(resize=64, crop=64, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bicubic")
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return trunk
+
+    first = cached_activations("t", factory, images, "three", "eval", prep, cache_dir=tmp_path)
+    again = cached_activations("t", factory, images, "three", "eval", prep, cache_dir=tmp_path)
+    assert first.dtype == torch.float16 and first.shape == (3, 192, 2, 2)
+    assert len(calls) == 1 and torch.equal(first, again)
+    direct = extract_features(trunk, images, eval_transform(prep), bf16=False)
+    relative_error = (first.float() - direct).norm() / direct.norm()
+    assert relative_error < 0.05  # bf16 compute (where native) and fp16 storage: close, not equal
+
+
+def _separable_activations(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class k lights up channel k of an [N, 4, 3, 3] map; noise elsewhere."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 4, 3, 3, generator=g) * 0.5
+    x[torch.arange(n), y] += 3.0
+    return x.half(), y
+
+
+def test_finetune_tail_learns_and_keeps_the_best_epoch():
+    torch.manual_seed(0)
+    tail = nn.Sequential(nn.Conv2d(4, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    bn_before = tail[1].running_mean.clone()
+    head = nn.Linear(8, 3)
+    train_x, train_y = _separable_activations(512, 0)
+    valid_x, valid_y = _separable_activations(96, 1)
+    accuracy = lambda logits: (logits.argmax(1) == valid_y).float().mean().item()
+    config = TailFinetuneConfig(epochs=5, batch_size=32, tail_lr=1e-2, head_lr=3e-2, bf16=False)
+    result = finetune_tail(tail, head, train_x, train_y, valid_x, accuracy, config, progress=False)
+
+    assert len(result.history) == 5
+    assert result.best_valid_score == max(h["valid_score"] for h in result.history) > 0.9
+    with torch.no_grad():  # the modules now hold the best epoch's weights
+        assert accuracy(head(run_in_batches(tail, valid_x))) == pytest.approx(result.best_valid_score)
+    assert torch.equal(tail[1].running_mean, bn_before)  # BatchNorm statistics stay ImageNet's
+
+
+def test_finetune_tail_rejects_bad_input():
+    tail, head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(4, 3)
+    x, y = _separable_activations(10, 0)
+    with pytest.raises(ValueError, match="labels"):
+        finetune_tail(tail, head, x, y[:5], x, lambda logits: 0.0, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        finetune_tail(tail, head, x, y, x, lambda logits: 0.0, TailFinetuneConfig(epochs=0), progress=False)
+
+
+def test_closed_set_accuracy_ignores_background():
+    logits = torch.tensor([[0.1, 0.2, 5.0], [2.0, 0.1, 0.3], [0.0, 0.0, 9.0]])
+    y = torch.tensor([1, 0, 2])  # class 2 is the background
+    # row 0: background wins overall, but among landmarks class 1 does -> correct; row 2 is skipped
+    assert closed_set_accuracy(logits, y, [2]) == 1.0
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    """The whole recipe on a generated set with a Caltech-style no-landmark folder, via the CLI."""
+    root = tmp_path_factory.mktemp("transfer")
+    data = make_synthetic_dataset(root / "data", n_classes=3, n_train=12, n_test=4, with_bad_files=False)
+    no_landmark = root / "no_landmark"
+    no_landmark.mkdir()
+    photos = sorted((data / "train").rglob("*.jpg"))
+    for i, category in enumerate(["accordion", "bonsai", "camera", "dolphin"]):
+        for j in range(3):
+            shutil.copy(photos[(3 * i + j) % len(photos)], no_landmark / f"{category}_image_{j:04d}.jpg")
+    report_path, export_path = root / "report.json", root / "model.pt"
+    main([
+        "--data", str(data), "--no-landmark", str(no_landmark), "--views", "1", "--epochs", "2",
+        "--export", str(export_path), "--report", str(report_path),
+    ])
+    return json.loads(report_path.read_text()), export_path
+
+
+def test_recipe_reports_probe_and_finetune(recipe_run):
+    report, _ = recipe_run
+    assert report["method"] in {"linear probe", "fine-tuned tail"}
+    assert len(report["finetune"]["history"]) == 2
+    chosen = report["finetune"]["valid_accuracy"] if report["method"] == "fine-tuned tail" else report["valid_accuracy_probe"]
+    assert chosen == max(report["finetune"]["valid_accuracy"], report["valid_accuracy_probe"])
+    assert report["test_images"] == 12 and 0 <= report["test_accuracy"] <= 1
+    assert 0 <= report["test_accuracy_exported"] <= 1
+    assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6}  # 2 of 4 categories held out
+    assert 0 <= report["held_out_no_landmark_named"] <= 1
+    assert report["feature_seconds"] <= report["train_seconds_total"] <= report["wall_seconds_total"]
+
+
+def test_recipe_export_carries_its_decision_rule(recipe_run):
+    report, export_path = recipe_run
+    module, metadata = load_exported(export_path)
+    assert metadata["class_names"][-1] == BACKGROUND_CLASS and len(metadata["class_names"]) == 4
+    assert metadata["threshold"] == report["threshold"] and metadata["background_classes"] == [BACKGROUND_CLASS]
+    assert metadata["recipe"]["finetune"]["epochs"] == 2
+    probs = module(torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8))
+    assert probs.shape == (1, 4) and torch.isclose(probs.sum(), torch.tensor(1.0))
+
+
+def test_probe_only_recipe(tmp_path, tiny_data):
+    recipe = TransferRecipe(data_dir=str(tiny_data), train_views=0, c_grid=(1.0,), finetune=None, export_path=str(tmp_path / "m.pt"))
+    report = train_transfer(recipe)
+    assert report["method"] == "linear probe" and report["finetune"] is None
+    assert Path(report["export_path"]).is_file()
