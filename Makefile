@@ -33,4 +33,4 @@ train-scratch: venv
 	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 58
 
 train-transfer: venv
-	$(BIN)/python -m src.transfer_train --data ../shared/indian_monuments --no-landmark ../shared/no_landmark --views 2 --report results/transfer_lite0.json
+	$(BIN)/python -m src.transfer_train --data ../shared/indian_monuments --no-landmark ../shared/no_landmark --report results/transfer_lite0.json

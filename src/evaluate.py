@@ -487,3 +487,24 @@ def plot_comparison(reports: Sequence[EvaluationReport]) -> Figure:
     ax.set_title("model comparison")
     figure.tight_layout()
     return figure
+
+
+def plot_finetune_history(history: Sequence[dict[str, float]], probe_valid_accuracy: Optional[float] = None) -> Figure:
+    """Validation accuracy per fine-tuning epoch (`src.finetune.FinetuneResult.history`), the kept
+    epoch marked, against the linear probe's validation accuracy when given."""
+    figure = Figure(figsize=(6.0, 3.5))
+    ax = figure.add_subplot()
+    epochs = [int(h["epoch"]) + 1 for h in history]
+    scores = [h["valid_score"] for h in history]
+    ax.plot(epochs, scores, marker="o", label="fine-tuned tail")
+    best = int(np.argmax(scores))
+    ax.scatter([epochs[best]], [scores[best]], s=120, facecolors="none", edgecolors="tab:red", zorder=3, label=f"kept: epoch {epochs[best]} ({scores[best]:.1%})")
+    if probe_valid_accuracy is not None:
+        ax.axhline(probe_valid_accuracy, color="tab:gray", linestyle="--", label=f"linear probe ({probe_valid_accuracy:.1%})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_xticks(epochs)
+    ax.legend(loc="lower right", fontsize=9)
+    ax.set_title("Fine-tuning the last block on cached activations")
+    figure.tight_layout()
+    return figure

@@ -43,20 +43,22 @@ class Predictor(nn.Module):
         self.preprocessing_config = json.dumps(preprocessing.to_dict())
         interpolation = T.InterpolationMode(preprocessing.interpolation)
         # torchvision's v1 tensor transforms are nn.Modules that TorchScript can compile.
-        self.transforms = nn.Sequential(
+        self.resize_crop = nn.Sequential(
             T.Resize([preprocessing.resize], interpolation=interpolation, antialias=True),
             T.CenterCrop(preprocessing.crop),
-            T.Normalize(list(preprocessing.mean), list(preprocessing.std)),
         )
+        self.normalize = T.Normalize(list(preprocessing.mean), list(preprocessing.std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(0)
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
         with torch.no_grad():
-            x = self.transforms(x)
-            return torch.softmax(self.model(x), dim=1)
+            # uint8 photos are resized as uint8 (rounded back to integers), exactly as the training
+            # and evaluation pipelines do (`src.transforms.eval_transform`), then scaled to [0, 1].
+            x = self.resize_crop(x)
+            if x.dtype == torch.uint8:
+                x = x.float() / 255.0
+            return torch.softmax(self.model(self.normalize(x)), dim=1)
 
 
 def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:

@@ -153,3 +153,13 @@ def test_probe_only_recipe(tmp_path, tiny_data):
     report = train_transfer(recipe)
     assert report["method"] == "linear probe" and report["finetune"] is None
     assert Path(report["export_path"]).is_file()
+
+
+def test_plot_finetune_history_marks_the_kept_epoch():
+    from src.evaluate import plot_finetune_history
+
+    history = [{"epoch": 0, "valid_score": 0.90}, {"epoch": 1, "valid_score": 0.97}, {"epoch": 2, "valid_score": 0.95}]
+    ax = plot_finetune_history(history, probe_valid_accuracy=0.955).axes[0]
+    assert list(ax.lines[0].get_ydata()) == [0.90, 0.97, 0.95]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "kept: epoch 2 (97.0%)" in labels and "linear probe (95.5%)" in labels

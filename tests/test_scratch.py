@@ -356,9 +356,23 @@ def test_predictor_probabilities_and_input_kinds(loaders, class_names):
     assert out.shape == (2, len(class_names))
     assert torch.allclose(out.sum(dim=1), torch.ones(2), atol=1e-5)
     assert torch.allclose(out[0], single[0], atol=1e-5)
-    as_float = predictor(image.float() / 255)  # float in [0, 1]
-    assert torch.allclose(as_float, single, atol=1e-5)
+    as_float = predictor(image.float() / 255)  # float in [0, 1]: resized without rounding to integers
+    assert torch.allclose(as_float, single, atol=1e-2)
     assert not predictor.model.training
+
+
+def test_predictor_preprocesses_exactly_like_evaluation(loaders, class_names):
+    """Training and serving can't disagree: uint8 photos go through the same steps as eval_transform."""
+    predictor = _predictor(class_names)
+    photo = torch.randint(0, 256, (3, 150, 211), dtype=torch.uint8)  # needs a real resize
+    served = predictor.normalize(predictor.resize_crop(photo).float() / 255)
+    evaluated = eval_transform(PREP)(photo)
+    assert served.shape == evaluated.shape
+    # the same steps; torchvision's v1 (scriptable) and v2 resize kernels may round a pixel differently
+    assert (served - evaluated).abs().max() * min(PREP.std) * 255 <= 1.001  # at most one intensity level
+    with torch.no_grad():
+        expected = torch.softmax(predictor.model(evaluated[None]), dim=1)
+    torch.testing.assert_close(predictor(photo), expected, atol=1e-3, rtol=1e-2)
 
 
 def test_predictor_class_names_survive_scripting(class_names):
