@@ -178,9 +178,9 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     head, method = probe_heads[best_c], "linear probe"
     probe_seconds = time.perf_counter() - start - feature_seconds
 
+    probe_head, frozen_tail = head, copy.deepcopy(tail)  # kept to report the probe's test accuracy too
     finetune_report = None
     if recipe.finetune is not None:
-        frozen_tail = copy.deepcopy(tail.state_dict())
         new_head = torch.nn.Linear(extractor.feature_dim, len(classes))
         torch.nn.init.zeros_(new_head.weight)  # start from "no opinion"; the tail's features are good already
         torch.nn.init.zeros_(new_head.bias)
@@ -192,7 +192,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         if result.best_valid_score > probe_scores[best_c]:
             head, method = new_head, "fine-tuned tail"
         else:
-            tail.load_state_dict(frozen_tail)
+            tail.load_state_dict(frozen_tail.state_dict())
     head.eval()
     train_seconds = time.perf_counter() - start
 
@@ -223,6 +223,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         "valid_accuracy_probe": probe_scores[best_c],
         "finetune": finetune_report,
         "test_accuracy": (landmark_scores.argmax(dim=1) == y["test"]).float().mean().item(),
+        "test_accuracy_probe": closed_set_accuracy(probe_head(run_in_batches(frozen_tail, x["test"])), y["test"], background),
         "test_top5": top5,
         "test_images": len(y["test"]),
         "threshold": threshold["threshold"],

@@ -152,6 +152,7 @@ def test_probe_only_recipe(tmp_path, tiny_data):
     recipe = TransferRecipe(data_dir=str(tiny_data), train_views=0, c_grid=(1.0,), finetune=None, export_path=str(tmp_path / "m.pt"))
     report = train_transfer(recipe)
     assert report["method"] == "linear probe" and report["finetune"] is None
+    assert report["test_accuracy"] == report["test_accuracy_probe"]
     assert Path(report["export_path"]).is_file()
 
 
