@@ -70,6 +70,12 @@ def finetune_tail(
         raise ValueError(f"{len(train_x)} activations but {len(train_y)} labels")
     if config.epochs < 1:
         raise ValueError("epochs must be at least 1")
+    with torch.random.fork_rng():  # dropout draws from the global generator: seed it, leave the caller's alone
+        torch.manual_seed(config.seed)
+        return _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progress)
+
+
+def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progress) -> FinetuneResult:
     generator = torch.Generator().manual_seed(config.seed)
     model = nn.Sequential(tail, nn.Dropout(config.dropout), head).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(

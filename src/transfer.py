@@ -417,23 +417,27 @@ def create_backbone(name: str, allow_download: bool = True) -> tuple[FeatureExtr
     return module.eval(), spec
 
 
-def split_trunk_and_tail(extractor: FeatureExtractor) -> tuple[nn.Sequential, nn.Sequential]:
+def split_trunk_and_tail(extractor: FeatureExtractor, tail_stages: int = 1) -> tuple[nn.Sequential, nn.Sequential]:
     """The backbone as a frozen trunk and a trainable tail: ``tail(trunk(x)) == extractor(x)``.
 
-    The tail is the last block plus what follows it (EfficientNet: the last MBConv block, conv_head,
-    bn2, pooling; ResNet: layer4 and pooling). Both share their modules with ``extractor.body``, so
-    fine-tuning the tail updates the extractor in place. On 2 CPU cores the trunk's activations are
-    computed once and cached; the tail is ~13 % of EfficientNet-Lite0's compute and trains in seconds.
+    The tail is the last `tail_stages` stages plus what follows them (EfficientNet: the last MBConv
+    stage, conv_head, bn2, pooling; ResNet: layer4 and pooling). Both share their modules with
+    ``extractor.body``, so fine-tuning the tail updates the extractor in place. On 2 CPU cores the
+    trunk's activations are computed once and cached; EfficientNet-Lite0's last stage is ~13 % of
+    its compute and trains in seconds.
     """
     body = extractor.body
     if hasattr(body, "conv_stem") and hasattr(body, "blocks"):  # timm EfficientNet family
-        trunk = nn.Sequential(body.conv_stem, body.bn1, *body.blocks[:-1])
-        tail = nn.Sequential(body.blocks[-1], body.conv_head, body.bn2, body.global_pool)
+        stem, stages, after = [body.conv_stem, body.bn1], list(body.blocks), [body.conv_head, body.bn2, body.global_pool]
     elif hasattr(body, "layer4"):  # torchvision ResNet
-        trunk = nn.Sequential(body.conv1, body.bn1, body.relu, body.maxpool, body.layer1, body.layer2, body.layer3)
-        tail = nn.Sequential(body.layer4, body.avgpool, nn.Flatten(1))
+        stem = [body.conv1, body.bn1, body.relu, body.maxpool]
+        stages, after = [body.layer1, body.layer2, body.layer3, body.layer4], [body.avgpool, nn.Flatten(1)]
     else:
         raise TypeError(f"don't know where to split a {type(body).__name__} into trunk and tail")
+    if not 1 <= tail_stages < len(stages):
+        raise ValueError(f"tail_stages must be between 1 and {len(stages) - 1} for {type(body).__name__}, got {tail_stages}")
+    trunk = nn.Sequential(*stem, *stages[:-tail_stages])
+    tail = nn.Sequential(*stages[-tail_stages:], *after)
     return trunk.eval(), tail.eval()
 
 

@@ -46,6 +46,7 @@ class TransferRecipe:
     data_dir: Optional[str] = None
     backbone: str = "tf_efficientnet_lite0"
     train_views: int = 3  # augmented views per training photo, on top of the centre crop
+    tail_stages: int = 1  # backbone stages after the cached trunk: frozen for the probe, trained when fine-tuning
     no_landmark_dir: Optional[str] = None  # photos with no landmark: learned as a background class
     c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # linear probe: inverse L2 strength, chosen on validation
     finetune: Optional[TailFinetuneConfig] = field(default_factory=TailFinetuneConfig)  # None: probe only
@@ -98,7 +99,7 @@ def compute_activations(recipe: TransferRecipe, trunk, splits: tuple[str, ...]) 
         DataConfig(data_dir=recipe.data_dir, valid_size=recipe.valid_size, seed=recipe.seed, limit=recipe.limit, preprocessing=spec.preprocessing)
     )
     classes = list(datasets["train"].classes)
-    trunk_name = f"{recipe.backbone}-trunk"
+    trunk_name = f"{recipe.backbone}-trunk-{recipe.tail_stages}"
 
     def activations(images, identity, view, seed=0):
         return cached_activations(trunk_name, lambda: trunk, images, identity, view, spec.preprocessing, seed=seed)
@@ -162,7 +163,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     validation), threshold (on validation), test metrics, export, end-to-end check of the export."""
     start = time.perf_counter()
     extractor, spec = create_backbone(recipe.backbone)
-    trunk, tail = split_trunk_and_tail(extractor)
+    trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
     splits, classes, background_info, datasets = compute_activations(recipe, trunk, ("train", "valid"))
     feature_seconds = time.perf_counter() - start
     background = [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
@@ -266,13 +267,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--no-landmark", default=None, help="folder of photos with no landmark (background class)")
     parser.add_argument("--epochs", type=int, default=TailFinetuneConfig.epochs, help="tail fine-tuning epochs (best on validation kept)")
     parser.add_argument("--no-finetune", action="store_true", help="linear probe only (frozen backbone)")
+    parser.add_argument("--tail-stages", type=int, default=TransferRecipe.tail_stages, help="backbone stages to fine-tune (the trunk before them is cached)")
     parser.add_argument("--limit", type=int, default=-1)
     parser.add_argument("--export", default=TransferRecipe.export_path)
     parser.add_argument("--report", default="results/transfer.json")
     args = parser.parse_args(argv)
     recipe = TransferRecipe(
         data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        limit=args.limit, export_path=args.export, finetune=None if args.no_finetune else TailFinetuneConfig(epochs=args.epochs),
+        limit=args.limit, export_path=args.export, tail_stages=args.tail_stages, finetune=None if args.no_finetune else TailFinetuneConfig(epochs=args.epochs),
     )
     start = time.perf_counter()
     report = train_transfer(recipe)

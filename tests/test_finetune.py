@@ -36,6 +36,16 @@ def test_trunk_then_tail_is_the_backbone(lite0):
     assert tail[0] is lite0.body.blocks[-1] and tail[1] is lite0.body.conv_head
 
 
+def test_split_with_two_tail_stages(lite0):
+    trunk, tail = split_trunk_and_tail(lite0, tail_stages=2)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert trunk(x).shape == (1, 112, 14, 14)
+        torch.testing.assert_close(tail(trunk(x)), lite0(x))
+    with pytest.raises(ValueError, match="tail_stages"):
+        split_trunk_and_tail(lite0, tail_stages=0)
+
+
 def test_split_refuses_an_unknown_architecture():
     class Odd(nn.Module):
         body = nn.Linear(2, 2)
