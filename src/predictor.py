@@ -58,7 +58,9 @@ class Predictor(nn.Module):
             x = self.resize_crop(x)
             if x.dtype == torch.uint8:
                 x = x.float() / 255.0
-            return torch.softmax(self.model(self.normalize(x)), dim=1)
+            # channels_last: measured 1.3x faster for EfficientNet-Lite0 at batch 32 on CPU, same at batch 1
+            x = self.normalize(x).contiguous(memory_format=torch.channels_last)
+            return torch.softmax(self.model(x), dim=1)
 
 
 def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:

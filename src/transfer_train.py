@@ -253,7 +253,9 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     )
     report["export_path"] = recipe.export_path
     report["export_megabytes"] = Path(recipe.export_path).stat().st_size / 1e6
-    # What the app gets: decode -> the exported file's own preprocessing -> probabilities.
+    # What the app gets: decode -> the exported file's own preprocessing -> probabilities. Plain argmax
+    # over every class, as src.evaluate counts: a landmark photo answered "no_landmark" is wrong here,
+    # while test_accuracy above ranks the landmark classes only (the app's top-1 when it names one).
     exported, _ = load_exported(recipe.export_path)
     report["test_accuracy_exported"] = predict_dataset(datasets["test"], exported, progress=False).accuracy
     return report
