@@ -83,7 +83,7 @@ def extract_features(
 
 def cached_activations(
     network_name: str,
-    trunk_factory: Callable[[], nn.Module],
+    trunk: nn.Module,
     images: Sequence[torch.Tensor],
     identity: str,
     view: str,
@@ -106,7 +106,7 @@ def cached_activations(
     else:
         torch.manual_seed(seed)
         transform = augmented_view_transform(prep)
-    activations = extract_features(trunk_factory(), images, transform, desc=f"{network_name} {view}", out_dtype=torch.float16)
+    activations = extract_features(trunk, images, transform, desc=f"{network_name} {view}", out_dtype=torch.float16)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(activations, tmp)

@@ -87,22 +87,26 @@ class ActivationSplits:
 
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
-    check_photos: list[tuple[torch.Tensor, int]]  # a few validation photos to verify the export with
 
 
-def compute_activations(recipe: TransferRecipe, trunk, splits: tuple[str, ...]) -> tuple[ActivationSplits, list[str], dict, dict]:
-    """Trunk activations of the requested splits: "train" (centre crop + augmented views), "valid",
-    "test", and with a no-landmark folder also "no_landmark_held_out" (background photos join
-    train/valid). Returns them with the class names, background photo counts and the datasets."""
+def load_datasets(recipe: TransferRecipe) -> dict:
+    """train/valid/test datasets of the recipe, decoded for the backbone's preprocessing."""
     spec = get_backbone_spec(recipe.backbone)
-    datasets = build_datasets(
+    return build_datasets(
         DataConfig(data_dir=recipe.data_dir, valid_size=recipe.valid_size, seed=recipe.seed, limit=recipe.limit, preprocessing=spec.preprocessing)
     )
+
+
+def compute_activations(recipe: TransferRecipe, trunk: torch.nn.Module, datasets: dict, splits: tuple[str, ...]) -> tuple[ActivationSplits, list[str], dict]:
+    """Trunk activations of the requested splits: "train" (centre crop + augmented views), "valid",
+    "test", and with a no-landmark folder also "no_landmark_held_out" (background photos join
+    train/valid). Returns them with the class names and the background photo counts."""
+    spec = get_backbone_spec(recipe.backbone)
     classes = list(datasets["train"].classes)
     trunk_name = f"{recipe.backbone}-trunk-{recipe.tail_stages}"
 
     def activations(images, identity, view, seed=0):
-        return cached_activations(trunk_name, lambda: trunk, images, identity, view, spec.preprocessing, seed=seed)
+        return cached_activations(trunk_name, trunk, images, identity, view, spec.preprocessing, seed=seed)
 
     x, y = {}, {}
     for split in [s for s in ("train", "valid", "test") if s in splits]:
@@ -127,9 +131,7 @@ def compute_activations(recipe: TransferRecipe, trunk, splits: tuple[str, ...]) 
             labels = torch.full((len(acts),), background)
             x[key], y[key] = (torch.cat([x[key], acts]), torch.cat([y[key], labels])) if key in x else (acts, labels)
         classes = classes + [BACKGROUND_CLASS]
-    valid = datasets["valid"]
-    check = [valid.raw(i) for i in range(0, len(valid), max(1, len(valid) // 24))][:24]
-    return ActivationSplits(x=x, y=y, check_photos=check), classes, background_info, datasets
+    return ActivationSplits(x=x, y=y), classes, background_info
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch.nn.Linear:
@@ -152,9 +154,14 @@ def closed_set_scores(probs: torch.Tensor, background: list[int]) -> torch.Tenso
     return scores
 
 
+def is_landmark_label(y: torch.Tensor, background: list[int]) -> torch.Tensor:
+    """True where the label is a landmark class (not one of the background classes)."""
+    return ~torch.isin(y, torch.tensor(background, dtype=torch.long))
+
+
 def closed_set_accuracy(logits: torch.Tensor, y: torch.Tensor, background: list[int]) -> float:
     """Accuracy on the landmark photos only, answering with the best landmark class."""
-    keep = ~torch.isin(y, torch.tensor(background, dtype=torch.long))
+    keep = is_landmark_label(y, background)
     return (closed_set_scores(logits[keep], background).argmax(dim=1) == y[keep]).float().mean().item()
 
 
@@ -164,7 +171,8 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     start = time.perf_counter()
     extractor, spec = create_backbone(recipe.backbone)
     trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
-    splits, classes, background_info, datasets = compute_activations(recipe, trunk, ("train", "valid"))
+    datasets = load_datasets(recipe)
+    splits, classes, background_info = compute_activations(recipe, trunk, datasets, ("train", "valid"))
     feature_seconds = time.perf_counter() - start
     background = [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
     x, y = splits.x, splits.y
@@ -195,19 +203,18 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         else:
             tail.load_state_dict(frozen_tail.state_dict())
     head.eval()
-    train_seconds = time.perf_counter() - start
 
     def probabilities(split: str) -> torch.Tensor:
         with torch.no_grad():
             return torch.softmax(head(run_in_batches(tail, x[split])), dim=1)
 
     valid_probs = probabilities("valid")
-    landmark_valid = ~torch.isin(y["valid"], torch.tensor(background, dtype=torch.long))
+    landmark_valid = is_landmark_label(y["valid"], background)
     threshold = choose_threshold(valid_probs[landmark_valid], valid_probs[~landmark_valid], background)
     train_seconds = time.perf_counter() - start
 
     # Evaluation: test photos (landmarks only) and held-out no-landmark photos.
-    evaluation, *_ = compute_activations(recipe, trunk, ("test", "no_landmark_held_out"))
+    evaluation, *_ = compute_activations(recipe, trunk, datasets, ("test", "no_landmark_held_out"))
     x.update(evaluation.x)
     y.update(evaluation.y)
     test_probs = probabilities("test")
@@ -223,7 +230,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         "valid_accuracy_by_C": {str(c): v for c, v in probe_scores.items()},
         "valid_accuracy_probe": probe_scores[best_c],
         "finetune": finetune_report,
-        "test_accuracy": (landmark_scores.argmax(dim=1) == y["test"]).float().mean().item(),
+        "test_accuracy": closed_set_accuracy(test_probs, y["test"], background),
         "test_accuracy_probe": closed_set_accuracy(probe_head(run_in_batches(frozen_tail, x["test"])), y["test"], background),
         "test_top5": top5,
         "test_images": len(y["test"]),
@@ -243,7 +250,8 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     model = TransferModel(extractor, n_classes=len(classes), frozen=True, spec=spec)
     model.head.load_state_dict(head.state_dict())
     predictor = Predictor(model, classes, preprocessing=spec.preprocessing)
-    check = splits.check_photos
+    valid = datasets["valid"]  # a few validation photos to verify the export with
+    check = [valid.raw(i) for i in range(0, len(valid), max(1, len(valid) // 24))][:24]
     export(
         predictor, recipe.export_path, [image for image, _ in check], [label for _, label in check],
         min_accuracy=0.5, metadata={

@@ -59,15 +59,14 @@ def test_cached_activations_are_float16_and_reused(lite0, tmp_path):
     images = [torch.randint(0, 256, (3, 240, 260), dtype=torch.uint8) for _ in range(3)]
     prep = Preprocessing(resize=64, crop=64, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bicubic")
     calls = []
-
-    def factory():
-        calls.append(1)
-        return trunk
-
-    first = cached_activations("t", factory, images, "three", "eval", prep, cache_dir=tmp_path)
-    again = cached_activations("t", factory, images, "three", "eval", prep, cache_dir=tmp_path)
+    hook = trunk.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    try:
+        first = cached_activations("t", trunk, images, "three", "eval", prep, cache_dir=tmp_path)
+        again = cached_activations("t", trunk, images, "three", "eval", prep, cache_dir=tmp_path)
+    finally:
+        hook.remove()
     assert first.dtype == torch.float16 and first.shape == (3, 192, 2, 2)
-    assert len(calls) == 1 and torch.equal(first, again)
+    assert len(calls) == 1 and torch.equal(first, again)  # one batch of 3 through the trunk, then the cache
     direct = extract_features(trunk, images, eval_transform(prep), bf16=False)
     relative_error = (first.float() - direct).norm() / direct.norm()
     assert relative_error < 0.05  # bf16 compute (where native) and fp16 storage: close, not equal
