@@ -147,10 +147,11 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch
     return head
 
 
-def closed_set_scores(probs: torch.Tensor, background: list[int]) -> torch.Tensor:
-    """Probabilities with the background classes taken out of the race (for "which landmark?" metrics)."""
-    scores = probs.clone()
-    scores[:, background] = -1
+def closed_set_scores(scores: torch.Tensor, background: list[int]) -> torch.Tensor:
+    """Probabilities or logits with the background classes taken out of the race (for "which
+    landmark?" metrics). -inf, not -1: a logit can be below -1 and must still lose to a landmark."""
+    scores = scores.clone()
+    scores[:, background] = -torch.inf
     return scores
 
 

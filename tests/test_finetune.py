@@ -113,6 +113,8 @@ def test_closed_set_accuracy_ignores_background():
     y = torch.tensor([1, 0, 2])  # class 2 is the background
     # row 0: background wins overall, but among landmarks class 1 does -> correct; row 2 is skipped
     assert closed_set_accuracy(logits, y, [2]) == 1.0
+    # logits all below -1: the best landmark must still win over the masked background
+    assert closed_set_accuracy(logits - 10, y, [2]) == 1.0
 
 
 @pytest.fixture(scope="module")
