@@ -9,6 +9,8 @@ away, and the tail itself can be fine-tuned on the cache in seconds instead of h
 On CPUs with native bfloat16 (AVX512-BF16, AMX) the frozen pass runs under bfloat16 autocast:
 measured 2.7x faster for EfficientNet-Lite0 on this project's 2-core machine, with the same
 validation accuracy. Elsewhere it stays in float32, where emulated bfloat16 would be slower.
+The network is also traced and frozen first (`inference_graph`): BatchNorm folds into the
+convolutions and the weights are cast once, not every batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -57,6 +60,18 @@ def augmented_view_transform(prep: Preprocessing) -> v2.Compose:
     )
 
 
+@torch.no_grad()
+def inference_graph(network: nn.Module, example: torch.Tensor, bf16: Optional[bool] = None) -> torch.jit.ScriptModule:
+    """`network` (eval mode) traced on `example` and frozen: BatchNorm folded into the convolutions,
+    weights cast to bfloat16 once (bf16 as in `fast_autocast`). For a fixed input size only: the
+    trace keeps shape-dependent padding as constants. Measured on the 2-core machine, batch 64,
+    bfloat16: EfficientNet-Lite2 trunk at 260 px 54-64 vs 34 img/s eager, Lite0 at 224 px 145 vs 88."""
+    with fast_autocast(bf16), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # timm's "same" padding reads the input size
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice: it is what we export to
+        return torch.jit.freeze(torch.jit.trace(network.eval(), example, check_trace=False))
+
+
 @torch.no_grad()  # not inference_mode: the outputs are later used where autograd is on
 def extract_features(
     network: nn.Module,
@@ -66,18 +81,24 @@ def extract_features(
     desc: str = "features",
     bf16: Optional[bool] = None,
     out_dtype: torch.dtype = torch.float32,
+    trace: bool = True,
 ) -> torch.Tensor:
     """Run `network` (eval mode) over uint8 images, each transformed first; returns the stacked outputs.
 
     bf16: bfloat16 autocast (None: where the CPU has it natively). out_dtype: how to store the result
-    (float16 halves the size of cached activation maps).
+    (float16 halves the size of cached activation maps). trace: run the traced, frozen graph
+    (`inference_graph`); the transform must then give every image the same size.
     """
     network = network.eval().to(memory_format=torch.channels_last)
+    runner = None
     outputs = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, ncols=90):
         batch = torch.stack([transform(image) for image in images[start : start + batch_size]])
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        if runner is None:
+            runner = inference_graph(network, batch, bf16) if trace else network
         with fast_autocast(bf16):
-            outputs.append(network(batch.contiguous(memory_format=torch.channels_last)).to(out_dtype))
+            outputs.append(runner(batch).to(out_dtype))
     return torch.cat(outputs)
 
 
@@ -96,7 +117,7 @@ def cached_activations(
     identity: names the exact list of photos (e.g. a FolderScan identity plus the split's indices).
     network_name must change whenever the trunk does (it is part of the cache key).
     """
-    precision = "bf16" if bf16_is_fast() else "fp32"
+    precision = ("bf16" if bf16_is_fast() else "fp32") + "-frozen"  # folded BatchNorm rounds differently
     key = hashlib.sha1(f"{network_name}|{identity}|{view}|{prep}|{seed}|{len(images)}|{precision}".encode()).hexdigest()[:16]
     path = (cache_dir or default_cache_dir()) / f"activations-{network_name}-{view}-{key}.pt"
     if path.exists():

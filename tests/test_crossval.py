@@ -1,0 +1,35 @@
+"""k-fold cross-validation of the transfer recipe (src.crossval)."""
+
+import json
+
+import torch
+
+from src.crossval import fold_plans, main
+
+
+def test_fold_plans_validate_every_photo_once_on_its_centre_crop():
+    labels = [0] * 10 + [1] * 10 + [2] * 5
+    n, views, n_background = len(labels), 3, 4
+    plans = fold_plans(labels, views, n_background, folds=5, seed=0)
+    validated = torch.cat([plan.valid_rows for plan in plans])
+    assert sorted(validated.tolist()) == list(range(n))  # every photo once, centre crop (block 0)
+    background = set(range(views * n, views * n + n_background))
+    for plan in plans:
+        train = set(plan.train_rows.tolist())
+        valid_photos = set(plan.valid_rows.tolist())
+        assert background <= train  # background photos train in every fold
+        photos_in_train = {row % n for row in train - background}
+        assert not photos_in_train & valid_photos  # no view of a validated photo is trained on
+        assert len(train - background) == views * (n - len(valid_photos))
+        assert {labels[i] for i in valid_photos} == {0, 1, 2}  # stratified
+
+
+def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
+    report_path = tmp_path / "cv.json"
+    main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--report", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert report["folds"] == 3 and report["photos"] == 50  # 3 x 16 + a grey and an RGBA photo; test/ unused
+    assert len(report["accuracy_by_epoch"]) == 2 and len(report["fold_accuracy_final_epoch"]) == 3
+    assert report["accuracy_best_epoch"] == max(report["accuracy_by_epoch"])
+    assert report["accuracy_final_epoch"] == report["accuracy_by_epoch"][-1]
+    assert all(0 <= a <= 1 for a in report["accuracy_by_epoch"])
