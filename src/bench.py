@@ -406,9 +406,10 @@ def benchmark_model(model_path: Path, data_root: Path, settings: BenchSettings, 
     attempt("end_to_end", end_to_end)
     attempt("memory", memory)
     row["feature_cache"] = None
-    if hasattr(module, "model") and hasattr(module.model, "backbone") and hasattr(module.model, "head"):
+    unfrozen, _ = load_exported(model_path, optimize=False)  # with its submodules: backbone and head
+    if hasattr(unfrozen, "model") and hasattr(unfrozen.model, "backbone") and hasattr(unfrozen.model, "head"):
         def features() -> None:
-            row["feature_cache"] = measure_feature_cache(module, metadata, data_root, settings)
+            row["feature_cache"] = measure_feature_cache(unfrozen, metadata, data_root, settings)
         attempt("feature_cache", features)
     return row
 

@@ -136,7 +136,14 @@ def cached_activations(
 
 
 @torch.no_grad()
-def run_in_batches(network: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """`network` (eval mode) over cached inputs in float32 batches: e.g. the frozen tail over trunk activations."""
+def run_in_batches(network: nn.Module, inputs: torch.Tensor, batch_size: int = 256, fast: bool = False) -> torch.Tensor:
+    """`network` (eval mode) over cached inputs in batches: e.g. the frozen tail over trunk activations.
+
+    fast=False computes in float32, as the exported model does. fast=True runs the traced, frozen
+    graph in bfloat16 where native (`inference_graph`): 2x faster for the Lite2 tail, 1 % relative
+    difference; for features a probe trains on, not for numbers that must match the export.
+    """
     network.eval()
-    return torch.cat([network(inputs[i : i + batch_size].float()) for i in range(0, len(inputs), batch_size)])
+    runner = inference_graph(network, inputs[:batch_size].float()) if fast else network
+    with fast_autocast(None if fast else False):
+        return torch.cat([runner(inputs[i : i + batch_size].float()).float() for i in range(0, len(inputs), batch_size)])

@@ -179,7 +179,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     x, y = splits.x, splits.y
 
     # Linear probe on the frozen tail's pooled features.
-    pooled = {split: run_in_batches(tail, x[split]) for split in ("train", "valid")}
+    pooled = {split: run_in_batches(tail, x[split], fast=True) for split in ("train", "valid")}
     probe_scores, probe_heads = {}, {}
     for c in recipe.c_grid:
         probe_heads[c] = fit_head(pooled["train"], y["train"], c, recipe.seed)

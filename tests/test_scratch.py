@@ -437,3 +437,12 @@ def test_predictor_test_with_the_trained_exported_model(tiny_model, loaders):
     assert truth == list(loaders["test"].dataset.targets)
     assert len(pred) == len(truth)
     assert sum(t == p for t, p in zip(truth, pred)) / len(truth) > 1 / len(metadata["class_names"])  # better than chance
+
+
+def test_load_exported_freezes_for_inference_with_the_same_outputs(tiny_model):
+    frozen, metadata = load_exported(tiny_model)
+    plain, _ = load_exported(tiny_model, optimize=False)
+    photos = torch.randint(0, 256, (2, 3, 150, 190), dtype=torch.uint8)
+    assert torch.allclose(frozen(photos), plain(photos), atol=1e-5)
+    assert list(frozen.class_names) == metadata["class_names"]  # kept for callers that read it
+    assert hasattr(plain, "model") and not hasattr(frozen, "model")  # submodules only when not optimized
