@@ -45,7 +45,9 @@ BACKGROUND_CLASS = "no_landmark"
 class TransferRecipe:
     data_dir: Optional[str] = None
     backbone: str = "tf_efficientnet_lite0"
-    train_views: int = 3  # augmented views per training photo, on top of the centre crop
+    # augmented views per training photo, on top of the centre crop. 5 beat 3 on 4 of 5 folds of
+    # `src.crossval` (97.8 vs 97.5 %, results/crossval_lite0_views{3,5}.json) and fits 5 minutes.
+    train_views: int = 5
     tail_stages: int = 1  # backbone stages after the cached trunk: frozen for the probe, trained when fine-tuning
     no_landmark_dir: Optional[str] = None  # photos with no landmark: learned as a background class
     c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # linear probe: inverse L2 strength, chosen on validation
