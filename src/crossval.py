@@ -31,7 +31,7 @@ from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .finetune import TailFinetuneConfig, finetune_tail
 from .helpers import get_data_location
 from .transfer import create_backbone, split_trunk_and_tail
-from .transfer_train import BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, compute_activations
+from .transfer_train import BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, compute_activations, zero_head
 
 
 @dataclass
@@ -77,9 +77,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     histories = []
     for k, plan in enumerate(plans):
         fold_tail = copy.deepcopy(pristine_tail)
-        head = torch.nn.Linear(extractor.feature_dim, len(classes))
-        torch.nn.init.zeros_(head.weight)  # as src.transfer_train starts its fine-tuning
-        torch.nn.init.zeros_(head.bias)
+        head = zero_head(extractor.feature_dim, len(classes))
         valid_y = y[plan.valid_rows]
         result = finetune_tail(
             fold_tail, head, x[plan.train_rows], y[plan.train_rows], x[plan.valid_rows],

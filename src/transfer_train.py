@@ -149,6 +149,15 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch
     return head
 
 
+def zero_head(in_features: int, n_classes: int) -> torch.nn.Linear:
+    """A new head for fine-tuning that starts from "no opinion" (all logits 0): the tail's features
+    are good already, and a random head would first have to be unlearned."""
+    head = torch.nn.Linear(in_features, n_classes)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head
+
+
 def closed_set_scores(scores: torch.Tensor, background: list[int]) -> torch.Tensor:
     """Probabilities or logits with the background classes taken out of the race (for "which
     landmark?" metrics). -inf, not -1: a logit can be below -1 and must still lose to a landmark."""
@@ -193,9 +202,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     probe_head, frozen_tail = head, copy.deepcopy(tail)  # kept to report the probe's test accuracy too
     finetune_report = None
     if recipe.finetune is not None:
-        new_head = torch.nn.Linear(extractor.feature_dim, len(classes))
-        torch.nn.init.zeros_(new_head.weight)  # start from "no opinion"; the tail's features are good already
-        torch.nn.init.zeros_(new_head.bias)
+        new_head = zero_head(extractor.feature_dim, len(classes))
         result = finetune_tail(
             tail, new_head, x["train"], y["train"], x["valid"],
             lambda logits: closed_set_accuracy(logits, y["valid"], background), recipe.finetune,
