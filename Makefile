@@ -11,7 +11,7 @@ $(BIN)/activate: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(BIN)/activate
 
-.PHONY: venv test app service bench train-scratch train-transfer
+.PHONY: venv test app service bench train-scratch train-transfer crossval
 venv: $(BIN)/activate
 
 test: venv
@@ -34,3 +34,11 @@ train-scratch: venv
 
 train-transfer: venv
 	$(BIN)/python -m src.transfer_train --data ../shared/indian_monuments --no-landmark ../shared/no_landmark --report results/transfer_lite0.json
+
+# 5-fold cross-validation of the default transfer recipe over the training photos (chooses settings;
+# the test split is never opened). Another choice: BACKBONE=tf_efficientnet_lite2 VIEWS=3 make crossval
+BACKBONE ?= tf_efficientnet_lite0
+VIEWS ?= 5
+crossval: venv
+	$(BIN)/python -m src.crossval --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
+		--backbone $(BACKBONE) --views $(VIEWS) --report results/crossval_$(subst tf_efficientnet_,,$(BACKBONE))_views$(VIEWS).json
