@@ -116,6 +116,11 @@ def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: Trans
     }
 
 
+def load_reports(folder: str | Path = "results") -> list[dict]:
+    """The cross-validation reports `make crossval` wrote to `folder` (crossval_*.json), by name."""
+    return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("crossval_*.json"))]
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="k-fold cross-validation of the transfer recipe on train/ (test/ is never read).")
     parser.add_argument("--data", default=None, help="folder with train/ (and test/, unused here)")

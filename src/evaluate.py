@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
@@ -506,5 +507,27 @@ def plot_finetune_history(history: Sequence[dict[str, float]], probe_valid_accur
     ax.set_xticks(epochs)
     ax.legend(loc="lower right", fontsize=9)
     ax.set_title("Fine-tuning the last block on cached activations")
+    figure.tight_layout()
+    return figure
+
+
+def plot_crossval(reports: Sequence[dict]) -> Figure:
+    """Cross-validated accuracy per fine-tuning epoch (`src.crossval` reports), one line per setting,
+    the best epoch of each marked: how settings are compared without touching the test split."""
+    figure = Figure(figsize=(6.5, 3.8))
+    ax = figure.add_subplot()
+    for report in reports:
+        scores = report["accuracy_by_epoch"]
+        epochs = list(range(1, len(scores) + 1))
+        name = report["backbone"].replace("tf_efficientnet_", "")
+        best = int(np.argmax(scores))
+        line = ax.plot(epochs, scores, marker="o", label=f"{name}, {report['train_views']} views: {scores[best]:.1%}")[0]
+        ax.scatter([epochs[best]], [scores[best]], s=120, facecolors="none", edgecolors=line.get_color(), zorder=3)
+    ax.set_xlabel("fine-tuning epoch")
+    ax.set_ylabel("cross-validated accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(loc="lower right", fontsize=9)
+    folds = {report["folds"] for report in reports}
+    ax.set_title(f"{'/'.join(map(str, sorted(folds)))}-fold cross-validation on the training photos")
     figure.tight_layout()
     return figure

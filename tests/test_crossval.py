@@ -33,3 +33,19 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert report["accuracy_best_epoch"] == max(report["accuracy_by_epoch"])
     assert report["accuracy_final_epoch"] == report["accuracy_by_epoch"][-1]
     assert all(0 <= a <= 1 for a in report["accuracy_by_epoch"])
+
+
+def test_load_reports_and_plot_them(tmp_path):
+    from src.crossval import load_reports
+    from src.evaluate import plot_crossval
+
+    for name, scores in (("lite0", [0.90, 0.95, 0.94]), ("lite2", [0.91, 0.93, 0.96])):
+        report = {"backbone": f"tf_efficientnet_{name}", "train_views": 3, "folds": 5, "accuracy_by_epoch": scores}
+        (tmp_path / f"crossval_{name}_views3.json").write_text(json.dumps(report))
+    (tmp_path / "transfer_lite0.json").write_text("{}")  # not a cross-validation report
+    reports = load_reports(tmp_path)
+    assert [r["backbone"] for r in reports] == ["tf_efficientnet_lite0", "tf_efficientnet_lite2"]
+    ax = plot_crossval(reports).axes[0]
+    assert [list(line.get_ydata()) for line in ax.lines] == [[0.90, 0.95, 0.94], [0.91, 0.93, 0.96]]
+    assert ax.get_legend_handles_labels()[1] == ["lite0, 3 views: 95.0%", "lite2, 3 views: 96.0%"]
+    assert ax.get_title() == "5-fold cross-validation on the training photos"
