@@ -31,7 +31,7 @@ from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .finetune import TailFinetuneConfig, finetune_tail
 from .helpers import get_data_location
 from .transfer import create_backbone, split_trunk_and_tail
-from .transfer_train import BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, compute_activations, zero_head
+from .transfer_train import TransferRecipe, background_indices, closed_set_accuracy, compute_activations, zero_head
 
 
 @dataclass
@@ -68,7 +68,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     splits, classes, _ = compute_activations(recipe, trunk, {"train": every_photo}, ("train",))
     x, y = splits.x["train"], splits.y["train"]
     activation_seconds = time.perf_counter() - start
-    background = [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
+    background = background_indices(classes)
     labels = every_photo.targets
     views = 1 + recipe.train_views
     plans = fold_plans(labels, views, len(x) - views * len(labels), folds, seed)

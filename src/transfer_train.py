@@ -166,6 +166,11 @@ def closed_set_scores(scores: torch.Tensor, background: list[int]) -> torch.Tens
     return scores
 
 
+def background_indices(classes: list[str]) -> list[int]:
+    """Indices of the background classes ("no_landmark") among `classes`; empty without one."""
+    return [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
+
+
 def is_landmark_label(y: torch.Tensor, background: list[int]) -> torch.Tensor:
     """True where the label is a landmark class (not one of the background classes)."""
     return ~torch.isin(y, torch.tensor(background, dtype=torch.long))
@@ -186,7 +191,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     datasets = load_datasets(recipe)
     splits, classes, background_info = compute_activations(recipe, trunk, datasets, ("train", "valid"))
     feature_seconds = time.perf_counter() - start
-    background = [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
+    background = background_indices(classes)
     x, y = splits.x, splits.y
 
     # Linear probe on the frozen tail's pooled features.
