@@ -28,10 +28,12 @@ import torch
 from sklearn.model_selection import StratifiedKFold
 
 from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
-from .finetune import TailFinetuneConfig, finetune_tail
+from .finetune import finetune_tail
 from .helpers import get_data_location
 from .transfer import create_backbone, split_trunk_and_tail
-from .transfer_train import TransferRecipe, background_indices, closed_set_accuracy, compute_activations, zero_head
+from .transfer_train import (
+    TransferRecipe, add_recipe_arguments, background_indices, closed_set_accuracy, compute_activations, recipe_from_arguments, zero_head,
+)
 
 
 @dataclass
@@ -123,19 +125,12 @@ def load_reports(folder: str | Path = "results") -> list[dict]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="k-fold cross-validation of the transfer recipe on train/ (test/ is never read).")
-    parser.add_argument("--data", default=None, help="folder with train/ (and test/, unused here)")
-    parser.add_argument("--backbone", default=TransferRecipe.backbone)
-    parser.add_argument("--views", type=int, default=TransferRecipe.train_views, help="augmented views per training photo")
-    parser.add_argument("--no-landmark", default=None, help="folder of photos with no landmark (background class)")
-    parser.add_argument("--epochs", type=int, default=TailFinetuneConfig.epochs)
+    add_recipe_arguments(parser)  # --data: only its train/ is read
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="how the folds are drawn")
     parser.add_argument("--report", default="results/crossval.json")
     args = parser.parse_args(argv)
-    recipe = TransferRecipe(
-        data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        finetune=TailFinetuneConfig(epochs=args.epochs),
-    )
+    recipe = recipe_from_arguments(args)
     report = cross_validate(recipe, folds=args.folds, seed=args.seed)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2))

@@ -284,23 +284,35 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     return report
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Transfer learning on cached ImageNet-backbone activations: linear probe, tail fine-tuning, export.")
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options that describe a recipe, shared by this CLI and `src.crossval`'s."""
     parser.add_argument("--data", default=None, help="folder with train/ and test/")
     parser.add_argument("--backbone", default=TransferRecipe.backbone)
     parser.add_argument("--views", type=int, default=TransferRecipe.train_views, help="augmented views per training photo")
     parser.add_argument("--no-landmark", default=None, help="folder of photos with no landmark (background class)")
     parser.add_argument("--epochs", type=int, default=TailFinetuneConfig.epochs, help="tail fine-tuning epochs (best on validation kept)")
-    parser.add_argument("--no-finetune", action="store_true", help="linear probe only (frozen backbone)")
     parser.add_argument("--tail-stages", type=int, default=TransferRecipe.tail_stages, help="backbone stages to fine-tune (the trunk before them is cached)")
+
+
+def recipe_from_arguments(args: argparse.Namespace, **fields) -> TransferRecipe:
+    """The recipe `add_recipe_arguments`' options describe; `fields` sets the others."""
+    fields.setdefault("finetune", TailFinetuneConfig(epochs=args.epochs))
+    return TransferRecipe(
+        data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
+        tail_stages=args.tail_stages, **fields,
+    )
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Transfer learning on cached ImageNet-backbone activations: linear probe, tail fine-tuning, export.")
+    add_recipe_arguments(parser)
+    parser.add_argument("--no-finetune", action="store_true", help="linear probe only (frozen backbone)")
     parser.add_argument("--limit", type=int, default=-1)
     parser.add_argument("--export", default=TransferRecipe.export_path)
     parser.add_argument("--report", default="results/transfer.json")
     args = parser.parse_args(argv)
-    recipe = TransferRecipe(
-        data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        limit=args.limit, export_path=args.export, tail_stages=args.tail_stages, finetune=None if args.no_finetune else TailFinetuneConfig(epochs=args.epochs),
-    )
+    finetune = None if args.no_finetune else TailFinetuneConfig(epochs=args.epochs)
+    recipe = recipe_from_arguments(args, limit=args.limit, export_path=args.export, finetune=finetune)
     start = time.perf_counter()
     report = train_transfer(recipe)
     report["wall_seconds_total"] = time.perf_counter() - start
