@@ -1,4 +1,4 @@
-"""An exported model loaded as saved vs frozen for inference (`src.predictor.load_exported`).
+"""An exported model as saved vs frozen for inference (`src.predictor.load_exported`).
 
     .venv/bin/python -m scripts.export_speed [--model checkpoints/transfer_exported.pt] [--rounds 5]
 
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from src.predictor import load_exported
+from src.predictor import freeze_for_inference, load_exported
 
 PHOTO_SIZES = [(256, 341), (256, 384), (341, 256), (256, 256), (256, 455), (288, 256), (256, 320), (384, 256)]
 
@@ -27,9 +27,9 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     photos = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator) for h, w in PHOTO_SIZES]
     batch = torch.randint(0, 256, (32, 3, 256, 341), dtype=torch.uint8, generator=generator)
+    saved, _ = load_exported(args.model, optimize=False)
     outputs = {}
-    for optimize in (False, True):
-        module, _ = load_exported(args.model, optimize=optimize)
+    for name, module in (("as saved", saved), ("frozen", freeze_for_inference(saved))):
         with torch.no_grad():
             for photo in photos[:2]:
                 module(photo)  # warm-up
@@ -41,11 +41,11 @@ def main() -> None:
                     times.append(1000 * (time.perf_counter() - start))
             module(batch)
             start = time.perf_counter()
-            outputs[optimize] = module(batch)
+            outputs[name] = module(batch)
             batch_speed = len(batch) / (time.perf_counter() - start)
         p95 = statistics.quantiles(times, n=20)[-1]
-        print(f"{'frozen' if optimize else 'as saved':8s}: one photo p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms; batch 32: {batch_speed:.1f} img/s")
-    print(f"largest probability difference: {(outputs[True] - outputs[False]).abs().max().item():.1e}")
+        print(f"{name:8s}: one photo p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms; batch 32: {batch_speed:.1f} img/s")
+    print(f"largest probability difference: {(outputs['frozen'] - outputs['as saved']).abs().max().item():.1e}")
 
 
 if __name__ == "__main__":

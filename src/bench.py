@@ -350,10 +350,11 @@ def measure_peak_memory(model_path: Path, photo: Path, recognitions: int = 3, ti
 def benchmark_model(model_path: Path, data_root: Path, settings: BenchSettings, results_dir: Path = RESULTS) -> dict[str, Any]:
     """One row of the models table. A measurement that fails is None, with its reason in `errors`."""
     from .evaluate import evaluate_model
-    from .predictor import load_exported
+    from .predictor import freeze_for_inference, load_exported
 
     model_path = Path(model_path)
-    module, metadata = load_exported(model_path)
+    unfrozen, metadata = load_exported(model_path, optimize=False)  # keeps its submodules for the feature-cache measure
+    module = freeze_for_inference(unfrozen)  # what the app and service run
     prep = metadata.get("preprocessing") or {}
     resize, crop = int(prep.get("resize", 256)), int(prep.get("crop", 224))
     row: dict[str, Any] = {
@@ -406,7 +407,6 @@ def benchmark_model(model_path: Path, data_root: Path, settings: BenchSettings, 
     attempt("end_to_end", end_to_end)
     attempt("memory", memory)
     row["feature_cache"] = None
-    unfrozen, _ = load_exported(model_path, optimize=False)  # with its submodules: backbone and head
     if hasattr(unfrozen, "model") and hasattr(unfrozen.model, "backbone") and hasattr(unfrozen.model, "head"):
         def features() -> None:
             row["feature_cache"] = measure_feature_cache(unfrozen, metadata, data_root, settings)

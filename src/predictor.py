@@ -69,19 +69,22 @@ def load_exported(path: str | Path, optimize: bool = True) -> tuple[torch.jit.Sc
 
     optimize: freeze the loaded module for inference (BatchNorm folded into the convolutions,
     weights inlined as constants; same outputs to 1e-6). On the 2-core machine the default model
-    answers one photo in 12.3 ms p50 / 13.3 p95 frozen vs 19.3 / 41.6 as saved
-    (`python -m scripts.export_speed`). Its submodules (`module.model`) are then gone: pass False
-    to reach them.
+    answers one photo in 9.8-10.3 ms p50 frozen vs 15.2-16.0 as saved, p95 10.8-12.9 vs 17.2-27.3
+    (two runs of `python -m scripts.export_speed`). Its submodules (`module.model`) are then gone:
+    pass False to reach them, or freeze later with `freeze_for_inference`.
     """
     extra = {METADATA_FILE: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
     metadata = json.loads(extra[METADATA_FILE] or "{}")
     metadata.setdefault("class_names", list(module.class_names))
-    if optimize:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-            module = torch.jit.freeze(module, preserved_attrs=["class_names", "preprocessing_config"])
-    return module, metadata
+    return (freeze_for_inference(module) if optimize else module), metadata
+
+
+def freeze_for_inference(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """A frozen copy of a loaded exported model (see `load_exported`); `module` itself is unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+        return torch.jit.freeze(module, preserved_attrs=["class_names", "preprocessing_config"])
 
 
 class ExportMismatchError(RuntimeError):
