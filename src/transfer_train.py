@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .data import DataConfig, build_datasets
 from .dataset import FolderScan, decode_folder, stratified_split
-from .features import bf16_is_fast, cached_activations, run_in_batches
+from .features import bf16_is_fast, cached_activations, inference_graph, run_in_batches
 from .finetune import TailFinetuneConfig, finetune_tail
 from .images import is_image_file
 from .openset import choose_threshold, is_landmark
@@ -106,9 +106,13 @@ def compute_activations(recipe: TransferRecipe, trunk: torch.nn.Module, datasets
     spec = get_backbone_spec(recipe.backbone)
     classes = list(datasets["train"].classes)
     trunk_name = f"{recipe.backbone}-trunk-{recipe.tail_stages}"
+    # Trace and freeze the trunk once for every split and view (they share the crop size): building
+    # the graph costs 1-2 s, and `extract_features` would otherwise rebuild it for each of them.
+    crop = spec.preprocessing.crop
+    graph = inference_graph(trunk, torch.zeros(1, 3, crop, crop).contiguous(memory_format=torch.channels_last))
 
     def activations(images, identity, view, seed=0):
-        return cached_activations(trunk_name, trunk, images, identity, view, spec.preprocessing, seed=seed)
+        return cached_activations(trunk_name, graph, images, identity, view, spec.preprocessing, seed=seed)
 
     x, y = {}, {}
     for split in [s for s in ("train", "valid", "test") if s in splits]:
