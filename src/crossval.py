@@ -11,6 +11,10 @@ fine-tuned on the others (`src.finetune`, the same settings and cached trunk act
 
 No-landmark photos (the background class) join the training part of every fold; the score is the
 accuracy on the landmark photos of the held-out fold, answered with the best landmark class.
+
+Every photo is also scored once by a model that never saw it (out of fold): the "no landmark"
+threshold chosen on those scores is what a model refit on every photo uses (`src.transfer_train`
+with `refit`), where no held-out photo is left to choose it on.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .finetune import finetune_tail
 from .helpers import get_data_location
 from .transfer import create_backbone, split_trunk_and_tail
+from .openset import choose_threshold
 from .transfer_train import (
     TransferRecipe, add_recipe_arguments, background_indices, closed_set_accuracy, compute_activations, recipe_from_arguments, zero_head,
 )
@@ -77,18 +82,25 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
 
     pristine_tail = copy.deepcopy(tail)
     histories = []
+    out_of_fold = torch.zeros(len(labels), len(classes))  # final-epoch probabilities, each photo by the fold that held it out
     for k, plan in enumerate(plans):
         fold_tail = copy.deepcopy(pristine_tail)
         head = zero_head(extractor.feature_dim, len(classes))
         valid_y = y[plan.valid_rows]
-        result = finetune_tail(
-            fold_tail, head, x[plan.train_rows], y[plan.train_rows], x[plan.valid_rows],
-            lambda logits: closed_set_accuracy(logits, valid_y, background), recipe.finetune, progress=progress,
-        )
+
+        def score(logits: torch.Tensor) -> float:  # called after every epoch: the last call is the final epoch's
+            out_of_fold[plan.valid_rows] = torch.softmax(logits, dim=1)
+            return closed_set_accuracy(logits, valid_y, background)
+
+        result = finetune_tail(fold_tail, head, x[plan.train_rows], y[plan.train_rows], x[plan.valid_rows], score, recipe.finetune, progress=progress)
         histories.append([epoch["valid_score"] for epoch in result.history])
         if progress:
             print(f"fold {k + 1}/{folds}: best {result.best_valid_score:.4f} (epoch {result.best_epoch + 1})", flush=True)
-    return summarise(histories, plans, recipe, folds, seed, activation_seconds, time.perf_counter() - start)
+    report = summarise(histories, plans, recipe, folds, seed, activation_seconds, time.perf_counter() - start)
+    # Background photos train in every fold, so only landmark photos are scored out of fold: the
+    # threshold is the strictest that rejects at most 2 % of them (see src.openset.choose_threshold).
+    report["threshold_out_of_fold"] = choose_threshold(out_of_fold, out_of_fold[:0], background)
+    return report
 
 
 def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: TransferRecipe, folds: int, seed: int, activation_seconds: float, total_seconds: float) -> dict:

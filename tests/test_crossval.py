@@ -33,6 +33,9 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert report["accuracy_best_epoch"] == max(report["accuracy_by_epoch"])
     assert report["accuracy_final_epoch"] == report["accuracy_by_epoch"][-1]
     assert all(0 <= a <= 1 for a in report["accuracy_by_epoch"])
+    threshold = report["threshold_out_of_fold"]  # for a refit: out-of-fold scores of every photo
+    assert 0.05 <= threshold["threshold"] <= 0.95 and threshold["named"] == 0.0  # no background photos here
+    assert threshold["rejected"] <= 0.02 or threshold["threshold"] == 0.05  # 0.05: the fallback when none qualifies
 
 
 def test_load_reports_and_plot_them(tmp_path):
