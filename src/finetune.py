@@ -56,8 +56,8 @@ def finetune_tail(
     head: nn.Linear,
     train_x: torch.Tensor,
     train_y: torch.Tensor,
-    valid_x: torch.Tensor,
-    valid_score: Callable[[torch.Tensor], float],
+    valid_x: Optional[torch.Tensor],
+    valid_score: Optional[Callable[[torch.Tensor], float]],
     config: TailFinetuneConfig = TailFinetuneConfig(),
     progress: bool = True,
 ) -> FinetuneResult:
@@ -65,6 +65,7 @@ def finetune_tail(
 
     valid_score(logits of valid_x) -> a number to maximise (e.g. accuracy); after every epoch the
     best-so-far weights are kept, and `tail` and `head` end up holding the best epoch's weights.
+    valid_x None (a refit on every photo, its length chosen beforehand): the last epoch is kept.
     """
     if len(train_x) != len(train_y):
         raise ValueError(f"{len(train_x)} activations but {len(train_y)} labels")
@@ -115,13 +116,16 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
             optimizer.step()
             scheduler.step()
             total_loss += loss.item() * len(batch)
-        valid = score()
+        valid = None if valid_x is None else score()
         result.history.append({"epoch": epoch, "loss": total_loss / len(order), "valid_score": valid, "seconds": time.perf_counter() - start})
         if progress:
-            print(f"fine-tune epoch {epoch + 1}/{config.epochs}: loss {total_loss / len(order):.3f}, valid {valid:.4f}", flush=True)
-        if valid > result.best_valid_score:
+            print(f"fine-tune epoch {epoch + 1}/{config.epochs}: loss {total_loss / len(order):.3f}" + ("" if valid is None else f", valid {valid:.4f}"), flush=True)
+        if valid is not None and valid > result.best_valid_score:
             result.best_epoch, result.best_valid_score = epoch, valid
             best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+    if valid_x is None:
+        result.best_epoch, result.best_valid_score = config.epochs - 1, math.nan
+    else:
+        model.load_state_dict(best_state)
     model.eval()
     return result

@@ -110,6 +110,18 @@ def test_finetune_tail_learns_and_keeps_the_best_epoch():
     assert torch.equal(tail[1].running_mean, bn_before)  # BatchNorm statistics stay ImageNet's
 
 
+def test_finetune_tail_without_validation_keeps_the_last_epoch():
+    torch.manual_seed(0)
+    tail, head = nn.Sequential(nn.Conv2d(4, 8, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(8, 3)
+    train_x, train_y = _separable_activations(512, 0)
+    config = TailFinetuneConfig(epochs=5, batch_size=32, tail_lr=1e-2, head_lr=3e-2, bf16=False)
+    result = finetune_tail(tail, head, train_x, train_y, None, None, config, progress=False)
+    assert result.best_epoch == 4 and [h["valid_score"] for h in result.history] == [None] * 5
+    valid_x, valid_y = _separable_activations(96, 1)
+    with torch.no_grad():
+        assert (head(run_in_batches(tail, valid_x)).argmax(1) == valid_y).float().mean() > 0.9
+
+
 def test_finetune_tail_rejects_bad_input():
     tail, head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(4, 3)
     x, y = _separable_activations(10, 0)
@@ -129,8 +141,8 @@ def test_closed_set_accuracy_ignores_background():
 
 
 @pytest.fixture(scope="module")
-def recipe_run(tmp_path_factory):
-    """The whole recipe on a generated set with a Caltech-style no-landmark folder, via the CLI."""
+def recipe_data(tmp_path_factory) -> tuple[Path, Path]:
+    """A generated landmark set and a Caltech-style no-landmark folder (4 object categories)."""
     root = tmp_path_factory.mktemp("transfer")
     data = make_synthetic_dataset(root / "data", n_classes=3, n_train=12, n_test=4, with_bad_files=False)
     no_landmark = root / "no_landmark"
@@ -139,12 +151,45 @@ def recipe_run(tmp_path_factory):
     for i, category in enumerate(["accordion", "bonsai", "camera", "dolphin"]):
         for j in range(3):
             shutil.copy(photos[(3 * i + j) % len(photos)], no_landmark / f"{category}_image_{j:04d}.jpg")
-    report_path, export_path = root / "report.json", root / "model.pt"
+    return data, no_landmark
+
+
+def _run_cli(recipe_data, folder: Path, *options: str) -> tuple[dict, Path]:
+    data, no_landmark = recipe_data
+    report_path, export_path = folder / "report.json", folder / "model.pt"
     main([
         "--data", str(data), "--no-landmark", str(no_landmark), "--views", "1", "--epochs", "2",
-        "--export", str(export_path), "--report", str(report_path),
+        "--export", str(export_path), "--report", str(report_path), *options,
     ])
     return json.loads(report_path.read_text()), export_path
+
+
+@pytest.fixture(scope="module")
+def recipe_run(recipe_data, tmp_path_factory):
+    """The whole recipe, choosing on a validation split, via the CLI."""
+    return _run_cli(recipe_data, tmp_path_factory.mktemp("chosen"), "--no-refit")
+
+
+@pytest.fixture(scope="module")
+def refit_run(recipe_data, tmp_path_factory):
+    """The whole recipe refit on every training photo (the default), via the CLI."""
+    return _run_cli(recipe_data, tmp_path_factory.mktemp("refit"), "--threshold", "0.3")
+
+
+def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_run):
+    report, export_path = refit_run
+    assert "refit" in report["method"] and report["train_photos"] == 36  # 3 classes x 12: no validation split
+    assert [epoch["valid_score"] for epoch in report["finetune"]["history"]] == [None, None]
+    assert report["threshold"] == 0.3 and "valid_accuracy_probe" not in report
+    assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6}  # train + valid both train
+    assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
+    _, metadata = load_exported(export_path)
+    assert metadata["threshold"] == 0.3 and metadata["recipe"]["refit"] is True
+
+
+def test_refit_needs_finetuning(tmp_path, tiny_data):
+    with pytest.raises(ValueError, match="refit"):
+        train_transfer(TransferRecipe(data_dir=str(tiny_data), finetune=None, export_path=str(tmp_path / "m.pt")))
 
 
 def test_recipe_reports_probe_and_finetune(recipe_run):
@@ -171,7 +216,7 @@ def test_recipe_export_carries_its_decision_rule(recipe_run):
 
 
 def test_probe_only_recipe(tmp_path, tiny_data):
-    recipe = TransferRecipe(data_dir=str(tiny_data), train_views=0, c_grid=(1.0,), finetune=None, export_path=str(tmp_path / "m.pt"))
+    recipe = TransferRecipe(data_dir=str(tiny_data), train_views=0, c_grid=(1.0,), finetune=None, refit=False, export_path=str(tmp_path / "m.pt"))
     report = train_transfer(recipe)
     assert report["method"] == "linear probe" and report["finetune"] is None
     assert report["test_accuracy"] == report["test_accuracy_probe"]
