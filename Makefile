@@ -38,7 +38,7 @@ train-transfer: venv
 # 5-fold cross-validation of the default transfer recipe over the training photos (chooses settings;
 # the test split is never opened). Another choice: BACKBONE=tf_efficientnet_lite2 VIEWS=3 make crossval
 BACKBONE ?= tf_efficientnet_lite0
-VIEWS ?= 5
+VIEWS ?= 4
 crossval: venv
 	$(BIN)/python -m src.crossval --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
 		--backbone $(BACKBONE) --views $(VIEWS) --report results/crossval_$(subst tf_efficientnet_,,$(BACKBONE))_views$(VIEWS).json

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .finetune import finetune_tail
@@ -49,22 +49,27 @@ class FoldPlan:
     valid_rows: torch.Tensor
 
 
-def fold_plans(labels: list[int], views: int, n_background: int, folds: int, seed: int) -> list[FoldPlan]:
+def fold_plans(labels: list[int], views: int, n_background: int, folds: int, seed: int, train_fraction: float = 1.0) -> list[FoldPlan]:
     """Stratified folds over the landmark photos. Activation rows are laid out as `views` blocks of
     the photos (block 0: the centre crop), then `n_background` background rows: training takes every
-    view of the other folds' photos plus all background rows, validation the centre crop only."""
+    view of the other folds' photos plus all background rows, validation the centre crop only.
+
+    train_fraction < 1 trains each fold on a stratified part of its photos (a learning curve: what
+    would more photos be worth?); validation stays the same."""
     n = len(labels)
     background_rows = torch.arange(views * n, views * n + n_background)
     plans = []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, valid_idx in splitter.split(torch.zeros(n), labels):
+    for k, (train_idx, valid_idx) in enumerate(splitter.split(torch.zeros(n), labels)):
+        if train_fraction < 1:
+            train_idx, _ = train_test_split(train_idx, train_size=train_fraction, stratify=[labels[i] for i in train_idx], random_state=k)
         train_idx = torch.from_numpy(train_idx)
         train_rows = torch.cat([train_idx + view * n for view in range(views)] + [background_rows])
         plans.append(FoldPlan(train_rows=train_rows, valid_rows=torch.from_numpy(valid_idx)))
     return plans
 
 
-def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progress: bool = True) -> dict:
+def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progress: bool = True, train_fraction: float = 1.0) -> dict:
     """k-fold accuracy of `recipe` (its backbone, views and fine-tuning settings) on train/."""
     if recipe.finetune is None:
         raise ValueError("cross-validation measures the fine-tuned recipe: give recipe.finetune")
@@ -78,7 +83,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     background = background_indices(classes)
     labels = every_photo.targets
     views = 1 + recipe.train_views
-    plans = fold_plans(labels, views, len(x) - views * len(labels), folds, seed)
+    plans = fold_plans(labels, views, len(x) - views * len(labels), folds, seed, train_fraction)
 
     pristine_tail = copy.deepcopy(tail)
     histories = []
@@ -97,6 +102,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
         if progress:
             print(f"fold {k + 1}/{folds}: best {result.best_valid_score:.4f} (epoch {result.best_epoch + 1})", flush=True)
     report = summarise(histories, plans, recipe, folds, seed, activation_seconds, time.perf_counter() - start)
+    report["train_fraction"] = train_fraction
     # Background photos train in every fold, so only landmark photos are scored out of fold: the
     # threshold is the strictest that rejects at most 2 % of them (see src.openset.choose_threshold).
     report["threshold_out_of_fold"] = choose_threshold(out_of_fold, out_of_fold[:0], background)
@@ -140,10 +146,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     add_recipe_arguments(parser)  # --data: only its train/ is read
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="how the folds are drawn")
+    parser.add_argument("--train-fraction", type=float, default=1.0, help="train each fold on this stratified part of its photos (a learning curve)")
     parser.add_argument("--report", default="results/crossval.json")
     args = parser.parse_args(argv)
     recipe = recipe_from_arguments(args)
-    report = cross_validate(recipe, folds=args.folds, seed=args.seed)
+    report = cross_validate(recipe, folds=args.folds, seed=args.seed, train_fraction=args.train_fraction)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "finetune"}, indent=2))

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +35,8 @@ class TailFinetuneConfig:
     label_smoothing: float = 0.1
     dropout: float = 0.2  # on the pooled features, during training only
     warmup_fraction: float = 0.15  # one-cycle schedule: warm up, then cosine down to ~0
+    mixup_alpha: float = 0.0  # > 0: mix pairs of activation maps and their labels (lambda ~ Beta(a, a))
+    ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
     seed: int = 0
     bf16: Optional[bool] = None  # None: bfloat16 autocast where the CPU has it natively
 
@@ -91,10 +94,15 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
         optimizer, max_lr=[config.tail_lr, config.head_lr], total_steps=config.epochs * steps_per_epoch, pct_start=config.warmup_fraction
     )
 
+    # The averaged weights are what gets scored and kept; BatchNorm is frozen, so no statistics to redo.
+    average = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay > 0 else None
+    kept = model if average is None else average.module
+    mix = np.random.default_rng(config.seed)
+
     @torch.no_grad()
     def score() -> float:
-        model.eval()
-        logits = torch.cat([model(valid_x[i : i + 256].float()) for i in range(0, len(valid_x), 256)])
+        kept.eval()
+        logits = torch.cat([kept(valid_x[i : i + 256].float()) for i in range(0, len(valid_x), 256)])
         return valid_score(logits)
 
     result = FinetuneResult(best_epoch=-1, best_valid_score=-math.inf)
@@ -107,14 +115,21 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
         total_loss = 0.0
         for i in tqdm(range(0, len(order), config.batch_size), desc=f"fine-tune {epoch + 1}/{config.epochs}", ncols=90, disable=not progress, leave=False):
             batch = order[i : i + config.batch_size]
-            x = train_x[batch].float().contiguous(memory_format=torch.channels_last)
+            x, y = train_x[batch].float(), train_y[batch]
+            if config.mixup_alpha > 0:
+                lam, partner = float(mix.beta(config.mixup_alpha, config.mixup_alpha)), torch.randperm(len(batch), generator=generator)
+                x = lam * x + (1 - lam) * x[partner]
             with fast_autocast(config.bf16):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), train_y[batch], label_smoothing=config.label_smoothing)
+                logits = model(x.contiguous(memory_format=torch.channels_last)).float()
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if config.mixup_alpha > 0:
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update_parameters(model)
             total_loss += loss.item() * len(batch)
         valid = None if valid_x is None else score()
         result.history.append({"epoch": epoch, "loss": total_loss / len(order), "valid_score": valid, "seconds": time.perf_counter() - start})
@@ -122,10 +137,10 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
             print(f"fine-tune epoch {epoch + 1}/{config.epochs}: loss {total_loss / len(order):.3f}" + ("" if valid is None else f", valid {valid:.4f}"), flush=True)
         if valid is not None and valid > result.best_valid_score:
             result.best_epoch, result.best_valid_score = epoch, valid
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(kept.state_dict())
     if valid_x is None:
         result.best_epoch, result.best_valid_score = config.epochs - 1, math.nan
-    else:
-        model.load_state_dict(best_state)
+        best_state = kept.state_dict()
+    model.load_state_dict(best_state)
     model.eval()
     return result

@@ -359,11 +359,17 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-landmark", default=None, help="folder of photos with no landmark (background class)")
     parser.add_argument("--epochs", type=int, default=TailFinetuneConfig.epochs, help="tail fine-tuning epochs (best on validation kept)")
     parser.add_argument("--tail-stages", type=int, default=TransferRecipe.tail_stages, help="backbone stages to fine-tune (the trunk before them is cached)")
+    parser.add_argument("--mixup", type=float, default=TailFinetuneConfig.mixup_alpha, help="fine-tuning: mixup alpha on the cached activations (0: off)")
+    parser.add_argument("--ema", type=float, default=TailFinetuneConfig.ema_decay, help="fine-tuning: decay of a moving average of the weights (0: off)")
+
+
+def finetune_from_arguments(args: argparse.Namespace) -> TailFinetuneConfig:
+    return TailFinetuneConfig(epochs=args.epochs, mixup_alpha=args.mixup, ema_decay=args.ema)
 
 
 def recipe_from_arguments(args: argparse.Namespace, **fields) -> TransferRecipe:
     """The recipe `add_recipe_arguments`' options describe; `fields` sets the others."""
-    fields.setdefault("finetune", TailFinetuneConfig(epochs=args.epochs))
+    fields.setdefault("finetune", finetune_from_arguments(args))
     return TransferRecipe(
         data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
         tail_stages=args.tail_stages, **fields,
@@ -380,7 +386,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--export", default=TransferRecipe.export_path)
     parser.add_argument("--report", default="results/transfer.json")
     args = parser.parse_args(argv)
-    finetune = None if args.no_finetune else TailFinetuneConfig(epochs=args.epochs)
+    finetune = None if args.no_finetune else finetune_from_arguments(args)
     recipe = recipe_from_arguments(
         args, limit=args.limit, export_path=args.export, finetune=finetune, refit=not (args.no_refit or args.no_finetune), threshold=args.threshold
     )

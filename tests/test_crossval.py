@@ -24,6 +24,19 @@ def test_fold_plans_validate_every_photo_once_on_its_centre_crop():
         assert {labels[i] for i in valid_photos} == {0, 1, 2}  # stratified
 
 
+def test_fold_plans_with_a_train_fraction_train_on_part_of_the_photos():
+    labels = [0] * 20 + [1] * 20
+    n, views = len(labels), 2
+    full = fold_plans(labels, views, 0, folds=4, seed=0)
+    part = fold_plans(labels, views, 0, folds=4, seed=0, train_fraction=0.5)
+    for whole, half in zip(full, part):
+        assert torch.equal(whole.valid_rows, half.valid_rows)  # the same photos validate
+        photos = {row % n for row in half.train_rows.tolist()}
+        assert photos < {row % n for row in whole.train_rows.tolist()} and len(photos) == 15
+        assert len(half.train_rows) == views * len(photos)  # every view of the chosen photos
+        assert sorted(labels[i] for i in photos).count(0) in (7, 8)  # stratified
+
+
 def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     report_path = tmp_path / "cv.json"
     main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--report", str(report_path)])

@@ -122,6 +122,20 @@ def test_finetune_tail_without_validation_keeps_the_last_epoch():
         assert (head(run_in_batches(tail, valid_x)).argmax(1) == valid_y).float().mean() > 0.9
 
 
+@pytest.mark.parametrize("options", [{"mixup_alpha": 0.2}, {"ema_decay": 0.9}])
+def test_finetune_tail_options_still_learn(options):
+    torch.manual_seed(0)
+    tail, head = nn.Sequential(nn.Conv2d(4, 8, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(8, 3)
+    train_x, train_y = _separable_activations(512, 0)
+    valid_x, valid_y = _separable_activations(96, 1)
+    accuracy = lambda logits: (logits.argmax(1) == valid_y).float().mean().item()
+    config = TailFinetuneConfig(epochs=4, batch_size=32, tail_lr=1e-2, head_lr=3e-2, bf16=False, **options)
+    result = finetune_tail(tail, head, train_x, train_y, valid_x, accuracy, config, progress=False)
+    with torch.no_grad():  # the kept (for EMA: averaged) weights are in the modules
+        assert accuracy(head(run_in_batches(tail, valid_x))) == pytest.approx(result.best_valid_score)
+    assert result.best_valid_score > 0.9
+
+
 def test_finetune_tail_rejects_bad_input():
     tail, head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(4, 3)
     x, y = _separable_activations(10, 0)
