@@ -690,7 +690,7 @@ NOTES = [
     "test top-1 / top-5: src.evaluate.evaluate_model on <data>/test (every class of the model, the model's own "
     "preprocessing); the interval is Wilson's 95 % score interval.",
     "train wall time, s/epoch: as recorded by the training run (export metadata, or its results/*.json); "
-    "n/a when nothing recorded it. Transfer: cached trunk activations + linear probe + tail fine-tuning (its epochs are in the report's finetune history).",
+    "n/a when nothing recorded it. Transfer: cached trunk activations + tail fine-tuning (+ the linear probe with --no-refit; its epochs are in the report's finetune history).",
     "img/s: uint8 [B, 3, resize, resize] tensors through the exported TorchScript file (preprocessing included), "
     "after warm-up, torch threads = all usable cores unless --threads says otherwise (see the machine table).",
     "ms/photo: the bytes of real test JPEGs through src.recognize.Recognizer.recognize (decode at the model's "
