@@ -132,8 +132,11 @@ def machine_info() -> dict[str, Any]:
     """CPU, cores, torch threads, RAM, versions, load average and the date."""
     import torchvision
 
+    from .features import bf16_is_fast
+
     info: dict[str, Any] = {
         "cpu_model": _cpu_model(),
+        "cpu_bf16_native": bf16_is_fast(),  # decides float32 vs bfloat16 for the trunk activations
         "os_cpu_count": os.cpu_count(),
         "usable_cores": _usable_cores(),
         "torch_threads": torch.get_num_threads(),
@@ -531,9 +534,9 @@ def measure_feature_cache(module: nn.Module, metadata: dict, data_root: Path, se
         images.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous())
     backbone = module.model.backbone
     transform = eval_transform(prep)
-    extract_features(backbone, images[:2], transform, batch_size=32, desc="backbone warm-up")
+    extract_features(backbone, images[:2], transform, desc="backbone warm-up")
     start = time.perf_counter()
-    features = extract_features(backbone, images, transform, batch_size=32, desc="backbone")
+    features = extract_features(backbone, images, transform, desc="backbone")  # its default batch, as training runs it
     backbone_seconds = time.perf_counter() - start
     per_photo = backbone_seconds / len(images)
 
@@ -630,7 +633,7 @@ def to_markdown(result: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| CPU | {machine['cpu_model']} |",
+        f"| CPU | {machine['cpu_model']} (native bfloat16: {'yes' if machine.get('cpu_bf16_native') else 'no'}) |",
         f"| cores | os.cpu_count() = {machine['os_cpu_count']}, usable = {machine['usable_cores']}, torch threads = {machine['torch_threads']} |",
         f"| RAM | {_fmt(machine.get('ram_gb'), '.1f', ' GB')} (available at start: {_fmt(machine.get('ram_available_gb'), '.1f', ' GB')}) |",
         f"| load average (1/5/15 min) | start {machine.get('load_average_start')}, end {machine.get('load_average_end')} |",

@@ -43,6 +43,7 @@ def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_pat
     for key in ("cpu_model", "os_cpu_count", "torch_threads", "ram_gb", "torch", "torchvision", "date"):
         assert machine[key], key
     assert machine["os_cpu_count"] >= 1 and machine["torch_threads"] == 1
+    assert isinstance(machine["cpu_bf16_native"], bool)  # read with the timings: it decides the trunk's precision
 
     assert len(report["models"]) == 1  # one row per model
     row = report["models"][0]
