@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--batch", type=int, nargs="+", default=[4, 64], help="batch sizes to time")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per way, at least enough for 64 images")
     args = parser.parse_args()
     extractor, spec = create_backbone(args.backbone)
     trunk, _ = split_trunk_and_tail(extractor)

@@ -633,7 +633,7 @@ def to_markdown(result: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| CPU | {machine['cpu_model']} (native bfloat16: {'yes' if machine.get('cpu_bf16_native') else 'no'}) |",
+        f"| CPU | {machine['cpu_model']} (native bfloat16: {'yes' if machine['cpu_bf16_native'] else 'no'}) |",
         f"| cores | os.cpu_count() = {machine['os_cpu_count']}, usable = {machine['usable_cores']}, torch threads = {machine['torch_threads']} |",
         f"| RAM | {_fmt(machine.get('ram_gb'), '.1f', ' GB')} (available at start: {_fmt(machine.get('ram_available_gb'), '.1f', ' GB')}) |",
         f"| load average (1/5/15 min) | start {machine.get('load_average_start')}, end {machine.get('load_average_end')} |",
