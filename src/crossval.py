@@ -24,7 +24,7 @@ import copy
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -52,7 +52,8 @@ class FoldPlan:
 def fold_plans(labels: list[int], views: int, n_background: int, folds: int, seed: int, train_fraction: float = 1.0) -> list[FoldPlan]:
     """Stratified folds over the landmark photos. Activation rows are laid out as `views` blocks of
     the photos (block 0: the centre crop), then `n_background` background rows: training takes every
-    view of the other folds' photos plus all background rows, validation the centre crop only.
+    view of the other folds' photos plus all background rows; validation rows index the photos
+    (the caller's evaluation activations: the centre crop, or what `TransferRecipe.eval_size` asks for).
 
     train_fraction < 1 trains each fold on a stratified part of its photos (a learning curve: what
     would more photos be worth?); validation stays the same."""
@@ -79,6 +80,10 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     every_photo = DecodedImageDataset(decode_folder(scan_image_folder(get_data_location(recipe.data_dir) / "train")))
     splits, classes, _ = compute_activations(recipe, trunk, {"train": every_photo}, ("train",))
     x, y = splits.x["train"], splits.y["train"]
+    # Validation answers every photo as the exported model would (`TransferRecipe.eval_size`): the
+    # "valid" split's preprocessing; the same cached rows as the centre-crop block when they agree.
+    evaluation, _, _ = compute_activations(replace(recipe, no_landmark_dir=None), trunk, {"train": every_photo, "valid": every_photo}, ("valid",))
+    eval_x = evaluation.x["valid"]
     activation_seconds = time.perf_counter() - start
     background = background_indices(classes)
     labels = every_photo.targets
@@ -97,7 +102,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
             out_of_fold[plan.valid_rows] = torch.softmax(logits, dim=1)
             return closed_set_accuracy(logits, valid_y, background)
 
-        result = finetune_tail(fold_tail, head, x[plan.train_rows], y[plan.train_rows], x[plan.valid_rows], score, recipe.finetune, progress=progress)
+        result = finetune_tail(fold_tail, head, x[plan.train_rows], y[plan.train_rows], eval_x[plan.valid_rows], score, recipe.finetune, progress=progress)
         histories.append([epoch["valid_score"] for epoch in result.history])
         if progress:
             print(f"fold {k + 1}/{folds}: best {result.best_valid_score:.4f} (epoch {result.best_epoch + 1})", flush=True)
@@ -121,6 +126,7 @@ def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: Trans
         "backbone": recipe.backbone,
         "train_views": recipe.train_views,
         "tail_stages": recipe.tail_stages,
+        "eval_size": recipe.eval_size,
         "finetune": asdict(recipe.finetune),
         "folds": folds,
         "fold_seed": seed,

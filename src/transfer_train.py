@@ -25,7 +25,7 @@ import argparse
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +41,7 @@ from .images import is_image_file
 from .openset import choose_threshold, is_landmark
 from .predictor import Predictor, export, load_exported, predict_dataset
 from .transfer import TransferModel, create_backbone, get_backbone_spec, split_trunk_and_tail
+from .transforms import Preprocessing
 
 BACKGROUND_CLASS = "no_landmark"
 
@@ -64,6 +65,10 @@ class TransferRecipe:
     # "No landmark" threshold of a refit model: chosen by `src.crossval` on out-of-fold probabilities
     # (results/crossval_lite0_views4.json, `threshold_out_of_fold`). Other settings: cross-validate them.
     threshold: float = 0.24
+    # Evaluation and serving input: None keeps the backbone's own (Lite0: short side to 256, centre
+    # 224 crop); N resizes the short side to N and takes the centre N x N square, the whole short side
+    # ("full frame"). Training views keep the backbone's own crop. 5-fold CV: see README.
+    eval_size: Optional[int] = None
     valid_size: float = 0.2
     seed: int = 42
     limit: int = -1
@@ -103,6 +108,14 @@ class ActivationSplits:
     y: dict[str, torch.Tensor]
 
 
+def evaluation_preprocessing(recipe: TransferRecipe) -> Preprocessing:
+    """How photos are prepared for validation, test and the exported model (see `TransferRecipe.eval_size`)."""
+    own = get_backbone_spec(recipe.backbone).preprocessing
+    if recipe.eval_size is not None and recipe.eval_size < 32:
+        raise ValueError(f"eval_size is the evaluation input's side in pixels (e.g. 256), got {recipe.eval_size}")
+    return own if recipe.eval_size is None else replace(own, resize=recipe.eval_size, crop=recipe.eval_size)
+
+
 def load_datasets(recipe: TransferRecipe) -> dict:
     """train/valid/test datasets of the recipe, decoded for the backbone's preprocessing."""
     spec = get_backbone_spec(recipe.backbone)
@@ -118,16 +131,18 @@ def compute_activations(
     "test", and with a no-landmark folder also "no_landmark_held_out" (background photos join
     train/valid; with background_valid_trains, all of them join train). Returns them with the class
     names and the background photo counts."""
-    spec = get_backbone_spec(recipe.backbone)
     classes = list(datasets["train"].classes)
     trunk_name = f"{recipe.backbone}-trunk-{recipe.tail_stages}"
-    # Trace and freeze the trunk once for every split and view (they share the crop size): building
-    # the graph costs 1-2 s, and `extract_features` would otherwise rebuild it for each of them.
-    crop = spec.preprocessing.crop
-    graph = inference_graph(trunk, torch.zeros(1, 3, crop, crop).contiguous(memory_format=torch.channels_last))
+    # Training rows use the backbone's own crop; validation, test and held-out rows the evaluation one.
+    train_prep, eval_prep = get_backbone_spec(recipe.backbone).preprocessing, evaluation_preprocessing(recipe)
+    # Trace and freeze the trunk once per input size, for every split and view: building the graph
+    # costs 1-2 s, and `extract_features` would otherwise rebuild it for each of them.
+    graphs: dict[int, torch.jit.ScriptModule] = {}
 
-    def activations(images, identity, view, seed=0):
-        return cached_activations(trunk_name, graph, images, identity, view, spec.preprocessing, seed=seed)
+    def activations(images, identity, view, prep, seed=0):
+        if prep.crop not in graphs:
+            graphs[prep.crop] = inference_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
+        return cached_activations(trunk_name, graphs[prep.crop], images, identity, view, prep, seed=seed)
 
     x, y = {}, {}
     for split in [s for s in ("train", "valid", "test") if s in splits]:
@@ -135,7 +150,8 @@ def compute_activations(
         images = [dataset.raw(i)[0] for i in range(len(dataset))]
         identity = "|".join(dataset.decoded.paths[i] for i in dataset.indices)
         views = ["eval"] + ([f"aug{k}" for k in range(recipe.train_views)] if split == "train" else [])
-        x[split] = torch.cat([activations(images, identity, view, seed=k - 1) for k, view in enumerate(views)])
+        prep = train_prep if split == "train" else eval_prep
+        x[split] = torch.cat([activations(images, identity, view, prep, seed=k - 1) for k, view in enumerate(views)])
         y[split] = torch.tensor(dataset.targets).repeat(len(views))
 
     background_info = {}
@@ -148,7 +164,7 @@ def compute_activations(
             if key not in splits:
                 continue
             images = _decode_paths(paths, folder, BACKGROUND_CLASS)
-            acts = activations(images, "|".join(map(str, paths)), "eval")
+            acts = activations(images, "|".join(map(str, paths)), "eval", train_prep if key == "train" else eval_prep)
             labels = torch.full((len(acts),), background)
             x[key], y[key] = (torch.cat([x[key], acts]), torch.cat([y[key], labels])) if key in x else (acts, labels)
         classes = classes + [BACKGROUND_CLASS]
@@ -331,7 +347,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
 
     model = TransferModel(extractor, n_classes=len(classes), frozen=True, spec=spec)
     model.head.load_state_dict(head.state_dict())
-    predictor = Predictor(model, classes, preprocessing=spec.preprocessing)
+    predictor = Predictor(model, classes, preprocessing=evaluation_preprocessing(recipe))
     valid = datasets["valid"]  # a few validation photos to verify the export with (trained on, when refitting)
     check = [valid.raw(i) for i in range(0, len(valid), max(1, len(valid) // 24))][:24]
     export(
@@ -361,6 +377,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tail-stages", type=int, default=TransferRecipe.tail_stages, help="backbone stages to fine-tune (the trunk before them is cached)")
     parser.add_argument("--mixup", type=float, default=TailFinetuneConfig.mixup_alpha, help="fine-tuning: mixup alpha on the cached activations (0: off)")
     parser.add_argument("--ema", type=float, default=TailFinetuneConfig.ema_decay, help="fine-tuning: decay of a moving average of the weights (0: off)")
+    parser.add_argument("--eval-size", type=int, default=TransferRecipe.eval_size, help="evaluate and serve on the whole short side resized to this many pixels (default: the backbone's centre crop)")
 
 
 def finetune_from_arguments(args: argparse.Namespace) -> TailFinetuneConfig:
@@ -372,7 +389,7 @@ def recipe_from_arguments(args: argparse.Namespace, **fields) -> TransferRecipe:
     fields.setdefault("finetune", finetune_from_arguments(args))
     return TransferRecipe(
         data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        tail_stages=args.tail_stages, **fields,
+        tail_stages=args.tail_stages, eval_size=args.eval_size, **fields,
     )
 
 

@@ -51,6 +51,14 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert threshold["rejected"] <= 0.02 or threshold["threshold"] == 0.05  # 0.05: the fallback when none qualifies
 
 
+def test_crossval_validates_at_the_evaluation_size(tmp_path, tiny_data):
+    report_path = tmp_path / "cv.json"
+    main(["--data", str(tiny_data), "--views", "1", "--epochs", "1", "--folds", "2", "--eval-size", "256", "--report", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert report["eval_size"] == 256 and report["photos"] == 50
+    assert 0 <= report["accuracy_final_epoch"] <= 1
+
+
 def test_load_reports_and_plot_them(tmp_path):
     from src.crossval import load_reports
     from src.evaluate import plot_crossval
