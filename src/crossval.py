@@ -53,7 +53,7 @@ def fold_plans(labels: list[int], views: int, n_background: int, folds: int, see
     """Stratified folds over the landmark photos. Activation rows are laid out as `views` blocks of
     the photos (block 0: the centre crop), then `n_background` background rows: training takes every
     view of the other folds' photos plus all background rows; validation rows index the photos
-    (the caller's evaluation activations: the centre crop, or what `TransferRecipe.eval_size` asks for).
+    (the caller's evaluation activations: the centre crop, or what `TransferRecipe.eval_crop` asks for).
 
     train_fraction < 1 trains each fold on a stratified part of its photos (a learning curve: what
     would more photos be worth?); validation stays the same."""
@@ -80,7 +80,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     every_photo = DecodedImageDataset(decode_folder(scan_image_folder(get_data_location(recipe.data_dir) / "train")))
     splits, classes, _ = compute_activations(recipe, trunk, {"train": every_photo}, ("train",))
     x, y = splits.x["train"], splits.y["train"]
-    # Validation answers every photo as the exported model would (`TransferRecipe.eval_size`): the
+    # Validation answers every photo as the exported model would (`TransferRecipe.eval_crop`): the
     # "valid" split's preprocessing; the same cached rows as the centre-crop block when they agree.
     evaluation, _, _ = compute_activations(replace(recipe, no_landmark_dir=None), trunk, {"train": every_photo, "valid": every_photo}, ("valid",))
     eval_x = evaluation.x["valid"]
@@ -126,7 +126,7 @@ def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: Trans
         "backbone": recipe.backbone,
         "train_views": recipe.train_views,
         "tail_stages": recipe.tail_stages,
-        "eval_size": recipe.eval_size,
+        "eval_crop": recipe.eval_crop,
         "finetune": asdict(recipe.finetune),
         "folds": folds,
         "fold_seed": seed,

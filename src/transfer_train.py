@@ -65,10 +65,10 @@ class TransferRecipe:
     # "No landmark" threshold of a refit model: chosen by `src.crossval` on out-of-fold probabilities
     # (results/crossval_lite0_views4.json, `threshold_out_of_fold`). Other settings: cross-validate them.
     threshold: float = 0.24
-    # Evaluation and serving input: None keeps the backbone's own (Lite0: short side to 256, centre
-    # 224 crop); N resizes the short side to N and takes the centre N x N square, the whole short side
-    # ("full frame"). Training views keep the backbone's own crop. 5-fold CV: see README.
-    eval_size: Optional[int] = None
+    # Evaluation and serving input, at the backbone's scale (Lite0: short side resized to 256):
+    # "centre" takes its centre crop (224 x 224), "full" the whole short side (256 x 256), more of the
+    # photo for 1.3x the compute. Training views keep the centre crop's size. 5-fold CV: see README.
+    eval_crop: str = "centre"
     valid_size: float = 0.2
     seed: int = 42
     limit: int = -1
@@ -108,12 +108,15 @@ class ActivationSplits:
     y: dict[str, torch.Tensor]
 
 
+EVAL_CROPS = ("centre", "full")
+
+
 def evaluation_preprocessing(recipe: TransferRecipe) -> Preprocessing:
-    """How photos are prepared for validation, test and the exported model (see `TransferRecipe.eval_size`)."""
+    """How photos are prepared for validation, test and the exported model (`TransferRecipe.eval_crop`)."""
     own = get_backbone_spec(recipe.backbone).preprocessing
-    if recipe.eval_size is not None and recipe.eval_size < 32:
-        raise ValueError(f"eval_size is the evaluation input's side in pixels (e.g. 256), got {recipe.eval_size}")
-    return own if recipe.eval_size is None else replace(own, resize=recipe.eval_size, crop=recipe.eval_size)
+    if recipe.eval_crop not in EVAL_CROPS:
+        raise ValueError(f"eval_crop must be one of {EVAL_CROPS}, got {recipe.eval_crop!r}")
+    return own if recipe.eval_crop == "centre" else replace(own, crop=own.resize)
 
 
 def load_datasets(recipe: TransferRecipe) -> dict:
@@ -377,7 +380,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tail-stages", type=int, default=TransferRecipe.tail_stages, help="backbone stages to fine-tune (the trunk before them is cached)")
     parser.add_argument("--mixup", type=float, default=TailFinetuneConfig.mixup_alpha, help="fine-tuning: mixup alpha on the cached activations (0: off)")
     parser.add_argument("--ema", type=float, default=TailFinetuneConfig.ema_decay, help="fine-tuning: decay of a moving average of the weights (0: off)")
-    parser.add_argument("--eval-size", type=int, default=TransferRecipe.eval_size, help="evaluate and serve on the whole short side resized to this many pixels (default: the backbone's centre crop)")
+    parser.add_argument("--eval-crop", choices=EVAL_CROPS, default=TransferRecipe.eval_crop, help="evaluate and serve on the backbone's centre crop or the whole short side (full)")
 
 
 def finetune_from_arguments(args: argparse.Namespace) -> TailFinetuneConfig:
@@ -389,7 +392,7 @@ def recipe_from_arguments(args: argparse.Namespace, **fields) -> TransferRecipe:
     fields.setdefault("finetune", finetune_from_arguments(args))
     return TransferRecipe(
         data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        tail_stages=args.tail_stages, eval_size=args.eval_size, **fields,
+        tail_stages=args.tail_stages, eval_crop=args.eval_crop, **fields,
     )
 
 

@@ -51,11 +51,11 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert threshold["rejected"] <= 0.02 or threshold["threshold"] == 0.05  # 0.05: the fallback when none qualifies
 
 
-def test_crossval_validates_at_the_evaluation_size(tmp_path, tiny_data):
+def test_crossval_validates_on_the_evaluation_crop(tmp_path, tiny_data):
     report_path = tmp_path / "cv.json"
-    main(["--data", str(tiny_data), "--views", "1", "--epochs", "1", "--folds", "2", "--eval-size", "256", "--report", str(report_path)])
+    main(["--data", str(tiny_data), "--views", "1", "--epochs", "1", "--folds", "2", "--eval-crop", "full", "--report", str(report_path)])
     report = json.loads(report_path.read_text())
-    assert report["eval_size"] == 256 and report["photos"] == 50
+    assert report["eval_crop"] == "full" and report["photos"] == 50
     assert 0 <= report["accuracy_final_epoch"] <= 1
 
 

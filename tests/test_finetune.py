@@ -201,23 +201,23 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     assert metadata["threshold"] == 0.3 and metadata["recipe"]["refit"] is True
 
 
-def test_eval_size_evaluates_and_exports_the_whole_short_side(recipe_data, tmp_path):
-    report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--eval-size", "256")
+def test_full_eval_crop_evaluates_and_exports_the_whole_short_side(recipe_data, tmp_path):
+    report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--eval-crop", "full")
     module, metadata = load_exported(export_path)
-    # trained on the backbone's 224 crops, answers on 256 x 256 squares of the whole short side
+    # trained on Lite0's 224 centre crops of the 256-pixel short side, answers on the whole 256 x 256
     assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 256
-    assert metadata["recipe"]["eval_size"] == 256
+    assert metadata["recipe"]["eval_crop"] == "full"
     assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
     assert module(torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8)).shape == (1, 4)
 
 
-def test_evaluation_preprocessing_is_the_backbones_own_unless_eval_size_is_given():
+def test_evaluation_preprocessing_is_the_centre_crop_or_the_whole_short_side():
     own = get_backbone_spec("tf_efficientnet_lite0").preprocessing
-    assert evaluation_preprocessing(TransferRecipe()) == own
-    full = evaluation_preprocessing(TransferRecipe(eval_size=256))
-    assert (full.resize, full.crop) == (256, 256) and (full.mean, full.interpolation) == (own.mean, own.interpolation)
-    with pytest.raises(ValueError, match="eval_size"):
-        evaluation_preprocessing(TransferRecipe(eval_size=0))
+    assert evaluation_preprocessing(TransferRecipe(eval_crop="centre")) == own
+    full = evaluation_preprocessing(TransferRecipe(eval_crop="full"))
+    assert (full.resize, full.crop) == (own.resize, own.resize) and (full.mean, full.interpolation) == (own.mean, own.interpolation)
+    with pytest.raises(ValueError, match="eval_crop"):
+        evaluation_preprocessing(TransferRecipe(eval_crop="corner"))
 
 
 def test_refit_needs_finetuning(tmp_path, tiny_data):
