@@ -25,6 +25,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
 from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
+from .finetune import TailFinetuneConfig
 from .metadata import display_name
 from .predictor import load_exported, predict_dataset
 
@@ -511,6 +512,23 @@ def plot_finetune_history(history: Sequence[dict[str, float]], probe_valid_accur
     return figure
 
 
+def crossval_label(report: dict) -> str:
+    """A short name for a `src.crossval` report's setting: backbone, views, and what else it changed."""
+    finetune = report.get("finetune") or {}
+    parts = [f"{report['backbone'].replace('tf_efficientnet_', '')}, {report['train_views']} views"]
+    if finetune.get("epochs", TailFinetuneConfig.epochs) != TailFinetuneConfig.epochs:
+        parts.append(f"{finetune['epochs']} epochs")
+    if report.get("eval_crop") == "full":
+        parts.append("full-frame eval")
+    if finetune.get("mixup_alpha", 0) > 0:
+        parts.append(f"mixup {finetune['mixup_alpha']}")
+    if finetune.get("ema_decay", 0) > 0:
+        parts.append(f"EMA {finetune['ema_decay']}")
+    if report.get("train_fraction", 1.0) < 1:
+        parts.append(f"{report['train_fraction']:.0%} of photos")
+    return ", ".join(parts)
+
+
 def plot_crossval(reports: Sequence[dict]) -> Figure:
     """Cross-validated accuracy per fine-tuning epoch (`src.crossval` reports), one line per setting,
     the best epoch of each marked: how settings are compared without touching the test split."""
@@ -519,9 +537,8 @@ def plot_crossval(reports: Sequence[dict]) -> Figure:
     for report in reports:
         scores = report["accuracy_by_epoch"]
         epochs = list(range(1, len(scores) + 1))
-        name = report["backbone"].replace("tf_efficientnet_", "")
         best = int(np.argmax(scores))
-        line = ax.plot(epochs, scores, marker="o", label=f"{name}, {report['train_views']} views: {scores[best]:.1%}")[0]
+        line = ax.plot(epochs, scores, marker="o", label=f"{crossval_label(report)}: {scores[best]:.1%}")[0]
         ax.scatter([epochs[best]], [scores[best]], s=120, facecolors="none", edgecolors=line.get_color(), zorder=3)
     ax.set_xlabel("fine-tuning epoch")
     ax.set_ylabel("cross-validated accuracy")

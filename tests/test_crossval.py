@@ -73,3 +73,12 @@ def test_load_reports_and_plot_them(tmp_path):
     assert [list(line.get_ydata()) for line in ax.lines] == [[0.90, 0.95, 0.94], [0.91, 0.93, 0.96]]
     assert ax.get_legend_handles_labels()[1] == ["lite0, 3 views: 95.0%", "lite2, 3 views: 96.0%"]
     assert ax.get_title() == "5-fold cross-validation on the training photos"
+
+
+def test_crossval_label_names_what_a_setting_changed():
+    from src.evaluate import crossval_label
+
+    base = {"backbone": "tf_efficientnet_lite0", "train_views": 4, "finetune": {"epochs": 6, "mixup_alpha": 0.0, "ema_decay": 0.0}}
+    assert crossval_label(base) == "lite0, 4 views"
+    changed = {**base, "eval_crop": "full", "train_fraction": 0.8, "finetune": {"epochs": 4, "mixup_alpha": 0.2, "ema_decay": 0.998}}
+    assert crossval_label(changed) == "lite0, 4 views, 4 epochs, full-frame eval, mixup 0.2, EMA 0.998, 80% of photos"
