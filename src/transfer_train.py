@@ -27,7 +27,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -44,6 +44,10 @@ from .transfer import TransferModel, create_backbone, get_backbone_spec, split_t
 from .transforms import Preprocessing
 
 BACKGROUND_CLASS = "no_landmark"
+
+
+EvalCrop = Literal["centre", "full"]  # see TransferRecipe.eval_crop
+EVAL_CROPS: tuple[str, ...] = get_args(EvalCrop)
 
 
 @dataclass
@@ -66,7 +70,7 @@ class TransferRecipe:
     # "centre" takes its centre crop (224 x 224), "full" the whole short side (256 x 256), more of the
     # photo for 1.3x the compute. Training views keep the centre crop's size. 5-fold CV, 4 views:
     # centre 97.61 %, full 97.82 % (results/crossval_lite0_views4_full_float32_zen3.json).
-    eval_crop: str = "full"
+    eval_crop: EvalCrop = "full"
     # "No landmark" threshold of a refit model: chosen by `src.crossval` on out-of-fold probabilities
     # (results/crossval_lite0_views4_full_float32_zen3.json, `threshold_out_of_fold`; it depends on
     # the views, epochs and eval_crop). Other settings: cross-validate them.
@@ -108,9 +112,6 @@ class ActivationSplits:
 
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
-
-
-EVAL_CROPS = ("centre", "full")
 
 
 def evaluation_preprocessing(recipe: TransferRecipe) -> Preprocessing:
