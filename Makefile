@@ -39,6 +39,8 @@ train-transfer: venv
 # the test split is never opened). Another choice: BACKBONE=tf_efficientnet_lite2 VIEWS=3 make crossval
 BACKBONE ?= tf_efficientnet_lite0
 VIEWS ?= 4
+EVAL_CROP ?= full
 crossval: venv
 	$(BIN)/python -m src.crossval --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
-		--backbone $(BACKBONE) --views $(VIEWS) --report results/crossval_$(subst tf_efficientnet_,,$(BACKBONE))_views$(VIEWS).json
+		--backbone $(BACKBONE) --views $(VIEWS) --eval-crop $(EVAL_CROP) \
+		--report results/crossval_$(subst tf_efficientnet_,,$(BACKBONE))_views$(VIEWS)_$(EVAL_CROP).json
