@@ -42,6 +42,7 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--report", str(report_path)])
     report = json.loads(report_path.read_text())
     assert report["folds"] == 3 and report["photos"] == 50  # 3 x 16 + a grey and an RGBA photo; test/ unused
+    assert report["eval_crop"] == "full"
     assert len(report["accuracy_by_epoch"]) == 2 and len(report["fold_accuracy_final_epoch"]) == 3
     assert report["accuracy_best_epoch"] == max(report["accuracy_by_epoch"])
     assert report["accuracy_final_epoch"] == report["accuracy_by_epoch"][-1]
@@ -52,10 +53,10 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
 
 
 def test_crossval_validates_on_the_evaluation_crop(tmp_path, tiny_data):
-    report_path = tmp_path / "cv.json"
-    main(["--data", str(tiny_data), "--views", "1", "--epochs", "1", "--folds", "2", "--eval-crop", "full", "--report", str(report_path)])
+    report_path = tmp_path / "cv.json"  # "full" is the default (the test above); here the other choice
+    main(["--data", str(tiny_data), "--views", "1", "--epochs", "1", "--folds", "2", "--eval-crop", "centre", "--report", str(report_path)])
     report = json.loads(report_path.read_text())
-    assert report["eval_crop"] == "full" and report["photos"] == 50
+    assert report["eval_crop"] == "centre" and report["photos"] == 50
     assert 0 <= report["accuracy_final_epoch"] <= 1
 
 

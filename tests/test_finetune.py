@@ -199,14 +199,17 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
     _, metadata = load_exported(export_path)
     assert metadata["threshold"] == 0.3 and metadata["recipe"]["refit"] is True
-
-
-def test_full_eval_crop_evaluates_and_exports_the_whole_short_side(recipe_data, tmp_path):
-    report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--eval-crop", "full")
-    module, metadata = load_exported(export_path)
-    # trained on Lite0's 224 centre crops of the 256-pixel short side, answers on the whole 256 x 256
-    assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 256
+    # the default eval crop: trained on Lite0's 224 centre crops of the 256-pixel short side, the export
+    # answers on the whole 256 x 256
     assert metadata["recipe"]["eval_crop"] == "full"
+    assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 256
+
+
+def test_centre_eval_crop_exports_the_backbones_own_crop(recipe_data, tmp_path):
+    report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--eval-crop", "centre")
+    module, metadata = load_exported(export_path)
+    assert (metadata["preprocessing"]["resize"], metadata["preprocessing"]["crop"]) == (256, 224)
+    assert metadata["recipe"]["eval_crop"] == "centre"
     assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
     assert module(torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8)).shape == (1, 4)
 
