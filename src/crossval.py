@@ -37,7 +37,8 @@ from .helpers import get_data_location
 from .transfer import create_backbone, split_trunk_and_tail
 from .openset import choose_threshold
 from .transfer_train import (
-    TransferRecipe, add_recipe_arguments, background_indices, closed_set_accuracy, compute_activations, recipe_from_arguments, zero_head,
+    TransferRecipe, add_recipe_arguments, background_indices, closed_set_accuracy, compute_activations, evaluation_preprocessing,
+    recipe_from_arguments, training_preprocessing, zero_head,
 )
 
 
@@ -126,7 +127,9 @@ def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: Trans
         "backbone": recipe.backbone,
         "train_views": recipe.train_views,
         "tail_stages": recipe.tail_stages,
+        "train_crop": training_preprocessing(recipe).crop,
         "eval_crop": recipe.eval_crop,
+        "eval_input": evaluation_preprocessing(recipe).crop,
         "finetune": asdict(recipe.finetune),
         "folds": folds,
         "fold_seed": seed,

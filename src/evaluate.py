@@ -28,6 +28,7 @@ from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .finetune import TailFinetuneConfig
 from .metadata import display_name
 from .predictor import load_exported, predict_dataset
+from .transfer import get_backbone_spec
 
 __all__ = [
     "ECE_BINS",
@@ -516,6 +517,9 @@ def crossval_label(report: dict) -> str:
     """A short name for a `src.crossval` report's setting: backbone, views, and what else it changed."""
     finetune = report.get("finetune") or {}
     parts = [f"{report['backbone'].replace('tf_efficientnet_', '')}, {report['train_views']} views"]
+    own_crop = get_backbone_spec(report["backbone"]).preprocessing.crop
+    if report.get("train_crop", own_crop) != own_crop:
+        parts.append(f"{report['train_crop']}-px views")
     if finetune.get("epochs", TailFinetuneConfig.epochs) != TailFinetuneConfig.epochs:
         parts.append(f"{finetune['epochs']} epochs")
     if report.get("eval_crop") == "full":

@@ -59,6 +59,10 @@ class TransferRecipe:
     # 4, because the refit below on 25 % more photos is worth more (+0.6 points when a fold's training
     # photos grow by 25 %) and 5 views with it do not fit 5 minutes of training.
     train_views: int = 4
+    # Training views' size in pixels; None: the backbone's crop (Lite0: 224). Smaller views cost less
+    # in the trunk and in every fine-tuning epoch, and the evaluation input shrinks with them (the
+    # backbone's resize scaled by train_crop / crop), keeping the train/test object-size ratio.
+    train_crop: Optional[int] = None
     tail_stages: int = 1  # backbone stages after the cached trunk: frozen for the probe, trained when fine-tuning
     no_landmark_dir: Optional[str] = None  # photos with no landmark: learned as a background class
     c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # linear probe: inverse L2 strength, chosen on validation
@@ -114,12 +118,23 @@ class ActivationSplits:
     y: dict[str, torch.Tensor]
 
 
+def training_preprocessing(recipe: TransferRecipe) -> Preprocessing:
+    """The backbone's preprocessing at the recipe's training size (`TransferRecipe.train_crop`):
+    what training views are cut at, and the scale evaluation starts from."""
+    own = get_backbone_spec(recipe.backbone).preprocessing
+    if recipe.train_crop is None or recipe.train_crop == own.crop:
+        return own
+    if recipe.train_crop < 32:
+        raise ValueError(f"train_crop must be at least 32 pixels (the backbone's stride), got {recipe.train_crop}")
+    return replace(own, resize=round(own.resize * recipe.train_crop / own.crop), crop=recipe.train_crop)
+
+
 def evaluation_preprocessing(recipe: TransferRecipe) -> Preprocessing:
     """How photos are prepared for validation, test and the exported model (`TransferRecipe.eval_crop`)."""
-    own = get_backbone_spec(recipe.backbone).preprocessing
     if recipe.eval_crop not in EVAL_CROPS:
         raise ValueError(f"eval_crop must be one of {EVAL_CROPS}, got {recipe.eval_crop!r}")
-    return own if recipe.eval_crop == "centre" else replace(own, crop=own.resize)
+    train = training_preprocessing(recipe)
+    return train if recipe.eval_crop == "centre" else replace(train, crop=train.resize)
 
 
 def load_datasets(recipe: TransferRecipe) -> dict:
@@ -140,7 +155,7 @@ def compute_activations(
     classes = list(datasets["train"].classes)
     trunk_name = f"{recipe.backbone}-trunk-{recipe.tail_stages}"
     # Training rows use the backbone's own crop; validation, test and held-out rows the evaluation one.
-    train_prep, eval_prep = get_backbone_spec(recipe.backbone).preprocessing, evaluation_preprocessing(recipe)
+    train_prep, eval_prep = training_preprocessing(recipe), evaluation_preprocessing(recipe)
     # Trace and freeze the trunk once per input size, for every split and view: building the graph
     # costs 1-2 s, and `extract_features` would otherwise rebuild it for each of them.
     graphs: dict[int, torch.jit.ScriptModule] = {}
@@ -331,6 +346,8 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         "backbone": recipe.backbone,
         "method": fit.method,
         "train_views": recipe.train_views,
+        "train_crop": training_preprocessing(recipe).crop,
+        "eval_input": evaluation_preprocessing(recipe).crop,
         "train_photos": len(fit_sets["train"]),
         "bf16_autocast": bf16_is_fast(),
         **fit.report,
@@ -383,6 +400,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tail-stages", type=int, default=TransferRecipe.tail_stages, help="backbone stages to fine-tune (the trunk before them is cached)")
     parser.add_argument("--mixup", type=float, default=TailFinetuneConfig.mixup_alpha, help="fine-tuning: mixup alpha on the cached activations (0: off)")
     parser.add_argument("--ema", type=float, default=TailFinetuneConfig.ema_decay, help="fine-tuning: decay of a moving average of the weights (0: off)")
+    parser.add_argument("--train-crop", type=int, default=TransferRecipe.train_crop, help="training views' size in pixels (default: the backbone's crop); evaluation scales with it")
     parser.add_argument("--eval-crop", choices=EVAL_CROPS, default=TransferRecipe.eval_crop, help="evaluate and serve on the backbone's centre crop or the whole short side (full)")
 
 
@@ -395,7 +413,7 @@ def recipe_from_arguments(args: argparse.Namespace, **fields) -> TransferRecipe:
     fields.setdefault("finetune", finetune_from_arguments(args))
     return TransferRecipe(
         data_dir=args.data, backbone=args.backbone, train_views=args.views, no_landmark_dir=args.no_landmark,
-        tail_stages=args.tail_stages, eval_crop=args.eval_crop, **fields,
+        tail_stages=args.tail_stages, train_crop=args.train_crop, eval_crop=args.eval_crop, **fields,
     )
 
 

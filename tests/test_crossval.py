@@ -42,7 +42,7 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--report", str(report_path)])
     report = json.loads(report_path.read_text())
     assert report["folds"] == 3 and report["photos"] == 50  # 3 x 16 + a grey and an RGBA photo; test/ unused
-    assert report["eval_crop"] == "full"
+    assert report["eval_crop"] == "full" and (report["train_crop"], report["eval_input"]) == (224, 256)
     assert len(report["accuracy_by_epoch"]) == 2 and len(report["fold_accuracy_final_epoch"]) == 3
     assert report["accuracy_best_epoch"] == max(report["accuracy_by_epoch"])
     assert report["accuracy_final_epoch"] == report["accuracy_by_epoch"][-1]
@@ -83,3 +83,5 @@ def test_crossval_label_names_what_a_setting_changed():
     assert crossval_label(base) == "lite0, 4 views"
     changed = {**base, "eval_crop": "full", "train_fraction": 0.8, "finetune": {"epochs": 4, "mixup_alpha": 0.2, "ema_decay": 0.998}}
     assert crossval_label(changed) == "lite0, 4 views, 4 epochs, full-frame eval, mixup 0.2, EMA 0.998, 80% of photos"
+    assert crossval_label({**base, "train_crop": 224}) == "lite0, 4 views"  # the backbone's own crop
+    assert crossval_label({**base, "train_crop": 192}) == "lite0, 4 views, 192-px views"

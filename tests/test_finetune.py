@@ -17,7 +17,9 @@ from src.finetune import TailFinetuneConfig, finetune_tail
 from src.predictor import load_exported
 from src.synthetic import make_synthetic_dataset
 from src.transfer import create_backbone, get_backbone_spec, split_trunk_and_tail
-from src.transfer_train import BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, evaluation_preprocessing, main, train_transfer
+from src.transfer_train import (
+    BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, evaluation_preprocessing, main, train_transfer, training_preprocessing,
+)
 from src.transforms import Preprocessing, eval_transform
 
 
@@ -203,6 +205,7 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     # answers on the whole 256 x 256
     assert metadata["recipe"]["eval_crop"] == "full"
     assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 256
+    assert (report["train_crop"], report["eval_input"]) == (224, 256)
 
 
 def test_centre_eval_crop_exports_the_backbones_own_crop(recipe_data, tmp_path):
@@ -221,6 +224,29 @@ def test_evaluation_preprocessing_is_the_centre_crop_or_the_whole_short_side():
     assert (full.resize, full.crop) == (own.resize, own.resize) and (full.mean, full.interpolation) == (own.mean, own.interpolation)
     with pytest.raises(ValueError, match="eval_crop"):
         evaluation_preprocessing(TransferRecipe(eval_crop="corner"))
+
+
+def test_training_preprocessing_scales_the_backbones_sizes_with_train_crop():
+    own = get_backbone_spec("tf_efficientnet_lite0").preprocessing
+    assert training_preprocessing(TransferRecipe()) == own == training_preprocessing(TransferRecipe(train_crop=own.crop))
+    small = training_preprocessing(TransferRecipe(train_crop=192))
+    assert (small.resize, small.crop) == (219, 192) and (small.mean, small.interpolation) == (own.mean, own.interpolation)
+    # evaluation follows at the same scale: the 219-pixel short side whole, or its 192 centre crop
+    full = evaluation_preprocessing(TransferRecipe(train_crop=192))
+    assert (full.resize, full.crop) == (219, 219)
+    assert evaluation_preprocessing(TransferRecipe(train_crop=192, eval_crop="centre")) == small
+    with pytest.raises(ValueError, match="train_crop"):
+        training_preprocessing(TransferRecipe(train_crop=16))
+
+
+def test_smaller_training_views_export_a_model_that_answers_at_their_scale(recipe_data, tmp_path):
+    report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--train-crop", "160")
+    module, metadata = load_exported(export_path)
+    assert (report["train_crop"], report["eval_input"]) == (160, 183)  # 256 * 160 / 224 = 182.9
+    assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 183
+    assert metadata["recipe"]["train_crop"] == 160
+    assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
+    assert module(torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8)).shape == (1, 4)
 
 
 def test_refit_needs_finetuning(tmp_path, tiny_data):
