@@ -231,9 +231,10 @@ def test_training_preprocessing_scales_the_backbones_sizes_with_train_crop():
     assert training_preprocessing(TransferRecipe()) == own == training_preprocessing(TransferRecipe(train_crop=own.crop))
     small = training_preprocessing(TransferRecipe(train_crop=192))
     assert (small.resize, small.crop) == (219, 192) and (small.mean, small.interpolation) == (own.mean, own.interpolation)
-    # evaluation follows at the same scale: the 219-pixel short side whole, or its 192 centre crop
+    # evaluation follows at the same scale: the short side whole, at 219 rounded to the stride (32), or
+    # the 192 centre crop of the 219-pixel short side
     full = evaluation_preprocessing(TransferRecipe(train_crop=192))
-    assert (full.resize, full.crop) == (219, 219)
+    assert (full.resize, full.crop) == (224, 224)
     assert evaluation_preprocessing(TransferRecipe(train_crop=192, eval_crop="centre")) == small
     with pytest.raises(ValueError, match="train_crop"):
         training_preprocessing(TransferRecipe(train_crop=16))
@@ -242,8 +243,8 @@ def test_training_preprocessing_scales_the_backbones_sizes_with_train_crop():
 def test_smaller_training_views_export_a_model_that_answers_at_their_scale(recipe_data, tmp_path):
     report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--train-crop", "160")
     module, metadata = load_exported(export_path)
-    assert (report["train_crop"], report["eval_input"]) == (160, 183)  # 256 * 160 / 224 = 182.9
-    assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 183
+    assert (report["train_crop"], report["eval_input"]) == (160, 192)  # 256 * 160 / 224 = 182.9 -> 6 x 32
+    assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 192
     assert metadata["recipe"]["train_crop"] == 160
     assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
     assert module(torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8)).shape == (1, 4)
