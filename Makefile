@@ -32,15 +32,18 @@ bench: venv
 train-scratch: venv
 	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 58
 
+# A named transfer recipe (src.transfer_train.RECIPES: default, fast) on indian_monuments; OPTIONS
+# change its settings. It exports to checkpoints/transfer_exported.pt, the model the app loads.
+#   make train-transfer RECIPE=fast
+RECIPE ?= default
+OPTIONS ?=
 train-transfer: venv
-	$(BIN)/python -m src.transfer_train --data ../shared/indian_monuments --no-landmark ../shared/no_landmark --report results/transfer_lite0.json
+	$(BIN)/python -m src.transfer_train --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
+		$(OPTIONS) --report results/transfer_lite0$(if $(filter-out default,$(RECIPE)),_$(RECIPE)).json
 
-# 5-fold cross-validation of the default transfer recipe over the training photos (chooses settings;
-# the test split is never opened). Another choice: BACKBONE=tf_efficientnet_lite2 VIEWS=3 make crossval
-BACKBONE ?= tf_efficientnet_lite0
-VIEWS ?= 4
-EVAL_CROP ?= full
+# 5-fold cross-validation of a recipe over the training photos (chooses settings; the test split is
+# never opened). Another choice: make crossval RECIPE=fast OPTIONS="--views 4" CROSSVAL_REPORT=results/crossval_fast_views4.json
+CROSSVAL_REPORT ?= results/crossval_lite0_$(RECIPE).json
 crossval: venv
-	$(BIN)/python -m src.crossval --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
-		--backbone $(BACKBONE) --views $(VIEWS) --eval-crop $(EVAL_CROP) \
-		--report results/crossval_$(subst tf_efficientnet_,,$(BACKBONE))_views$(VIEWS)_$(EVAL_CROP).json
+	$(BIN)/python -m src.crossval --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
+		$(OPTIONS) --report $(CROSSVAL_REPORT)

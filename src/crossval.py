@@ -26,16 +26,18 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
+from .features import run_in_batches
 from .finetune import finetune_tail
 from .helpers import get_data_location
 from .transfer import create_backbone, split_trunk_and_tail
 from .openset import choose_threshold
+from .transforms import Preprocessing
 from .transfer_train import (
     TransferRecipe, add_recipe_arguments, background_indices, closed_set_accuracy, compute_activations, evaluation_preprocessing,
     recipe_from_arguments, training_preprocessing, zero_head,
@@ -71,8 +73,13 @@ def fold_plans(labels: list[int], views: int, n_background: int, folds: int, see
     return plans
 
 
-def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progress: bool = True, train_fraction: float = 1.0) -> dict:
-    """k-fold accuracy of `recipe` (its backbone, views and fine-tuning settings) on train/."""
+def cross_validate(
+    recipe: TransferRecipe, folds: int = 5, seed: int = 0, progress: bool = True, train_fraction: float = 1.0, eval_inputs: Sequence[int] = ()
+) -> dict:
+    """k-fold accuracy of `recipe` (its backbone, views and fine-tuning settings) on train/.
+
+    eval_inputs: sizes in pixels of other whole-frame inputs to score the same fold models on (the
+    short side resized to the size, all of it kept): which serving input suits the training views."""
     if recipe.finetune is None:
         raise ValueError("cross-validation measures the fine-tuned recipe: give recipe.finetune")
     start = time.perf_counter()
@@ -83,8 +90,14 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     x, y = splits.x["train"], splits.y["train"]
     # Validation answers every photo as the exported model would (`TransferRecipe.eval_crop`): the
     # "valid" split's preprocessing; the same cached rows as the centre-crop block when they agree.
-    evaluation, _, _ = compute_activations(replace(recipe, no_landmark_dir=None), trunk, {"train": every_photo, "valid": every_photo}, ("valid",))
-    eval_x = evaluation.x["valid"]
+    def evaluation_activations(prep: Optional[Preprocessing] = None) -> torch.Tensor:
+        evaluation, _, _ = compute_activations(
+            replace(recipe, no_landmark_dir=None), trunk, {"train": every_photo, "valid": every_photo}, ("valid",), eval_prep=prep
+        )
+        return evaluation.x["valid"]
+
+    eval_x = evaluation_activations()
+    other_x = {size: evaluation_activations(replace(training_preprocessing(recipe), resize=size, crop=size)) for size in eval_inputs}
     activation_seconds = time.perf_counter() - start
     background = background_indices(classes)
     labels = every_photo.targets
@@ -94,6 +107,7 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
     pristine_tail = copy.deepcopy(tail)
     histories = []
     out_of_fold = torch.zeros(len(labels), len(classes))  # final-epoch probabilities, each photo by the fold that held it out
+    other_scores: dict[int, list[float]] = {size: [] for size in eval_inputs}  # per fold, final epoch
     for k, plan in enumerate(plans):
         fold_tail = copy.deepcopy(pristine_tail)
         head = zero_head(extractor.feature_dim, len(classes))
@@ -101,6 +115,10 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
 
         def score(logits: torch.Tensor) -> float:  # called after every epoch: the last call is the final epoch's
             out_of_fold[plan.valid_rows] = torch.softmax(logits, dim=1)
+            for size, inputs in other_x.items():  # the model as it stands after this epoch
+                with torch.no_grad():
+                    other_logits = head(run_in_batches(fold_tail, inputs[plan.valid_rows]))
+                other_scores[size][k:] = [closed_set_accuracy(other_logits, valid_y, background)]  # this fold's entry: the last epoch's stays
             return closed_set_accuracy(logits, valid_y, background)
 
         result = finetune_tail(fold_tail, head, x[plan.train_rows], y[plan.train_rows], eval_x[plan.valid_rows], score, recipe.finetune, progress=progress)
@@ -109,6 +127,11 @@ def cross_validate(recipe: TransferRecipe, folds: int = 5, seed: int = 0, progre
             print(f"fold {k + 1}/{folds}: best {result.best_valid_score:.4f} (epoch {result.best_epoch + 1})", flush=True)
     report = summarise(histories, plans, recipe, folds, seed, activation_seconds, time.perf_counter() - start)
     report["train_fraction"] = train_fraction
+    if eval_inputs:
+        sizes = [len(plan.valid_rows) for plan in plans]
+        report["accuracy_final_epoch_by_eval_input"] = {
+            str(size): sum(a * n for a, n in zip(scores, sizes)) / sum(sizes) for size, scores in other_scores.items()
+        }
     # Background photos train in every fold, so only landmark photos are scored out of fold: the
     # threshold is the strictest that rejects at most 2 % of them (see src.openset.choose_threshold).
     report["threshold_out_of_fold"] = choose_threshold(out_of_fold, out_of_fold[:0], background)
@@ -156,10 +179,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="how the folds are drawn")
     parser.add_argument("--train-fraction", type=float, default=1.0, help="train each fold on this stratified part of its photos (a learning curve)")
+    parser.add_argument("--eval-inputs", type=int, nargs="*", default=[], help="also score the fold models on the whole frame at these sizes (pixels)")
     parser.add_argument("--report", default="results/crossval.json")
     args = parser.parse_args(argv)
     recipe = recipe_from_arguments(args)
-    report = cross_validate(recipe, folds=args.folds, seed=args.seed, train_fraction=args.train_fraction)
+    report = cross_validate(recipe, folds=args.folds, seed=args.seed, train_fraction=args.train_fraction, eval_inputs=args.eval_inputs)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "finetune"}, indent=2))

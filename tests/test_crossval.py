@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from src.crossval import fold_plans, main
@@ -39,13 +40,17 @@ def test_fold_plans_with_a_train_fraction_train_on_part_of_the_photos():
 
 def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     report_path = tmp_path / "cv.json"
-    main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--report", str(report_path)])
+    main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--report", str(report_path)])
     report = json.loads(report_path.read_text())
     assert report["folds"] == 3 and report["photos"] == 50  # 3 x 16 + a grey and an RGBA photo; test/ unused
     assert report["eval_crop"] == "full" and (report["train_crop"], report["eval_input"]) == (224, 256)
     assert len(report["accuracy_by_epoch"]) == 2 and len(report["fold_accuracy_final_epoch"]) == 3
     assert report["accuracy_best_epoch"] == max(report["accuracy_by_epoch"])
     assert report["accuracy_final_epoch"] == report["accuracy_by_epoch"][-1]
+    # the same fold models on other whole-frame inputs; 256 is the recipe's own, scored the same way
+    other = report["accuracy_final_epoch_by_eval_input"]
+    assert set(other) == {"256", "192"} and 0 <= other["192"] <= 1
+    assert other["256"] == pytest.approx(report["accuracy_final_epoch"])
     assert all(0 <= a <= 1 for a in report["accuracy_by_epoch"])
     threshold = report["threshold_out_of_fold"]  # for a refit: out-of-fold scores of every photo
     assert 0.05 <= threshold["threshold"] <= 0.95 and threshold["named"] == 0.0  # no background photos here

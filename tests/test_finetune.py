@@ -4,8 +4,10 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # timm must never reach the network
 
+import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ from src.predictor import load_exported
 from src.synthetic import make_synthetic_dataset
 from src.transfer import create_backbone, get_backbone_spec, split_trunk_and_tail
 from src.transfer_train import (
-    BACKGROUND_CLASS, TransferRecipe, closed_set_accuracy, evaluation_preprocessing, main, train_transfer, training_preprocessing,
+    BACKGROUND_CLASS, RECIPES, TransferRecipe, add_recipe_arguments, closed_set_accuracy, evaluation_preprocessing, main, recipe_from_arguments,
+    train_transfer, training_preprocessing,
 )
 from src.transforms import Preprocessing, eval_transform
 
@@ -248,6 +251,20 @@ def test_smaller_training_views_export_a_model_that_answers_at_their_scale(recip
     assert metadata["recipe"]["train_crop"] == 160
     assert 0 <= report["test_accuracy"] <= 1 and 0 <= report["test_accuracy_exported"] <= 1
     assert module(torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8)).shape == (1, 4)
+
+
+def test_named_recipes_and_the_options_that_change_them():
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    assert recipe_from_arguments(parser.parse_args([])) == RECIPES["default"] == TransferRecipe()
+    fast = recipe_from_arguments(parser.parse_args(["--recipe", "fast", "--data", "photos"]))
+    assert fast == replace(RECIPES["fast"], data_dir="photos")
+    assert (fast.train_crop, fast.train_views) == (192, 3) and fast.finetune.epochs < TailFinetuneConfig.epochs
+    changed = recipe_from_arguments(parser.parse_args(["--recipe", "fast", "--views", "1", "--epochs", "2", "--mixup", "0.2", "--eval-crop", "centre"]))
+    assert (changed.train_views, changed.finetune.epochs, changed.finetune.mixup_alpha, changed.eval_crop) == (1, 2, 0.2, "centre")
+    assert (changed.train_crop, changed.threshold, changed.finetune.weight_decay) == (192, fast.threshold, fast.finetune.weight_decay)  # the rest: fast's
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--recipe", "slowest"])
 
 
 def test_refit_needs_finetuning(tmp_path, tiny_data):
