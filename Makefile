@@ -33,17 +33,19 @@ train-scratch: venv
 	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 58
 
 # A named transfer recipe (src.transfer_train.RECIPES: default, fast) on indian_monuments; OPTIONS
-# change its settings. It exports to checkpoints/transfer_exported.pt, the model the app loads.
-#   make train-transfer RECIPE=fast
+# change its settings (given last, they win). The default exports checkpoints/transfer_exported.pt,
+# the model the app loads; another recipe exports checkpoints/transfer_<recipe>_exported.pt.
+#   make train-transfer RECIPE=fast && make app MODEL=checkpoints/transfer_fast_exported.pt
 RECIPE ?= default
 OPTIONS ?=
+RECIPE_SUFFIX = $(if $(filter-out default,$(RECIPE)),_$(RECIPE))
 train-transfer: venv
 	$(BIN)/python -m src.transfer_train --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
-		$(OPTIONS) --report results/transfer_lite0$(if $(filter-out default,$(RECIPE)),_$(RECIPE)).json
+		--export checkpoints/transfer$(RECIPE_SUFFIX)_exported.pt --report results/transfer_lite0$(RECIPE_SUFFIX).json $(OPTIONS)
 
 # 5-fold cross-validation of a recipe over the training photos (chooses settings; the test split is
 # never opened). Another choice: make crossval RECIPE=fast OPTIONS="--views 4" CROSSVAL_REPORT=results/crossval_fast_views4.json
 CROSSVAL_REPORT ?= results/crossval_lite0_$(RECIPE).json
 crossval: venv
 	$(BIN)/python -m src.crossval --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
-		$(OPTIONS) --report $(CROSSVAL_REPORT)
+		--report $(CROSSVAL_REPORT) $(OPTIONS)
