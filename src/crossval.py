@@ -109,6 +109,7 @@ def cross_validate(
     out_of_fold = torch.zeros(len(labels), len(classes))  # final-epoch probabilities, each photo by the fold that held it out
     other_scores: dict[int, list[float]] = {size: [] for size in eval_inputs}  # per fold, final epoch
     for k, plan in enumerate(plans):
+        fold_other: dict[int, float] = {}  # this fold on the other inputs, rewritten every epoch: the final one stays
         fold_tail = copy.deepcopy(pristine_tail)
         head = zero_head(extractor.feature_dim, len(classes))
         valid_y = y[plan.valid_rows]
@@ -118,32 +119,36 @@ def cross_validate(
             for size, inputs in other_x.items():  # the model as it stands after this epoch
                 with torch.no_grad():
                     other_logits = head(run_in_batches(fold_tail, inputs[plan.valid_rows]))
-                other_scores[size][k:] = [closed_set_accuracy(other_logits, valid_y, background)]  # this fold's entry: the last epoch's stays
+                fold_other[size] = closed_set_accuracy(other_logits, valid_y, background)
             return closed_set_accuracy(logits, valid_y, background)
 
         result = finetune_tail(fold_tail, head, x[plan.train_rows], y[plan.train_rows], eval_x[plan.valid_rows], score, recipe.finetune, progress=progress)
         histories.append([epoch["valid_score"] for epoch in result.history])
+        for size, accuracy in fold_other.items():
+            other_scores[size].append(accuracy)
         if progress:
             print(f"fold {k + 1}/{folds}: best {result.best_valid_score:.4f} (epoch {result.best_epoch + 1})", flush=True)
     report = summarise(histories, plans, recipe, folds, seed, activation_seconds, time.perf_counter() - start)
     report["train_fraction"] = train_fraction
     if eval_inputs:
-        sizes = [len(plan.valid_rows) for plan in plans]
-        report["accuracy_final_epoch_by_eval_input"] = {
-            str(size): sum(a * n for a, n in zip(scores, sizes)) / sum(sizes) for size, scores in other_scores.items()
-        }
+        report["accuracy_final_epoch_by_eval_input"] = {str(size): photo_weighted_mean(scores, plans) for size, scores in other_scores.items()}
     # Background photos train in every fold, so only landmark photos are scored out of fold: the
     # threshold is the strictest that rejects at most 2 % of them (see src.openset.choose_threshold).
     report["threshold_out_of_fold"] = choose_threshold(out_of_fold, out_of_fold[:0], background)
     return report
 
 
+def photo_weighted_mean(fold_scores: list[float], plans: list[FoldPlan]) -> float:
+    """Mean of per-fold accuracies weighted by the folds' photos: every photo counts once."""
+    sizes = [len(plan.valid_rows) for plan in plans]
+    return sum(score * size for score, size in zip(fold_scores, sizes)) / sum(sizes)
+
+
 def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: TransferRecipe, folds: int, seed: int, activation_seconds: float, total_seconds: float) -> dict:
     """Mean accuracy over folds per epoch (photo-weighted: every photo counts once), the final epoch's
     (what a fixed-length run would give) and the best epoch's (what keeping the best epoch aims at)."""
-    sizes = [len(plan.valid_rows) for plan in plans]
-    photos = sum(sizes)
-    by_epoch = [sum(history[e] * size for history, size in zip(histories, sizes)) / photos for e in range(len(histories[0]))]
+    photos = sum(len(plan.valid_rows) for plan in plans)
+    by_epoch = [photo_weighted_mean([history[e] for history in histories], plans) for e in range(len(histories[0]))]
     best_epoch = max(range(len(by_epoch)), key=by_epoch.__getitem__)
     final = [history[-1] for history in histories]
     return {

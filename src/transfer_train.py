@@ -137,8 +137,8 @@ def training_preprocessing(recipe: TransferRecipe) -> Preprocessing:
     own = get_backbone_spec(recipe.backbone).preprocessing
     if recipe.train_crop is None or recipe.train_crop == own.crop:
         return own
-    if recipe.train_crop < 32:
-        raise ValueError(f"train_crop must be at least 32 pixels (the backbone's stride), got {recipe.train_crop}")
+    if recipe.train_crop < BACKBONE_STRIDE:
+        raise ValueError(f"train_crop must be at least {BACKBONE_STRIDE} pixels (the backbone's stride), got {recipe.train_crop}")
     return replace(own, resize=round(own.resize * recipe.train_crop / own.crop), crop=recipe.train_crop)
 
 
