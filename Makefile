@@ -11,7 +11,7 @@ $(BIN)/activate: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(BIN)/activate
 
-.PHONY: venv test app service bench train-scratch train-transfer crossval
+.PHONY: venv test app service bench evaluate train-scratch train-transfer crossval
 venv: $(BIN)/activate
 
 test: venv
@@ -28,6 +28,12 @@ service: venv
 
 bench: venv
 	$(BIN)/python -m src.bench
+
+# Both checkpoints on indian_monuments' test photos: tables printed, each model's confusion matrix,
+# reliability diagram and per-class F1 in static_images/ (the README shows them), results/evaluation.json
+evaluate: venv
+	$(BIN)/python -m src.evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
+		--data ../shared/indian_monuments/test --figures static_images --report results/evaluation.json
 
 train-scratch: venv
 	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 58

@@ -9,10 +9,17 @@ decoding (`src.dataset`) and prediction (`src.predictor.predict_dataset`) code a
 The plots return a `matplotlib.figure.Figure` built without pyplot, so they work on headless machines
 and never pile up in pyplot's global state; a notebook displays the returned figure, a script calls
 `figure.savefig(...)`.
+
+From the command line, any exported models on any test folder (tables printed, figures and JSON saved):
+
+    python -m src.evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
+        --data ../shared/indian_monuments/test --figures static_images --report results/evaluation.json
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -42,6 +49,7 @@ __all__ = [
     "plot_per_class_f1",
     "plot_reliability_diagram",
     "reliability_bins",
+    "save_figures",
     "top_k_accuracy",
     "wilson_interval",
 ]
@@ -552,3 +560,50 @@ def plot_crossval(reports: Sequence[dict]) -> Figure:
     ax.set_title(f"{'/'.join(map(str, sorted(folds)))}-fold cross-validation on the training photos")
     figure.tight_layout()
     return figure
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def save_figures(report: EvaluationReport, folder: str | Path, stem: str) -> list[Path]:
+    """The report's confusion matrix, reliability diagram and per-class F1 as `<folder>/<stem>_*.png`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {"confusion": plot_confusion_matrix(report), "reliability": plot_reliability_diagram(report), "f1": plot_per_class_f1(report)}
+    paths = []
+    for kind, figure in figures.items():
+        paths.append(folder / f"{stem}_{kind}.png")
+        figure.savefig(paths[-1], dpi=100)
+    return paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Evaluate exported models on a test folder: accuracy (95% CI), top-k, per-class F1, calibration.")
+    parser.add_argument("models", nargs="+", type=Path, help="exported TorchScript files (src.predictor.export)")
+    parser.add_argument("--data", required=True, type=Path, help="test folder: <data>/<class>/<photo>")
+    parser.add_argument("--figures", type=Path, default=None, help="save each model's confusion matrix, reliability diagram and per-class F1 here (PNG)")
+    parser.add_argument("--report", type=Path, default=None, help="save every model's full report here (JSON)")
+    args = parser.parse_args(argv)
+    missing = [str(path) for path in args.models if not path.is_file()]
+    if missing:
+        parser.error(f"no such model file: {', '.join(missing)}")
+    if not args.data.is_dir():
+        parser.error(f"no such test folder: {args.data}")
+    reports = []
+    for path in args.models:
+        report = evaluate_model(path, args.data, model_name=path.stem, progress=True)
+        reports.append(report)
+        print(report.to_markdown(), end="\n\n", flush=True)
+        if args.figures:
+            print("figures: " + ", ".join(map(str, save_figures(report, args.figures, path.stem))), end="\n\n")
+    if len(reports) > 1:
+        print(compare_reports(reports))
+        if args.figures:
+            plot_comparison(reports).savefig(args.figures / "comparison.png", dpi=100)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({"data": str(args.data), "models": [report.to_dict() for report in reports]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

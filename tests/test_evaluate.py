@@ -17,6 +17,7 @@ from src.evaluate import (
     compare_reports,
     evaluate_model,
     evaluate_probabilities,
+    main,
     expected_calibration_error,
     plot_comparison,
     plot_confusion_matrix,
@@ -233,3 +234,31 @@ def test_evaluate_model_skips_classes_the_model_does_not_know(tiny_model, tiny_d
     assert any("07.Unknown_Place" in path for path in skipped)
     assert any(path.endswith("broken.jpg") for path in skipped)
     assert "skipped" in report.to_markdown()
+
+
+def test_command_line_prints_tables_and_saves_figures_and_reports(tiny_model, tiny_data, tmp_path, capsys):
+    second = tmp_path / "second.pt"
+    shutil.copy(tiny_model, second)
+    figures, report_path = tmp_path / "figures", tmp_path / "out" / "evaluation.json"
+    main([str(tiny_model), str(second), "--data", str(tiny_data / "test"), "--figures", str(figures), "--report", str(report_path)])
+
+    expected = evaluate_model(tiny_model, tiny_data / "test")
+    printed = capsys.readouterr().out
+    assert f"### {tiny_model.stem}" in printed and "### second" in printed
+    assert printed.count(f"{100 * expected.accuracy:.1f}%") >= 3  # both models' tables and the comparison
+    saved = json.loads(report_path.read_text())
+    assert saved["data"] == str(tiny_data / "test")
+    assert [model["model_name"] for model in saved["models"]] == [tiny_model.stem, "second"]
+    assert saved["models"][0]["accuracy"] == pytest.approx(expected.accuracy)
+    names = sorted(path.name for path in figures.iterdir())
+    assert names == sorted(["comparison.png"] + [f"{stem}_{kind}.png" for stem in (tiny_model.stem, "second") for kind in ("confusion", "reliability", "f1")])
+    assert all((figures / name).read_bytes().startswith(b"\x89PNG") for name in names)
+
+
+def test_command_line_refuses_missing_files(tiny_model, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nope.pt"), "--data", str(tmp_path)])
+    assert "no such model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tiny_model), "--data", str(tmp_path / "missing")])
+    assert "no such test folder" in capsys.readouterr().err
