@@ -12,9 +12,10 @@ fine-tuned on the others (`src.finetune`, the same settings and cached trunk act
 No-landmark photos (the background class) join the training part of every fold; the score is the
 accuracy on the landmark photos of the held-out fold, answered with the best landmark class.
 
-Every photo is also scored once by a model that never saw it (out of fold): the "no landmark"
-threshold chosen on those scores is what a model refit on every photo uses (`src.transfer_train`
-with `refit`), where no held-out photo is left to choose it on.
+Every photo is also scored once by a model that never saw it (out of fold): the temperature that
+calibrates the probabilities (`src.calibration`) and then the "no landmark" threshold are chosen on
+those scores, and a model refit on every photo uses both (`src.transfer_train` with `refit`), where
+no held-out photo is left to choose them on.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Optional, Sequence
 import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from .calibration import expected_calibration_error, fit_temperature
 from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .features import run_in_batches
 from .finetune import finetune_tail
@@ -106,7 +108,7 @@ def cross_validate(
 
     pristine_tail = copy.deepcopy(tail)
     histories = []
-    out_of_fold = torch.zeros(len(labels), len(classes))  # final-epoch probabilities, each photo by the fold that held it out
+    out_of_fold = torch.zeros(len(labels), len(classes))  # final-epoch logits, each photo by the fold that held it out
     other_scores: dict[int, list[float]] = {size: [] for size in eval_inputs}  # per fold, final epoch
     for k, plan in enumerate(plans):
         fold_other: dict[int, float] = {}  # this fold on the other inputs, rewritten every epoch: the final one stays
@@ -115,7 +117,7 @@ def cross_validate(
         valid_y = y[plan.valid_rows]
 
         def score(logits: torch.Tensor) -> float:  # called after every epoch: the last call is the final epoch's
-            out_of_fold[plan.valid_rows] = torch.softmax(logits, dim=1)
+            out_of_fold[plan.valid_rows] = logits
             for size, inputs in other_x.items():  # the model as it stands after this epoch
                 with torch.no_grad():
                     other_logits = head(run_in_batches(fold_tail, inputs[plan.valid_rows]))
@@ -132,10 +134,23 @@ def cross_validate(
     report["train_fraction"] = train_fraction
     if eval_inputs:
         report["accuracy_final_epoch_by_eval_input"] = {str(size): photo_weighted_mean(scores, plans) for size, scores in other_scores.items()}
-    # Background photos train in every fold, so only landmark photos are scored out of fold: the
-    # threshold is the strictest that rejects at most 2 % of them (see src.openset.choose_threshold).
-    report["threshold_out_of_fold"] = choose_threshold(out_of_fold, out_of_fold[:0], background)
+    report.update(calibrate_out_of_fold(out_of_fold, torch.tensor(labels), background))
     return report
+
+
+def calibrate_out_of_fold(logits: torch.Tensor, labels: torch.Tensor, background: list[int]) -> dict:
+    """Temperature and "no landmark" threshold from out-of-fold logits, with the ECE before and after.
+
+    Background photos train in every fold, so only landmark photos are scored out of fold: the
+    temperature minimises their negative log-likelihood, and the threshold is the strictest that
+    rejects at most 2 % of them once calibrated (see src.openset.choose_threshold)."""
+    temperature = fit_temperature(logits, labels)
+    raw, calibrated = torch.softmax(logits, dim=1), torch.softmax(logits / temperature, dim=1)
+    return {
+        "temperature_out_of_fold": temperature,
+        "ece_out_of_fold": {"raw": expected_calibration_error(labels, raw.numpy()), "calibrated": expected_calibration_error(labels, calibrated.numpy())},
+        "threshold_out_of_fold": choose_threshold(calibrated, calibrated[:0], background),
+    }
 
 
 def photo_weighted_mean(fold_scores: list[float], plans: list[FoldPlan]) -> float:

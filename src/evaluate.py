@@ -31,6 +31,7 @@ from matplotlib.ticker import PercentFormatter
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
+from .calibration import ECE_BINS, ece_from_bins, expected_calibration_error, reliability_bins
 from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
 from .finetune import TailFinetuneConfig
 from .metadata import display_name
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 
-ECE_BINS = 15
 HARDEST_K = 5
 _MAX_LABEL = 28  # longest class label shown on a plot axis
 
@@ -78,41 +78,6 @@ def top_k_accuracy(truth: Sequence[int], probabilities: np.ndarray, k: int) -> f
     if k >= n_classes:
         return 1.0
     return float(top_k_accuracy_score(truth, probabilities, k=k, labels=np.arange(n_classes)))
-
-
-def reliability_bins(truth: Sequence[int], probabilities: np.ndarray, n_bins: int = ECE_BINS) -> list[dict[str, float]]:
-    """Top-label confidence split into `n_bins` equal-width bins (lower, upper]: per bin its count,
-    mean confidence and accuracy (both 0.0 for an empty bin)."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    truth = np.asarray(truth)
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == truth
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    bins = []
-    for b in range(n_bins):
-        members = index == b
-        count = int(members.sum())
-        bins.append({
-            "lower": float(edges[b]),
-            "upper": float(edges[b + 1]),
-            "count": count,
-            "confidence": float(confidence[members].mean()) if count else 0.0,
-            "accuracy": float(correct[members].mean()) if count else 0.0,
-        })
-    return bins
-
-
-def _ece_from_bins(bins: Sequence[dict[str, float]]) -> float:
-    total = sum(b["count"] for b in bins)
-    if total == 0:
-        return 0.0
-    return float(sum(b["count"] / total * abs(b["accuracy"] - b["confidence"]) for b in bins))
-
-
-def expected_calibration_error(truth: Sequence[int], probabilities: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """ECE: the count-weighted mean |accuracy - confidence| over the top-label confidence bins."""
-    return _ece_from_bins(reliability_bins(truth, probabilities, n_bins))
 
 
 # --------------------------------------------------------------------------- the report
@@ -269,7 +234,7 @@ def evaluate_probabilities(
         per_class=per_class,
         macro_f1=macro_f1,
         confusion=confusion,
-        ece=_ece_from_bins(bins),
+        ece=ece_from_bins(bins),
         hardest=_hardest(per_class, confusion, list(class_names), hardest_k),
         class_names=list(class_names),
         reliability=bins,
@@ -409,7 +374,7 @@ def plot_reliability_diagram(
         if truth is None:
             raise ValueError("give truth= with probabilities")
         bins = reliability_bins(truth, _as_numpy(report_or_probs), n_bins)
-    ece = _ece_from_bins(bins)
+    ece = ece_from_bins(bins)
     lower = np.array([b["lower"] for b in bins])
     width = np.array([b["upper"] - b["lower"] for b in bins])
     accuracy = np.array([b["accuracy"] for b in bins])

@@ -52,7 +52,9 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert set(other) == {"256", "192"} and 0 <= other["192"] <= 1
     assert other["256"] == pytest.approx(report["accuracy_final_epoch"])
     assert all(0 <= a <= 1 for a in report["accuracy_by_epoch"])
-    threshold = report["threshold_out_of_fold"]  # for a refit: out-of-fold scores of every photo
+    assert 0.05 <= report["temperature_out_of_fold"] <= 20  # for a refit, as the threshold below
+    assert set(report["ece_out_of_fold"]) == {"raw", "calibrated"}
+    threshold = report["threshold_out_of_fold"]  # for a refit: out-of-fold scores of every photo, calibrated
     assert 0.05 <= threshold["threshold"] <= 0.95 and threshold["named"] == 0.0  # no background photos here
     assert threshold["rejected"] <= 0.02 or threshold["threshold"] == 0.05  # 0.05: the fallback when none qualifies
 

@@ -192,7 +192,7 @@ def recipe_run(recipe_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def refit_run(recipe_data, tmp_path_factory):
     """The whole recipe refit on every training photo (the default), via the CLI."""
-    return _run_cli(recipe_data, tmp_path_factory.mktemp("refit"), "--threshold", "0.3")
+    return _run_cli(recipe_data, tmp_path_factory.mktemp("refit"), "--threshold", "0.3", "--temperature", "1")
 
 
 def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_run):
@@ -209,6 +209,18 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     assert metadata["recipe"]["eval_crop"] == "full"
     assert metadata["preprocessing"]["resize"] == metadata["preprocessing"]["crop"] == 256
     assert (report["train_crop"], report["eval_input"]) == (224, 256)
+
+
+def test_refit_folds_the_recipes_temperature_into_the_head(refit_run, recipe_data, tmp_path):
+    report, export_path = refit_run  # temperature 1: the raw fine-tuned logits
+    sharper_report, sharper_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--temperature", "0.5")
+    assert (report["temperature"], sharper_report["temperature"]) == (1.0, 0.5)
+    assert load_exported(sharper_path)[1]["recipe"]["temperature"] == 0.5
+    photo = torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    raw, sharper = load_exported(export_path)[0](photo), load_exported(sharper_path)[0](photo)
+    # the same training (seeded), logits divided by 0.5: softmax(log p / 0.5)
+    assert torch.allclose(sharper, torch.softmax(torch.log(raw) / 0.5, dim=1), atol=1e-4)
+    assert sharper_report["test_accuracy"] == report["test_accuracy"]  # the ranking does not change
 
 
 def test_centre_eval_crop_exports_the_backbones_own_crop(recipe_data, tmp_path):
@@ -283,6 +295,7 @@ def test_recipe_reports_probe_and_finetune(recipe_run):
     assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6}  # 2 of 4 categories held out
     assert 0 <= report["held_out_no_landmark_named"] <= 1
     assert report["feature_seconds"] <= report["train_seconds_total"] <= report["wall_seconds_total"]
+    assert 0.05 <= report["temperature"] <= 20  # fitted on the validation photos
 
 
 def test_recipe_export_carries_its_decision_rule(recipe_run):
