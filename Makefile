@@ -24,7 +24,7 @@ app: venv
 		--Voila.tornado_settings="{'websocket_max_message_size': 104857600}"
 
 service: venv
-	LANDMARK_MODEL=$(MODEL) $(BIN)/uvicorn src.service:app --host 127.0.0.1 --port 8000
+	LANDMARK_MODEL=$(MODEL) $(BIN)/uvicorn src.serving.service:app --host 127.0.0.1 --port 8000
 
 bench: venv
 	$(BIN)/python -m src.bench
@@ -32,11 +32,11 @@ bench: venv
 # Both checkpoints on indian_monuments' test photos: tables printed, each model's confusion matrix,
 # reliability diagram and per-class F1 in static_images/ (the README shows them), results/evaluation.json
 evaluate: venv
-	$(BIN)/python -m src.evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
+	$(BIN)/python -m src.evaluation.evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
 		--data ../shared/indian_monuments/test --figures static_images --report results/evaluation.json
 
 train-scratch: venv
-	$(BIN)/python -m src.scratch --data ../shared/indian_monuments --minutes 58
+	$(BIN)/python -m src.training.scratch --data ../shared/indian_monuments --minutes 58
 
 # A named transfer recipe (src.transfer_train.RECIPES: default, fast) on indian_monuments; OPTIONS
 # change its settings (given last, they win). The default exports checkpoints/transfer_exported.pt,
@@ -46,12 +46,12 @@ RECIPE ?= default
 OPTIONS ?=
 RECIPE_SUFFIX = $(if $(filter-out default,$(RECIPE)),_$(RECIPE))
 train-transfer: venv
-	$(BIN)/python -m src.transfer_train --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
+	$(BIN)/python -m src.training.transfer --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
 		--export checkpoints/transfer$(RECIPE_SUFFIX)_exported.pt --report results/transfer_lite0$(RECIPE_SUFFIX).json $(OPTIONS)
 
 # 5-fold cross-validation of a recipe over the training photos (chooses settings; the test split is
 # never opened). Another choice: make crossval RECIPE=fast OPTIONS="--views 4" CROSSVAL_REPORT=results/crossval_fast_views4.json
 CROSSVAL_REPORT ?= results/crossval_lite0_$(RECIPE).json
 crossval: venv
-	$(BIN)/python -m src.crossval --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
+	$(BIN)/python -m src.training.crossval --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
 		--report $(CROSSVAL_REPORT) $(OPTIONS)

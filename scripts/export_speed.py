@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from src.predictor import freeze_for_inference, load_exported
+from src.export import freeze_for_inference, load_exported
 
 PHOTO_SIZES = [(256, 341), (256, 384), (341, 256), (256, 256), (256, 455), (288, 256), (256, 320), (384, 256)]
 

@@ -22,10 +22,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from src.features import bf16_is_fast
-from src.finetune import TailFinetuneConfig, finetune_tail
-from src.transfer import create_backbone, split_trunk_and_tail
-from src.transfer_train import RECIPES, training_preprocessing, zero_head
+from src.models.backbones import create_backbone, split_trunk_and_tail
+from src.training.features import bf16_is_fast
+from src.training.finetune import TailFinetuneConfig, finetune_tail
+from src.training.recipes import RECIPES, training_preprocessing
+from src.training.transfer import zero_head
 
 INDIAN_MONUMENTS_ROWS_PER_VIEW, BACKGROUND_ROWS = 2800, 480  # training photos; no-landmark photos (train + valid)
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m scripts.trunk_speed --backbone tf_efficientnet_lite0 [--batch 4 64] [--repeats 3]
 
-The trunk is what `src.transfer_train` runs once per photo and view (`src.features`). Random
+The trunk is what `src.training.transfer` runs once per photo and view (`src.training.features`). Random
 pixels at the backbone's crop size, each batch size of `--batch`, channels_last; prints images/s
 per way and the relative difference of each output to float32. bfloat16 rows only where the CPU
 has it natively (`src.features.bf16_is_fast`).
@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from src.features import bf16_is_fast, fast_autocast, inference_graph
-from src.transfer import create_backbone, split_trunk_and_tail
+from src.models.backbones import create_backbone, split_trunk_and_tail
+from src.training.features import bf16_is_fast, fast_autocast, inference_graph
 
 
 def images_per_second(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, repeats: int, bf16: bool) -> tuple[float, torch.Tensor]:

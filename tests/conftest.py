@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.synthetic import make_synthetic_dataset
+from src.data.synthetic import make_synthetic_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let timm/huggingface reach for the network
 # Session fixtures run before function-scoped ones: point the cache at a temporary folder right away,
@@ -40,7 +40,7 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data, tmp_path_factory) -> Path:
     """A small MyModel trained for a few epochs on tiny_data and exported (TorchScript)."""
-    from src.scratch import ScratchRecipe, export_scratch, train_scratch
+    from src.training.scratch import ScratchRecipe, export_scratch, train_scratch
 
     folder = tmp_path_factory.mktemp("model")
     recipe = ScratchRecipe(

@@ -19,9 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
-from src.metadata import lookup
-from src.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
+from src.data.landmarks import lookup
+from src.serving.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
+from src.serving.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
@@ -253,7 +253,7 @@ def _free_port() -> int:
 
 def _renamed_copy(model: Path, target: Path) -> Path:
     """The tiny model with metadata class names that the landmark table knows, and no threshold."""
-    from src.predictor import METADATA_FILE, load_exported
+    from src.export import METADATA_FILE, load_exported
 
     module, metadata = load_exported(model)
     metadata = dict(metadata, class_names=RENAMED[: len(metadata["class_names"])], threshold=0.0)
@@ -407,6 +407,6 @@ def _choose_file(page, path: Path) -> None:
 
 
 def _classes(model: Path) -> list[str]:
-    from src.predictor import load_exported
+    from src.export import load_exported
 
     return load_exported(model)[1]["class_names"]

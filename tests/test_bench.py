@@ -20,8 +20,8 @@ from src.bench import (
     models_table,
     training_record,
 )
-from src.predictor import Predictor, load_exported
-from src.transforms import Preprocessing
+from src.data.transforms import Preprocessing
+from src.export import Predictor, load_exported
 
 
 def _positive(value) -> bool:

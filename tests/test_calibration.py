@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.calibration import expected_calibration_error, fit_temperature, scale_head
+from src.evaluation.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    scale_head,
+)
 
 
 def _labels_drawn_from(logits: torch.Tensor, temperature: float, seed: int = 0) -> torch.Tensor:

@@ -1,11 +1,11 @@
-"""k-fold cross-validation of the transfer recipe (src.crossval)."""
+"""k-fold cross-validation of the transfer recipe (src.training.crossval)."""
 
 import json
 
 import pytest
 import torch
 
-from src.crossval import fold_plans, main
+from src.training.crossval import fold_plans, main
 
 
 def test_fold_plans_validate_every_photo_once_on_its_centre_crop():
@@ -68,8 +68,7 @@ def test_crossval_validates_on_the_evaluation_crop(tmp_path, tiny_data):
 
 
 def test_load_reports_and_plot_them(tmp_path):
-    from src.crossval import load_reports
-    from src.evaluate import plot_crossval
+    from src.training.crossval import load_reports, plot_crossval
 
     for name, scores in (("lite0", [0.90, 0.95, 0.94]), ("lite2", [0.91, 0.93, 0.96])):
         report = {"backbone": f"tf_efficientnet_{name}", "train_views": 3, "folds": 5, "accuracy_by_epoch": scores}
@@ -84,7 +83,7 @@ def test_load_reports_and_plot_them(tmp_path):
 
 
 def test_crossval_label_names_what_a_setting_changed():
-    from src.evaluate import crossval_label
+    from src.training.crossval import crossval_label
 
     base = {"backbone": "tf_efficientnet_lite0", "train_views": 4, "finetune": {"epochs": 6, "mixup_alpha": 0.0, "ema_decay": 0.0}}
     assert crossval_label(base) == "lite0, 4 views"

@@ -12,10 +12,20 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data import DataConfig, build_datasets, get_data_loaders, visualize_one_batch
-from src.dataset import decode_folder, default_cache_dir, scan_image_folder, stratified_split
-from src.helpers import compute_mean_and_std, get_data_location
-from src.images import BadImageError, load_rgb
+from src.data.folders import (
+    decode_folder,
+    default_cache_dir,
+    scan_image_folder,
+    stratified_split,
+)
+from src.data.images import BadImageError, load_rgb
+from src.data.loaders import (
+    DataConfig,
+    build_datasets,
+    get_data_loaders,
+    visualize_one_batch,
+)
+from src.data.location import compute_mean_and_std, get_data_location
 
 
 def test_loader_keys_batch_shape_and_size(tiny_data):

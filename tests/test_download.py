@@ -1,4 +1,4 @@
-"""Tests for src.download against a local HTTP server (no network access needed)."""
+"""Tests for src.data.download against a local HTTP server (no network access needed)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ from typing import Iterator, Optional
 import pytest
 from PIL import Image
 
-from src.download import (
+from src.data.download import (
     DataUnavailableError,
     download_and_extract,
     download_file,
     find_data_root,
     safe_extract_zip,
 )
-
 
 # --------------------------------------------------------------------------- local server
 

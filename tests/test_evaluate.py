@@ -11,22 +11,23 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from src.dataset import DecodedImageDataset, decode_folder, scan_image_folder
-from src.evaluate import (
+from src.data.folders import DecodedImageDataset, decode_folder, scan_image_folder
+from src.evaluation.calibration import expected_calibration_error
+from src.evaluation.evaluate import evaluate_model, main
+from src.evaluation.metrics import (
     EvaluationReport,
     compare_reports,
-    evaluate_model,
     evaluate_probabilities,
-    main,
-    expected_calibration_error,
+    top_k_accuracy,
+    wilson_interval,
+)
+from src.evaluation.plots import (
     plot_comparison,
     plot_confusion_matrix,
     plot_per_class_f1,
     plot_reliability_diagram,
-    top_k_accuracy,
-    wilson_interval,
 )
-from src.predictor import load_exported, predict_dataset
+from src.export import load_exported, predict_dataset
 
 CLASSES3 = ["00.Taj_Mahal", "01.Red_Fort", "02.Qutub_Minar"]
 # truth 0,0,0,1,1,2 -> predictions 0,1,0,1,0,2

@@ -17,7 +17,8 @@ import piexif
 import pytest
 from PIL import Image, features
 
-from src.exif import (
+from src.data.images import BadImageError
+from src.serving.exif import (
     ExistingGPSError,
     UnsupportedFormatError,
     has_gps,
@@ -25,7 +26,6 @@ from src.exif import (
     read_keywords,
     write_location,
 )
-from src.images import BadImageError
 
 SYDNEY_OPERA_HOUSE = (-33.8568, 151.2153)
 GOLDEN_GATE_BRIDGE = (37.8199, -122.4783)

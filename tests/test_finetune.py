@@ -14,16 +14,31 @@ import pytest
 import torch
 from torch import nn
 
-from src.features import cached_activations, extract_features, inference_graph, run_in_batches
-from src.finetune import TailFinetuneConfig, finetune_tail
-from src.predictor import load_exported
-from src.synthetic import make_synthetic_dataset
-from src.transfer import create_backbone, get_backbone_spec, split_trunk_and_tail
-from src.transfer_train import (
-    BACKGROUND_CLASS, RECIPES, TransferRecipe, add_recipe_arguments, closed_set_accuracy, evaluation_preprocessing, main, recipe_from_arguments,
-    train_transfer, training_preprocessing,
+from src.data.synthetic import make_synthetic_dataset
+from src.data.transforms import Preprocessing, eval_transform
+from src.evaluation.openset import BACKGROUND_CLASS, closed_set_accuracy
+from src.export import load_exported
+from src.models.backbones import (
+    create_backbone,
+    get_backbone_spec,
+    split_trunk_and_tail,
 )
-from src.transforms import Preprocessing, eval_transform
+from src.training.features import (
+    cached_activations,
+    extract_features,
+    inference_graph,
+    run_in_batches,
+)
+from src.training.finetune import TailFinetuneConfig, finetune_tail
+from src.training.recipes import (
+    RECIPES,
+    TransferRecipe,
+    add_recipe_arguments,
+    evaluation_preprocessing,
+    recipe_from_arguments,
+    training_preprocessing,
+)
+from src.training.transfer import main, train_transfer
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +332,7 @@ def test_probe_only_recipe(tmp_path, tiny_data):
 
 
 def test_plot_finetune_history_marks_the_kept_epoch():
-    from src.evaluate import plot_finetune_history
+    from src.evaluation.plots import plot_finetune_history
 
     history = [{"epoch": 0, "valid_score": 0.90}, {"epoch": 1, "valid_score": 0.97}, {"epoch": 2, "valid_score": 0.95}]
     ax = plot_finetune_history(history, probe_valid_accuracy=0.955).axes[0]

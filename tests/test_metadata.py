@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from src.metadata import DEFAULT_PATH, LandmarkInfo, display_name, load_landmarks, lookup
+from src.data.landmarks import (
+    DEFAULT_PATH,
+    LandmarkInfo,
+    display_name,
+    load_landmarks,
+    lookup,
+)
 
 LANDMARK_CLASSES = [
     "00.Haleakala_National_Park", "01.Mount_Rainier_National_Park", "02.Ljubljana_Castle",
@@ -234,5 +240,5 @@ def test_default_table_is_cached_but_copies_are_independent() -> None:
 
 
 def test_leaf_module_imports_nothing_from_src() -> None:
-    source = (Path(__file__).resolve().parents[1] / "src" / "metadata.py").read_text(encoding="utf-8")
+    source = (Path(__file__).resolve().parents[1] / "src" / "data" / "landmarks.py").read_text(encoding="utf-8")
     assert "from ." not in source and "from src" not in source and "import src" not in source

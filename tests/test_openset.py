@@ -2,7 +2,7 @@
 
 import torch
 
-from src.openset import choose_threshold, is_landmark, landmark_confidence
+from src.evaluation.openset import choose_threshold, is_landmark, landmark_confidence
 
 
 def test_background_class_beats_a_confident_looking_landmark():

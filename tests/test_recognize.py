@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.recognize import Recognizer
+from src.serving.recognize import Recognizer
 
 
 @pytest.fixture(scope="module")

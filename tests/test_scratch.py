@@ -10,14 +10,31 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from src.data import DataConfig, build_datasets, get_data_loaders
-from src.dataset import DecodedImageDataset, stratified_subset
-from src.model import MyModel
-from src import optimization
-from src.optimization import TimeBudgetCosine, get_loss, get_optimizer, get_scheduler
-from src.predictor import ExportMismatchError, Predictor, export, load_exported, predictor_test
-from src.train import History, one_epoch_test, optimize, train_one_epoch, valid_one_epoch
-from src.transforms import Preprocessing, eval_transform
+from src.data.folders import DecodedImageDataset, stratified_subset
+from src.data.loaders import DataConfig, build_datasets, get_data_loaders
+from src.data.transforms import Preprocessing, eval_transform
+from src.export import (
+    ExportMismatchError,
+    Predictor,
+    export,
+    load_exported,
+    predictor_test,
+)
+from src.models.scratch import MyModel
+from src.training import optimization
+from src.training.loop import (
+    History,
+    one_epoch_test,
+    optimize,
+    train_one_epoch,
+    valid_one_epoch,
+)
+from src.training.optimization import (
+    TimeBudgetCosine,
+    get_loss,
+    get_optimizer,
+    get_scheduler,
+)
 
 SMALL = (16, 32, 32, 64)
 PREP = Preprocessing(resize=73, crop=64)

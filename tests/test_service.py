@@ -1,4 +1,4 @@
-"""HTTP service over real HTTP: started the documented way (uvicorn src.service:app with
+"""HTTP service over real HTTP: started the documented way (uvicorn src.serving.service:app with
 LANDMARK_MODEL) in a subprocess on a free loopback port, plus an in-process server with small
 limits. Every bad input must get a JSON {"detail": "..."} with a 4xx status, never a 500."""
 
@@ -21,8 +21,9 @@ import requests
 import uvicorn
 from PIL import Image
 
-from src.recognize import Recognizer
-from src.service import MULTIPART_OVERHEAD_BYTES, create_app, main as service_main, sniff_image_format
+from src.serving.recognize import Recognizer
+from src.serving.service import MULTIPART_OVERHEAD_BYTES, create_app, sniff_image_format
+from src.serving.service import main as service_main
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 120
@@ -50,10 +51,10 @@ def _wait_healthy(url: str, process: subprocess.Popen | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def service(tiny_model) -> str:
-    """`uvicorn src.service:app` (the `make service` command) with LANDMARK_MODEL=tiny_model."""
+    """`uvicorn src.serving.service:app` (the `make service` command) with LANDMARK_MODEL=tiny_model."""
     port = _free_port()
     env = {**os.environ, "LANDMARK_MODEL": str(tiny_model), "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "uvicorn", "src.service:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "uvicorn", "src.serving.service:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

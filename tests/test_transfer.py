@@ -9,25 +9,27 @@ import numpy as np
 import pytest
 import torch
 
-from src import transfer
-from src.transfer import (
+from src.data.transforms import IMAGENET_MEAN, Preprocessing, eval_transform
+from src.models import backbones as transfer
+from src.models.backbones import (
     BACKBONES,
     BackboneSpec,
-    BackboneUnavailableError,
     FeatureExtractor,
     TransferModel,
-    WeightConversionError,
-    build_lite_imagenet_model,
-    convert_lukemelas_state_dict,
     create_backbone,
     get_backbone_spec,
     get_model_transfer_learning,
     imagenet_class_names,
     imagenet_logits,
     list_backbones,
+)
+from src.models.lite_weights import (
+    BackboneUnavailableError,
+    WeightConversionError,
+    build_lite_imagenet_model,
+    convert_lukemelas_state_dict,
     lite_weights_path,
 )
-from src.transforms import IMAGENET_MEAN, Preprocessing, eval_transform
 
 torch.set_num_threads(2)
 

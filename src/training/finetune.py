@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .features import fast_autocast
+from src.training.features import fast_autocast
 
 
 @dataclass

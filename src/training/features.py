@@ -34,8 +34,8 @@ from torch import nn
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from .dataset import default_cache_dir
-from .transforms import Preprocessing, eval_transform
+from src.data.folders import default_cache_dir
+from src.data.transforms import Preprocessing, eval_transform
 
 
 @functools.lru_cache(maxsize=1)

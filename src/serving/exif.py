@@ -37,7 +37,7 @@ from typing import Union
 import piexif
 from PIL import Image, UnidentifiedImageError
 
-from .images import BadImageError
+from src.data.images import BadImageError
 
 PathLike = Union[str, Path]
 

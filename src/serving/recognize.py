@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import BadImageError, ImageSource, load_rgb
-from .metadata import LandmarkInfo, lookup
-from .openset import is_landmark
-from .predictor import load_exported
+from src.data.images import BadImageError, ImageSource, load_rgb
+from src.data.landmarks import LandmarkInfo, lookup
+from src.evaluation.openset import is_landmark
+from src.export import load_exported
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "transfer_exported.pt"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "transfer_exported.pt"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 

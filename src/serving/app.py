@@ -16,8 +16,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import ipywidgets as widgets
 
-from .images import BadImageError, load_rgb
-from .recognize import Recognition, Recognizer, default_model_path
+from src.data.images import BadImageError, load_rgb
+from src.serving.recognize import Recognition, Recognizer, default_model_path
 
 __all__ = ["build_app", "render_result_html", "thumbnail_bytes", "iter_widgets", "LandmarkApp", "ACCEPT", "TOP_K", "THUMB_SIZE", "MAX_CARDS"]
 

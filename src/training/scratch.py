@@ -1,6 +1,6 @@
 """The from-scratch recipe: train MyModel, pick the test resolution on validation, export.
 
-    python -m src.scratch --data ../shared/indian_monuments --epochs 40
+    python -m src.training.scratch --data ../shared/indian_monuments --epochs 40
 
 The notebook calls the same functions with a smaller ScratchRecipe.
 """
@@ -16,12 +16,17 @@ from typing import Optional
 
 import torch
 
-from .data import DataConfig, make_loaders
-from .model import MyModel
-from .optimization import TimeBudgetCosine, get_loss, get_optimizer, get_scheduler
-from .predictor import Predictor, export, predict_dataset
-from .train import History, load_checkpoint, optimize
-from .transforms import Preprocessing
+from src.data.loaders import DataConfig, make_loaders
+from src.data.transforms import Preprocessing
+from src.export import Predictor, export, predict_dataset
+from src.models.scratch import MyModel
+from src.training.loop import History, load_checkpoint, optimize
+from src.training.optimization import (
+    TimeBudgetCosine,
+    get_loss,
+    get_optimizer,
+    get_scheduler,
+)
 
 
 @dataclass
@@ -140,7 +145,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     model, history, loaders = train_scratch(recipe)
     path, report = export_scratch(model, loaders, recipe, history)
     report["wall_seconds_total"] = time.perf_counter() - start
-    report["command"] = "python -m src.scratch " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    report["command"] = "python -m src.training.scratch " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

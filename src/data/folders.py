@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .images import BadImageError, is_image_file, load_rgb
+from src.data.images import BadImageError, is_image_file, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +257,36 @@ def stratified_subset(labels: list[int], limit: int, seed: int = 42) -> list[int
             if queue and len(chosen) < limit:
                 chosen.append(queue.pop())
     return sorted(chosen)
+
+
+def object_category(path: Path) -> str:
+    """Caltech-style names: 'Faces_image_0079.jpg' -> 'Faces'."""
+    return path.name.rsplit("_image_", 1)[0]
+
+
+def split_no_landmark(folder: Path, seed: int = 42) -> dict[str, list[Path]]:
+    """Split no-landmark photos BY OBJECT CATEGORY: even-numbered categories train/valid the
+    background class, odd-numbered ones are held out for measurement only."""
+    photos = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
+    if not photos:
+        raise FileNotFoundError(f"no photos found under {folder} (expected images of things that are not landmarks)")
+    categories = sorted({object_category(p) for p in photos})
+    used = {c for i, c in enumerate(categories) if i % 2 == 0}
+    train_pool = [p for p in photos if object_category(p) in used]
+    held_out = [p for p in photos if object_category(p) not in used]
+    labels = [categories.index(object_category(p)) for p in train_pool]
+    train_idx, valid_idx = stratified_split(labels, 0.25, seed)
+    return {"train": [train_pool[i] for i in train_idx], "valid": [train_pool[i] for i in valid_idx], "held_out": held_out}
+
+
+def decode_paths(paths: list[Path], root: Path, name: str) -> list[torch.Tensor]:
+    scan = FolderScan(root=root, classes=[name], samples=[(p, 0) for p in paths])
+    return decode_folder(scan).images
+
+
+def every_training_photo(datasets: dict) -> DecodedImageDataset:
+    """train + valid as one dataset, in the training folder's order (as `src.training.crossval` reads it, so
+    the two share cached activations)."""
+    train, valid = datasets["train"], datasets["valid"]
+    return DecodedImageDataset(train.decoded, sorted(train.indices + valid.indices))
+

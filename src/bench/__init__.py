@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "indian_monuments"
 CHECKPOINTS = REPO / "checkpoints"
 RESULTS = REPO / "results"
@@ -132,7 +132,7 @@ def machine_info() -> dict[str, Any]:
     """CPU, cores, torch threads, RAM, versions, load average and the date."""
     import torchvision
 
-    from .features import bf16_is_fast
+    from src.training.features import bf16_is_fast
 
     info: dict[str, Any] = {
         "cpu_model": _cpu_model(),
@@ -275,7 +275,7 @@ def measure_inference(module: nn.Module, resize: int, batch_size: int, settings:
 
 def _test_photos(data_root: Path, count: int) -> list[Path]:
     """Up to `count` real JPEGs from <data>/test, spread over its classes (a fixed choice)."""
-    from .dataset import scan_image_folder
+    from src.data.folders import scan_image_folder
 
     scan = scan_image_folder(data_root / "test")
     jpegs = [path for path, _ in scan.samples if path.suffix.lower() in (".jpg", ".jpeg")]
@@ -287,7 +287,7 @@ def _test_photos(data_root: Path, count: int) -> list[Path]:
 
 def measure_end_to_end(model_path: Path, photos: Sequence[Path], settings: BenchSettings) -> dict[str, Any]:
     """Milliseconds per photo from JPEG bytes to a Recognition (decode + predict + decide)."""
-    from .recognize import Recognizer
+    from src.serving.recognize import Recognizer
 
     recognizer = Recognizer(model_path)
     payloads = [Path(p).read_bytes() for p in photos]
@@ -321,7 +321,7 @@ def peak_mb():
     return value / 1e6 if sys.platform == "darwin" else value * 1024 / 1e6  # bytes on macOS, KiB elsewhere
 
 import torch
-from src.recognize import Recognizer
+from src.serving.recognize import Recognizer
 after_import = peak_mb()
 recognizer = Recognizer(sys.argv[1])
 data = Path(sys.argv[2]).read_bytes()
@@ -332,7 +332,7 @@ print(json.dumps({"after_import_mb": after_import, "peak_mb": peak_mb(), "status
 
 
 def measure_peak_memory(model_path: Path, photo: Path, recognitions: int = 3, timeout: float = 600) -> dict[str, Any]:
-    """RSS high-water mark of a fresh Python process that imports src.recognize, loads the model and
+    """RSS high-water mark of a fresh Python process that imports src.serving.recognize, loads the model and
     recognises `photo`, measured inside that process (Linux: VmHWM from /proc/self/status; elsewhere
     getrusage(RUSAGE_SELF).ru_maxrss) and printed as JSON."""
     env = dict(os.environ)
@@ -352,8 +352,8 @@ def measure_peak_memory(model_path: Path, photo: Path, recognitions: int = 3, ti
 
 def benchmark_model(model_path: Path, data_root: Path, settings: BenchSettings, results_dir: Path = RESULTS) -> dict[str, Any]:
     """One row of the models table. A measurement that fails is None, with its reason in `errors`."""
-    from .evaluate import evaluate_model
-    from .predictor import freeze_for_inference, load_exported
+    from src.evaluation.evaluate import evaluate_model
+    from src.export import freeze_for_inference, load_exported
 
     model_path = Path(model_path)
     unfrozen, metadata = load_exported(model_path, optimize=False)  # keeps its submodules for the feature-cache measure
@@ -466,11 +466,11 @@ def _train_batches(loader, model: nn.Module, loss_fn: nn.Module, optimizer, chan
 
 def measure_training_throughput(data_root: Path, settings: BenchSettings) -> dict[str, Any]:
     """MyModel training images/s and data-wait share: the course starter's recipe against ours."""
-    from .data import DataConfig, make_loaders
-    from .model import MyModel
-    from .optimization import get_loss, get_optimizer
-    from .scratch import ScratchRecipe
-    from .transforms import Preprocessing
+    from src.data.loaders import DataConfig, make_loaders
+    from src.data.transforms import Preprocessing
+    from src.models.scratch import MyModel
+    from src.training.optimization import get_loss, get_optimizer
+    from src.training.scratch import ScratchRecipe
 
     recipe = ScratchRecipe()
     widths = tuple(settings.train_widths or recipe.widths)
@@ -519,10 +519,10 @@ def measure_feature_cache(module: nn.Module, metadata: dict, data_root: Path, se
     `src.features.extract_features` runs it) and extrapolated per photo to the whole training split;
     the head-only epoch (AdamW, batch 32, over cached [N, D] features) is measured on the full size.
     """
-    from .dataset import scan_image_folder, stratified_split, stratified_subset
-    from .features import extract_features
-    from .images import load_rgb
-    from .transforms import Preprocessing, eval_transform
+    from src.data.folders import scan_image_folder, stratified_split, stratified_subset
+    from src.data.images import load_rgb
+    from src.data.transforms import Preprocessing, eval_transform
+    from src.training.features import extract_features
 
     prep = Preprocessing.from_dict(metadata["preprocessing"])
     scan = scan_image_folder(data_root / "train")
@@ -666,7 +666,7 @@ def to_markdown(result: dict) -> str:
             f"(MyModel widths {tuple(training['widths'])}, {training['optimizer']}, {training['workers']} DataLoader worker(s), "
             f"{training['epochs']} short epoch(s) of up to {training['batches_per_epoch']} batches after one untimed warm-up batch). "
             "The crops differ (224 vs ours), so this is the effect of the whole recipe; 'waiting for data' is the share "
-            "of the timed loop spent blocked on the DataLoader, timed as src.train does.",
+            "of the timed loop spent blocked on the DataLoader, timed as src.training.loop does.",
         ]
     else:
         lines.append("Not measured" + (f": {result['errors']['training_throughput']}" if result.get("errors", {}).get("training_throughput") else "."))
@@ -698,7 +698,7 @@ NOTES = [
     "after warm-up, torch threads = all usable cores unless --threads says otherwise (see the machine table).",
     "ms/photo: the bytes of real test JPEGs through src.recognize.Recognizer.recognize (decode at the model's "
     "size, predict, decide), p50 / p95 over the runs.",
-    "peak RSS: the RSS high-water mark (VmHWM) of a fresh Python process that imports src.recognize, loads the model and recognises "
+    "peak RSS: the RSS high-water mark (VmHWM) of a fresh Python process that imports src.serving.recognize, loads the model and recognises "
     "one photo (the Python + torch import alone is import_rss_mb in bench.json).",
     "file: the exported file's size (MB = 10^6 bytes).",
     "Timings depend on what else runs on the machine: see the load average above.",
@@ -731,10 +731,10 @@ def run_benchmark(
             elif DEFAULT_DATA.is_dir():
                 data_root, source = DEFAULT_DATA, "default"
             else:
-                from .synthetic import make_synthetic_dataset
+                from src.data.synthetic import make_synthetic_dataset
 
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-data-")))
-                data_root, source = make_synthetic_dataset(tmp / "data"), "generated (src.synthetic): not real photos"
+                data_root, source = make_synthetic_dataset(tmp / "data"), "generated (src.data.synthetic): not real photos"
                 print(f"{DEFAULT_DATA} not found: benchmarking on a generated data set", file=sys.stderr)
             model_paths = [Path(m) for m in models] if models else _default_models()
             result: dict[str, Any] = {

@@ -1,14 +1,14 @@
 """Calibration: do the probabilities mean what they say, and the one-number fix (temperature scaling).
 
 A model whose photos at 80 % confidence are right 80 % of the time is calibrated. The expected
-calibration error (ECE) measures the gap over confidence bins; `src.evaluate` reports and plots it.
+calibration error (ECE) measures the gap over confidence bins; `src.evaluation.evaluate` reports and plots it.
 
 The fine-tuned transfer model comes out under-confident (a short schedule from a head that starts
 at zero, weight decay and label smoothing all keep its logits small): out of fold its ECE is 25.6 %
 (results/crossval_lite0_views4_full_float32_zen3.json, `ece_out_of_fold`). Temperature scaling
 (Guo et al., "On calibration of modern neural networks", 2017) divides the logits by one number T
 chosen to minimise the negative log-likelihood on photos the model did not train on (out of fold,
-`src.crossval`; or a validation split). The ranking of the classes, hence accuracy and top-k, does
+`src.training.crossval`; or a validation split). The ranking of the classes, hence accuracy and top-k, does
 not change; T folds into the head's weights (`scale_head`), so the exported model needs nothing
 new. Fitted out of fold, T = 0.45 brings that ECE to 0.7 %.
 """

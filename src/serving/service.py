@@ -1,7 +1,7 @@
 """JSON web service: upload a photo, get the top-k landmarks with location and tags.
 
-    make service                                   # uvicorn src.service:app on 127.0.0.1:8000
-    python -m src.service --port 8000 --model checkpoints/transfer_exported.pt
+    make service                                   # uvicorn src.serving.service:app on 127.0.0.1:8000
+    python -m src.serving.service --port 8000 --model checkpoints/transfer_exported.pt
 
 Endpoints (interactive docs at ``/docs``, schema at ``/openapi.json``):
 
@@ -47,8 +47,8 @@ from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
-from .images import MAX_PIXELS
-from .recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
+from src.data.images import MAX_PIXELS
+from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +419,7 @@ app = create_app()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.service", description="Serve the landmark recogniser over HTTP.")
+    parser = argparse.ArgumentParser(prog="python -m src.serving.service", description="Serve the landmark recogniser over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")

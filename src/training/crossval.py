@@ -1,20 +1,20 @@
 """Cross-validate the transfer recipe: choose a backbone on every train/ photo, not on one split.
 
-    python -m src.crossval --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
+    python -m src.training.crossval --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
         --backbone tf_efficientnet_lite2 --report results/crossval_lite2.json
 
 One validation split of indian_monuments holds 562 photos: one photo moves its accuracy by 0.18
 points and a different dropout seed by about 0.5, while the backbones differ by less than that.
 Here the train/ folder is cut into k stratified folds; each fold is validated once by a tail
-fine-tuned on the others (`src.finetune`, the same settings and cached trunk activations as
-`src.transfer_train`), so every train/ photo counts. The test/ folder is never opened.
+fine-tuned on the others (`src.training.finetune`, the same settings and cached trunk activations as
+`src.training.transfer`), so every train/ photo counts. The test/ folder is never opened.
 
 No-landmark photos (the background class) join the training part of every fold; the score is the
 accuracy on the landmark photos of the held-out fold, answered with the best landmark class.
 
 Every photo is also scored once by a model that never saw it (out of fold): the temperature that
-calibrates the probabilities (`src.calibration`) and then the "no landmark" threshold are chosen on
-those scores, and a model refit on every photo uses both (`src.transfer_train` with `refit`), where
+calibrates the probabilities (`src.evaluation.calibration`) and then the "no landmark" threshold are chosen on
+those scores, and a model refit on every photo uses both (`src.training.transfer` with `refit`), where
 no held-out photo is left to choose them on.
 """
 
@@ -29,21 +29,36 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from .calibration import expected_calibration_error, fit_temperature
-from .dataset import DecodedImageDataset, decode_folder, scan_image_folder
-from .features import run_in_batches
-from .finetune import finetune_tail
-from .helpers import get_data_location
-from .transfer import create_backbone, split_trunk_and_tail
-from .openset import choose_threshold
-from .transforms import Preprocessing
-from .transfer_train import (
-    TransferRecipe, add_recipe_arguments, background_indices, closed_set_accuracy, compute_activations, evaluation_preprocessing,
-    recipe_from_arguments, training_preprocessing, zero_head,
+from src.data.folders import DecodedImageDataset, decode_folder, scan_image_folder
+from src.data.location import get_data_location
+from src.data.transforms import Preprocessing
+from src.evaluation.calibration import expected_calibration_error, fit_temperature
+from src.evaluation.openset import (
+    background_indices,
+    choose_threshold,
+    closed_set_accuracy,
 )
+from src.models.backbones import (
+    create_backbone,
+    get_backbone_spec,
+    split_trunk_and_tail,
+)
+from src.training.features import run_in_batches
+from src.training.finetune import TailFinetuneConfig, finetune_tail
+from src.training.recipes import (
+    TransferRecipe,
+    add_recipe_arguments,
+    evaluation_preprocessing,
+    recipe_from_arguments,
+    training_preprocessing,
+)
+from src.training.transfer import compute_activations, zero_head
 
 
 @dataclass
@@ -191,6 +206,47 @@ def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: Trans
 def load_reports(folder: str | Path = "results") -> list[dict]:
     """The cross-validation reports `make crossval` wrote to `folder` (crossval_*.json), by name."""
     return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("crossval_*.json"))]
+
+
+def crossval_label(report: dict) -> str:
+    """A short name for a `src.training.crossval` report's setting: backbone, views, and what else it changed."""
+    finetune = report.get("finetune") or {}
+    parts = [f"{report['backbone'].replace('tf_efficientnet_', '')}, {report['train_views']} views"]
+    own_crop = get_backbone_spec(report["backbone"]).preprocessing.crop
+    if report.get("train_crop", own_crop) != own_crop:
+        parts.append(f"{report['train_crop']}-px views")
+    if finetune.get("epochs", TailFinetuneConfig.epochs) != TailFinetuneConfig.epochs:
+        parts.append(f"{finetune['epochs']} epochs")
+    if report.get("eval_crop") == "full":
+        parts.append("full-frame eval")
+    if finetune.get("mixup_alpha", 0) > 0:
+        parts.append(f"mixup {finetune['mixup_alpha']}")
+    if finetune.get("ema_decay", 0) > 0:
+        parts.append(f"EMA {finetune['ema_decay']}")
+    if report.get("train_fraction", 1.0) < 1:
+        parts.append(f"{report['train_fraction']:.0%} of photos")
+    return ", ".join(parts)
+
+
+def plot_crossval(reports: Sequence[dict]) -> Figure:
+    """Cross-validated accuracy per fine-tuning epoch (`src.training.crossval` reports), one line per setting,
+    the best epoch of each marked: how settings are compared without touching the test split."""
+    figure = Figure(figsize=(6.5, 3.8))
+    ax = figure.add_subplot()
+    for report in reports:
+        scores = report["accuracy_by_epoch"]
+        epochs = list(range(1, len(scores) + 1))
+        best = int(np.argmax(scores))
+        line = ax.plot(epochs, scores, marker="o", label=f"{crossval_label(report)}: {scores[best]:.1%}")[0]
+        ax.scatter([epochs[best]], [scores[best]], s=120, facecolors="none", edgecolors=line.get_color(), zorder=3)
+    ax.set_xlabel("fine-tuning epoch")
+    ax.set_ylabel("cross-validated accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(loc="lower right", fontsize=9)
+    folds = {report["folds"] for report in reports}
+    ax.set_title(f"{'/'.join(map(str, sorted(folds)))}-fold cross-validation on the training photos")
+    figure.tight_layout()
+    return figure
 
 
 def main(argv: Optional[list[str]] = None) -> None:

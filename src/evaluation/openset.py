@@ -41,3 +41,31 @@ def choose_threshold(landmark_probs: torch.Tensor, other_probs: torch.Tensor, ba
         if best is None or named <= best["named"]:
             best = {"threshold": round(threshold, 3), "rejected": rejected, "named": named}
     return best
+
+BACKGROUND_CLASS = "no_landmark"  # the class learned from photos that show no landmark
+
+
+def closed_set_scores(scores: torch.Tensor, background: list[int]) -> torch.Tensor:
+    """Probabilities or logits with the background classes taken out of the race (for "which
+    landmark?" metrics). -inf, not -1: a logit can be below -1 and must still lose to a landmark."""
+    scores = scores.clone()
+    scores[:, background] = -torch.inf
+    return scores
+
+
+def background_indices(classes: list[str]) -> list[int]:
+    """Indices of the background classes ("no_landmark") among `classes`; empty without one."""
+    return [classes.index(BACKGROUND_CLASS)] if BACKGROUND_CLASS in classes else []
+
+
+def is_landmark_label(y: torch.Tensor, background: list[int]) -> torch.Tensor:
+    """True where the label is a landmark class (not one of the background classes)."""
+    return ~torch.isin(y, torch.tensor(background, dtype=torch.long))
+
+
+def closed_set_accuracy(logits: torch.Tensor, y: torch.Tensor, background: list[int]) -> float:
+    """Accuracy on the landmark photos only, answering with the best landmark class."""
+    keep = is_landmark_label(y, background)
+    return (closed_set_scores(logits[keep], background).argmax(dim=1) == y[keep]).float().mean().item()
+
+

@@ -15,10 +15,17 @@ import matplotlib.pyplot as plt
 import torch
 from torch.utils.data import DataLoader
 
-from .dataset import DecodedImageDataset, JpegFolderDataset, decode_folder, scan_image_folder, stratified_split, stratified_subset
-from .helpers import compute_mean_and_std, get_data_location
-from .metadata import display_name
-from .transforms import Preprocessing, eval_transform, train_transform
+from src.data.folders import (
+    DecodedImageDataset,
+    JpegFolderDataset,
+    decode_folder,
+    scan_image_folder,
+    stratified_split,
+    stratified_subset,
+)
+from src.data.landmarks import display_name
+from src.data.location import compute_mean_and_std, get_data_location
+from src.data.transforms import Preprocessing, eval_transform, train_transform
 
 
 @dataclass(frozen=True)

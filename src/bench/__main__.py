@@ -1,0 +1,3 @@
+from src.bench import main
+
+main()

@@ -1,0 +1,127 @@
+"""Model comparison: how good is an exported model on a test folder, and where does it fail?
+
+`evaluate_model()` runs any exported model file over an ImageFolder test split with the project's own
+decoding (`src.data.folders`) and prediction (`src.predictor.predict_dataset`) code and evaluates it.
+
+The metrics are in `src.evaluation.metrics`, the figures in `src.evaluation.plots`.
+
+From the command line, any exported models on any test folder (tables printed, figures and JSON saved):
+
+    python -m src.evaluation.evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
+        --data ../shared/indian_monuments/test --figures static_images --report results/evaluation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from src.data.folders import DecodedImageDataset, decode_folder, scan_image_folder
+from src.evaluation.metrics import (
+    HARDEST_K,
+    EvaluationReport,
+    compare_reports,
+    evaluate_probabilities,
+)
+from src.evaluation.plots import plot_comparison, save_figures
+from src.export import load_exported, predict_dataset
+
+
+def _skipped(scan, decoded) -> list[tuple[str, str]]:
+    """What this scan left out, plus the photos that failed to decode.
+
+    The decode cache is keyed by the photos only, so a cached result can carry another scan's
+    problems (e.g. a copy of the folder without the unknown class): take the folder problems from
+    this scan, and only the trailing decode failures from the decoded result.
+    """
+    failed = len(scan.samples) - len(decoded.images)
+    unreadable = decoded.problems[len(decoded.problems) - failed:] if failed > 0 else []
+    return [(str(path), str(reason)) for path, reason in list(scan.problems) + list(unreadable)]
+
+
+def evaluate_model(
+    model_path_or_module: str | Path | torch.nn.Module,
+    data_dir_or_dataset: str | Path | Any,
+    model_name: Optional[str] = None,
+    class_names: Optional[list[str]] = None,
+    short_side: int = 256,
+    progress: bool = False,
+    hardest_k: int = HARDEST_K,
+) -> EvaluationReport:
+    """Run a model over a test split and evaluate it.
+
+    model_path_or_module: an exported file (`src.predictor.export`) or a Predictor / loaded module
+    (its `class_names` attribute, or `class_names=`, gives the classes).
+    data_dir_or_dataset: a split folder `<root>/<class>/<photo>` (e.g. `landmark_images/test`), or a
+    dataset with `raw(i)` and `classes` whose classes are the model's. A folder is scanned with the
+    MODEL's class list, so label indices line up with the model's outputs; photos of classes the model
+    does not know (and unreadable files) are logged and listed in `report.skipped`. Photos are decoded
+    once with the training pipeline's cache (short side `short_side`), then fed raw to the model, whose
+    own preprocessing does the rest.
+    """
+    if isinstance(model_path_or_module, (str, Path)):
+        module, metadata = load_exported(model_path_or_module)
+        names = list(class_names or metadata["class_names"])
+        model_name = model_name or metadata.get("model_name") or Path(model_path_or_module).stem
+    else:
+        module = model_path_or_module.eval()
+        names = list(class_names or getattr(module, "class_names", None) or [])
+        if not names:
+            raise ValueError("the model has no class_names attribute: pass class_names=")
+        model_name = model_name or type(module).__name__
+
+    skipped: list[tuple[str, str]] = []
+    if isinstance(data_dir_or_dataset, (str, Path)):
+        scan = scan_image_folder(Path(data_dir_or_dataset), classes=names)
+        decoded = decode_folder(scan, short_side=short_side)
+        dataset = DecodedImageDataset(decoded)  # no transform: the model preprocesses raw photos
+        skipped = _skipped(scan, decoded)
+    else:
+        dataset = data_dir_or_dataset
+        dataset_classes = list(getattr(dataset, "classes", names))
+        if dataset_classes != names:
+            raise ValueError("the dataset's classes are not the model's (indices would not line up): pass the test folder instead")
+    if len(dataset) == 0:
+        raise ValueError("nothing to evaluate: the test set is empty")
+
+    result = predict_dataset(dataset, module, progress=progress)
+    report = evaluate_probabilities(result.truth, result.probabilities, names, model_name=model_name, hardest_k=hardest_k)
+    report.skipped = skipped
+    return report
+
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Evaluate exported models on a test folder: accuracy (95% CI), top-k, per-class F1, calibration.")
+    parser.add_argument("models", nargs="+", type=Path, help="exported TorchScript files (src.predictor.export)")
+    parser.add_argument("--data", required=True, type=Path, help="test folder: <data>/<class>/<photo>")
+    parser.add_argument("--figures", type=Path, default=None, help="save each model's confusion matrix, reliability diagram and per-class F1 here (PNG)")
+    parser.add_argument("--report", type=Path, default=None, help="save every model's full report here (JSON)")
+    args = parser.parse_args(argv)
+    missing = [str(path) for path in args.models if not path.is_file()]
+    if missing:
+        parser.error(f"no such model file: {', '.join(missing)}")
+    if not args.data.is_dir():
+        parser.error(f"no such test folder: {args.data}")
+    reports = []
+    for path in args.models:
+        report = evaluate_model(path, args.data, model_name=path.stem, progress=True)
+        reports.append(report)
+        print(report.to_markdown(), end="\n\n", flush=True)
+        if args.figures:
+            print("figures: " + ", ".join(map(str, save_figures(report, args.figures, path.stem))), end="\n\n")
+    if len(reports) > 1:
+        print(compare_reports(reports))
+        if args.figures:
+            plot_comparison(reports).savefig(args.figures / "comparison.png", dpi=100)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({"data": str(args.data), "models": [report.to_dict() for report in reports]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Predictor: a trained model with its preprocessing inside, exported as TorchScript.
+
+The exported file is self-contained: it takes raw uint8 image tensors of any size and returns class
+probabilities; its class names and preprocessing travel inside it (attributes and a metadata.json
+extra file), so the app, the service and the tagger need nothing but the file.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torchvision.transforms as T
+from torch import nn
+from tqdm.auto import tqdm
+
+from src.data.transforms import Preprocessing
+
+METADATA_FILE = "metadata.json"
+
+
+class Predictor(nn.Module):
+    """uint8 [B,3,H,W] (or [3,H,W]) or float in [0,1] -> softmax probabilities [B, classes]."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        class_names: Sequence[str],
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        preprocessing: Optional[Preprocessing] = None,
+    ):
+        super().__init__()
+        if preprocessing is None:
+            if mean is None or std is None:
+                raise ValueError("give mean and std, or a Preprocessing")
+            preprocessing = Preprocessing(mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
+        self.model = model.eval()
+        self.class_names = list(class_names)
+        self.preprocessing_config = json.dumps(preprocessing.to_dict())
+        interpolation = T.InterpolationMode(preprocessing.interpolation)
+        # torchvision's v1 tensor transforms are nn.Modules that TorchScript can compile.
+        self.resize_crop = nn.Sequential(
+            T.Resize([preprocessing.resize], interpolation=interpolation, antialias=True),
+            T.CenterCrop(preprocessing.crop),
+        )
+        self.normalize = T.Normalize(list(preprocessing.mean), list(preprocessing.std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        with torch.no_grad():
+            # uint8 photos are resized as uint8 (rounded back to integers), exactly as the training
+            # and evaluation pipelines do (`src.transforms.eval_transform`), then scaled to [0, 1].
+            x = self.resize_crop(x)
+            if x.dtype == torch.uint8:
+                x = x.float() / 255.0
+            # channels_last: measured 1.3x faster for EfficientNet-Lite0 at batch 32 on CPU, same at batch 1
+            x = self.normalize(x).contiguous(memory_format=torch.channels_last)
+            return torch.softmax(self.model(x), dim=1)
+
+
+def load_exported(path: str | Path, optimize: bool = True) -> tuple[torch.jit.ScriptModule, dict]:
+    """Load an exported model and its metadata (class names, preprocessing, threshold, ...).
+
+    optimize: freeze the loaded module for inference (BatchNorm folded into the convolutions,
+    weights inlined as constants; same outputs to 1e-6). On the 2-core machine the default model
+    answers one photo in 9.8-10.3 ms p50 frozen vs 15.2-16.0 as saved, p95 10.8-12.9 vs 17.2-27.3
+    (two runs of `python -m scripts.export_speed`). Its submodules (`module.model`) are then gone:
+    pass False to reach them, or freeze later with `freeze_for_inference`.
+    """
+    extra = {METADATA_FILE: ""}
+    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+    metadata = json.loads(extra[METADATA_FILE] or "{}")
+    metadata.setdefault("class_names", list(module.class_names))
+    return (freeze_for_inference(module) if optimize else module), metadata
+
+
+def freeze_for_inference(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """A frozen copy of a loaded exported model (see `load_exported`); `module` itself is unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+        return torch.jit.freeze(module, preserved_attrs=["class_names", "preprocessing_config"])
+
+
+class ExportMismatchError(RuntimeError):
+    """The reloaded TorchScript model does not behave like the model that was exported."""
+
+
+def export(
+    predictor: Predictor,
+    path: str | Path,
+    check_images: Sequence[torch.Tensor],
+    check_labels: Optional[Sequence[int]] = None,
+    min_accuracy: Optional[float] = None,
+    metadata: Optional[dict] = None,
+) -> Path:
+    """Script, save and verify: the reloaded file must give the same probabilities as `predictor`
+    on `check_images` (real photos, uint8 [3,H,W]). With check_labels and min_accuracy it also
+    refuses to export a model that is no better than that on those photos (catches exporting
+    freshly initialised weights instead of the trained ones).
+    """
+    if not check_images:
+        raise ValueError("export needs a few real images to verify the exported file")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    predictor = predictor.cpu().eval()
+    scripted = torch.jit.script(predictor)
+    info = {"class_names": predictor.class_names, "preprocessing": json.loads(predictor.preprocessing_config)}
+    info.update(metadata or {})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(info)})
+    reloaded, _ = load_exported(tmp)
+    expected = torch.cat([predictor(image) for image in check_images])
+    actual = torch.cat([reloaded(image) for image in check_images])
+    if not torch.allclose(expected, actual, atol=1e-4):
+        tmp.unlink()
+        raise ExportMismatchError(f"reloaded model differs from the in-memory one (max |diff| {float((expected - actual).abs().max()):.2e})")
+    if check_labels is not None and min_accuracy is not None:
+        accuracy = (actual.argmax(dim=1) == torch.tensor(list(check_labels))).float().mean().item()
+        if accuracy < min_accuracy:
+            tmp.unlink()
+            raise ExportMismatchError(f"refusing to export: accuracy {accuracy:.1%} on the check images is below {min_accuracy:.1%} (untrained weights?)")
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class PredictionSet:
+    truth: list[int]
+    pred: list[int]
+    probabilities: torch.Tensor
+
+    @property
+    def accuracy(self) -> float:
+        return sum(t == p for t, p in zip(self.truth, self.pred)) / len(self.truth)
+
+
+def predict_dataset(dataset, model: nn.Module, progress: bool = True) -> PredictionSet:
+    """Run `model` (a Predictor or exported file) on the raw photos of a dataset, one at a time."""
+    truth, probabilities = [], []
+    for item in tqdm(range(len(dataset)), desc="predict", disable=not progress, ncols=90):
+        image, label = dataset.raw(item)
+        probabilities.append(model(image))
+        truth.append(int(label))
+    probs = torch.cat(probabilities)
+    return PredictionSet(truth=truth, pred=probs.argmax(dim=1).tolist(), probabilities=probs)
+
+
+def predictor_test(test_dataloader, model_reloaded: nn.Module) -> tuple[list[int], list[int]]:
+    """The course's check: (truth, pred) for every test photo, through the exported model."""
+    result = predict_dataset(test_dataloader.dataset, model_reloaded)
+    print(f"Accuracy: {result.accuracy:.1%}")
+    return result.truth, result.pred

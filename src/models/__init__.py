@@ -1,0 +1,1 @@
+"""Stage 2, models: the backbone registry (ImageNet trunks, offline weights) and MyModel."""

@@ -1,0 +1,415 @@
+"""Batch tagger: infer where photos were taken and optionally write the GPS position into them.
+
+    python -m src.serving.tag PATH... [--output report.csv|report.json] [--write-gps (--out-dir DIR | --in-place)]
+                      [--model PATH] [--batch-size 32] [--threshold X] [--top-k 5] [--workers N]
+
+* PATHs are photos or folders; folders are walked recursively for image files (by extension; hidden
+  files and folders are skipped). A photo named explicitly is always tried.
+* Every prediction goes through `src.recognize.Recognizer` (decode -> probabilities -> decide), the
+  decision rule the app and the HTTP service use, in batches, with a progress bar.
+* A photo that already carries a GPS position is reported as ``has_gps`` and left alone: the
+  photo's own metadata wins over any inference.
+* ``--write-gps`` writes the landmark's position, a description ("Taj Mahal, Agra, Uttar Pradesh,
+  India") and keywords (the hashtags without ``#``) into a copy under ``--out-dir`` (relative paths
+  kept), or into the original with ``--in-place`` (atomic replace via `src.exif.write_location`).
+  Only confident ``landmark`` answers with known coordinates are written, never ``unknown`` ones.
+  Formats EXIF cannot be written into without re-encoding (PNG, HEIC, ...) are reported, not fatal.
+* The report (``--output``, ``.csv`` or ``.json``; ``-`` for CSV on stdout) has one row per file:
+  file, status, landmark, name, probability, latitude, longitude, tags, message, written.
+  status is ``landmark``, ``unknown``, ``has_gps`` or ``error`` (unreadable file, failed write).
+  For ``unknown`` rows landmark/name/probability hold the best guess; latitude/longitude are empty.
+* Exit status: 0 every file processed, 1 some files failed (``error`` rows), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+from tqdm.auto import tqdm
+
+from src.data.images import BadImageError, is_image_file
+from src.data.landmarks import LandmarkInfo
+from src.serving.exif import (
+    ExistingGPSError,
+    UnsupportedFormatError,
+    read_gps,
+    write_location,
+)
+from src.serving.recognize import Recognition, Recognizer
+
+__all__ = ["COLUMNS", "TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
+
+STATUSES = ("landmark", "unknown", "has_gps", "error")
+COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written")
+
+
+@dataclass
+class TagRow:
+    """One line of the report."""
+
+    file: str
+    status: str  # one of STATUSES
+    landmark: str = ""  # class name (best guess for "unknown")
+    name: str = ""
+    probability: Optional[float] = None
+    latitude: Optional[float] = None  # inferred (landmark) or the photo's own (has_gps)
+    longitude: Optional[float] = None
+    tags: str = ""  # space-separated hashtags
+    message: str = ""
+    written: str = ""  # where the GPS was written ("" when nothing was written)
+
+
+@dataclass
+class TagStats:
+    """Where the time went (seconds, wall clock) and how many photos were processed."""
+
+    files: int = 0
+    decode_s: float = 0.0  # reading files, EXIF check and decoding pixels
+    model_s: float = 0.0  # probabilities + decision
+    write_s: float = 0.0  # writing GPS into photos
+    total_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def photos_per_second(self) -> float:
+        return self.files / self.total_s if self.total_s > 0 else 0.0
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{status} {self.counts.get(status, 0)}" for status in STATUSES)
+        written = self.counts.get("written", 0)
+        return (
+            f"{self.files} files in {self.total_s:.1f} s ({self.photos_per_second:.1f} photos/s): {counts}"
+            + (f"; GPS written into {written}" if written else "")
+            + f"\ntime: decode {self.decode_s:.1f} s, model {self.model_s:.1f} s, write {self.write_s:.1f} s"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Finding photos
+# --------------------------------------------------------------------------------------------
+
+
+def find_images(paths: Iterable[str | Path], exclude: Optional[Path] = None) -> list[tuple[Path, Path]]:
+    """(photo, root) pairs: explicit files as given, folders walked recursively, sorted, no repeats.
+
+    root is the folder relative paths are kept from when copies are written (see `_relative`).
+    exclude: a folder whose contents are skipped (the output folder, when it lies inside an input).
+    """
+    found: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+    exclude = exclude.resolve() if exclude is not None else None
+
+    def add(photo: Path, root: Path) -> None:
+        key = photo.resolve()
+        if key not in seen and not (exclude is not None and key.is_relative_to(exclude)):
+            seen.add(key)
+            found.append((photo, root))
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and is_image_file(name):
+                        add(Path(folder) / name, path)
+        else:
+            add(path, path.parent)
+    return found
+
+
+def _relative(photo: Path, root: Path, roots: Sequence[Path]) -> Path:
+    """The photo's path below the common folder of all roots, so copies never collide."""
+    # abspath, not resolve: a symlinked photo keeps its place in the tree it was found in.
+    common = os.path.commonpath([os.path.abspath(r) for r in roots or [root]])
+    return Path(os.path.abspath(photo)).relative_to(common)
+
+
+# --------------------------------------------------------------------------------------------
+# Tagging
+# --------------------------------------------------------------------------------------------
+
+
+def _row_from(file: str, result: Recognition) -> TagRow:
+    if result.status == "error":
+        return TagRow(file=file, status="error", message=result.message)
+    best = result.top[0]
+    row = TagRow(
+        file=file, status=result.status, landmark=best.class_name, name=best.info.name,
+        probability=round(best.probability, 6), message=result.message,
+    )
+    if result.status == "landmark":
+        row.latitude, row.longitude = best.info.latitude, best.info.longitude
+        row.tags = " ".join(best.info.hashtags)
+    return row
+
+
+def _check_and_decode(recognizer: Recognizer, photo: Path):
+    """("has_gps", (lat, lon)) | ("image", PIL image) | ("error", reason). Never raises."""
+    try:
+        location = read_gps(photo)
+        if location is not None:
+            return "has_gps", location
+        return "image", recognizer.decode(photo)
+    except BadImageError as error:
+        reason = str(error).removeprefix(f"{photo}: ")  # the row already names the file
+        return "error", f"Cannot read this file: {reason}."
+    except OSError as error:  # missing, a directory, no permission, ...
+        return "error", f"Cannot read this file: {error.strerror or error}."
+    except Exception as error:  # one odd file must not end a run over thousands
+        return "error", f"Cannot read this file: unexpected {type(error).__name__}: {error}."
+
+
+def _write_gps(row: TagRow, photo: Path, destination: Path, info: LandmarkInfo) -> None:
+    """Write the landmark's position into destination; updates the row. Never raises."""
+    if not info.has_coordinates:
+        row.message += f"; not written: no coordinates are known for {info.name}"
+        return
+    description = ", ".join(part for part in (info.name, info.location) if part)
+    keywords = [tag.lstrip("#") for tag in info.hashtags]
+    try:
+        write_location(photo, destination, info.latitude, info.longitude, description, keywords)
+    except ExistingGPSError as error:  # it got a position since we looked: its metadata wins
+        row.status, (row.latitude, row.longitude) = "has_gps", error.location
+        row.message = "already has a GPS position; left unchanged"
+    except UnsupportedFormatError as error:
+        row.message += f"; not written: {error}"
+    except (BadImageError, OSError, ValueError, RuntimeError) as error:
+        row.status = "error"
+        row.message += f"; writing the GPS failed: {error}"
+    else:
+        row.written = str(destination)
+
+
+def tag_paths(
+    paths: Sequence[str | Path],
+    recognizer: Recognizer,
+    *,
+    batch_size: int = 32,
+    top_k: int = 5,
+    write_gps: bool = False,
+    out_dir: Optional[str | Path] = None,
+    in_place: bool = False,
+    workers: int = 1,
+    progress: bool = True,
+    stats: Optional[TagStats] = None,
+    on_row: Optional[Callable[[TagRow], None]] = None,
+) -> list[TagRow]:
+    """Recognise every photo under ``paths``; one TagRow per file, in path order.
+
+    write_gps: write the position of confident landmarks into a copy under ``out_dir`` (relative
+    paths kept) or, with ``in_place=True``, into the photo itself. Exactly one of the two.
+    workers: threads decoding photos (the model itself uses torch's own threads).
+    stats: filled with counts and the decode/model/write time split.
+    Never raises for a bad photo: it becomes an ``error`` row and the rest go on.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if write_gps and (out_dir is None) == (not in_place):
+        raise ValueError("write_gps needs exactly one of out_dir=... or in_place=True")
+    if not write_gps and (out_dir is not None or in_place):
+        raise ValueError("out_dir and in_place only make sense with write_gps=True")
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and any(Path(p).resolve().is_relative_to(out.resolve()) for p in paths):
+        raise ValueError(f"the output folder {out} must not be, or contain, an input path")
+    stats = stats if stats is not None else TagStats()
+    started = time.perf_counter()
+
+    photos = find_images(paths, exclude=out)
+    roots = sorted({root for _, root in photos}, key=str)
+    rows: list[TagRow] = []
+    bar = tqdm(total=len(photos), unit="photo", desc="tagging", disable=not progress, file=sys.stderr)
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for start in range(0, len(photos), batch_size):
+            batch = photos[start : start + batch_size]
+            t0 = time.perf_counter()
+            if pool is not None:
+                checked = list(pool.map(lambda item: _check_and_decode(recognizer, item[0]), batch))
+            else:
+                checked = [_check_and_decode(recognizer, photo) for photo, _ in batch]
+            t1 = time.perf_counter()
+            images = [value for kind, value in checked if kind == "image"]
+            probs = recognizer.probabilities(images, batch_size=batch_size)
+            results = iter([recognizer.decide(row, top_k=top_k, size=image.size) for row, image in zip(probs, images)])
+            t2 = time.perf_counter()
+            stats.decode_s += t1 - t0
+            stats.model_s += t2 - t1
+
+            for (photo, root), (kind, value) in zip(batch, checked):
+                if kind == "has_gps":
+                    row = TagRow(
+                        file=str(photo), status="has_gps", latitude=value[0], longitude=value[1],
+                        message="already has a GPS position; its own metadata wins, left unchanged",
+                    )
+                elif kind == "error":
+                    row = TagRow(file=str(photo), status="error", message=value)
+                else:
+                    result = next(results)
+                    row = _row_from(str(photo), result)
+                    if write_gps and result.status == "landmark":
+                        destination = photo if in_place else out / _relative(photo, root, roots)
+                        if not in_place and destination.resolve() == photo.resolve():
+                            row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
+                        else:
+                            t3 = time.perf_counter()
+                            _write_gps(row, photo, destination, result.top[0].info)
+                            stats.write_s += time.perf_counter() - t3
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+
+    stats.files += len(rows)
+    stats.total_s += time.perf_counter() - started
+    for row in rows:
+        stats.counts[row.status] = stats.counts.get(row.status, 0) + 1
+        if row.written:
+            stats.counts["written"] = stats.counts.get("written", 0) + 1
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+
+def _csv_text(rows: Sequence[TagRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if value is None else value for key, value in asdict(row).items()})
+    return buffer.getvalue()
+
+
+def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: Optional[TagStats] = None, model: str = "") -> Path:
+    """CSV (``.csv``) or JSON (``.json``: {model, summary, files: [...]}) report, written atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        text = _csv_text(rows)
+    elif suffix == ".json":
+        summary = None
+        if stats is not None:
+            summary = {
+                "files": stats.files,
+                "counts": {status: stats.counts.get(status, 0) for status in STATUSES} | {"written": stats.counts.get("written", 0)},
+                "seconds": {"total": stats.total_s, "decode": stats.decode_s, "model": stats.model_s, "write": stats.write_s},
+                "photos_per_second": stats.photos_per_second,
+            }
+        text = json.dumps({"model": model, "summary": summary, "files": [asdict(row) for row in rows]}, indent=2, ensure_ascii=False) + "\n"
+    else:
+        raise ValueError(f"report must end in .csv or .json, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.serving.tag",
+        description="Infer where photos were taken from the landmark in them; report it and optionally write the GPS into them.",
+        epilog="exit status: 0 all files processed, 1 some files could not be processed, 2 usage error",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders (walked recursively)")
+    parser.add_argument("--output", "-o", metavar="REPORT", help="write a report: .csv or .json ('-' = CSV on stdout)")
+    parser.add_argument("--write-gps", action="store_true", help="write the inferred position, description and keywords into the photos")
+    parser.add_argument("--out-dir", type=Path, help="with --write-gps: write tagged copies here (relative paths kept)")
+    parser.add_argument("--in-place", action="store_true", help="with --write-gps: modify the original photos (atomic replace)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threshold", type=float, default=None, help="confidence below which a photo is 'unknown' (default: the model's)")
+    parser.add_argument("--top-k", type=int, default=5, help="candidates considered per photo (default 5)")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (default: up to 4)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 for --help
+        return int(exit_.code or 0)
+
+    def usage(message: str) -> int:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        return usage(f"--output must end in .csv or .json, got {args.output!r}")
+    if args.write_gps and not (args.out_dir or args.in_place):
+        return usage("--write-gps needs --out-dir DIR (tagged copies) or --in-place (modify the originals)")
+    if args.out_dir and args.in_place:
+        return usage("give either --out-dir or --in-place, not both")
+    if (args.out_dir or args.in_place) and not args.write_gps:
+        return usage("--out-dir and --in-place only apply with --write-gps")
+    if args.batch_size < 1:
+        return usage("--batch-size must be at least 1")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        return usage("--threshold must be between 0 and 1")
+    if args.workers < 1:
+        return usage("--workers must be at least 1")
+    if args.out_dir and any(Path(p).resolve().is_relative_to(args.out_dir.resolve()) for p in args.paths):
+        return usage("--out-dir must not be, or contain, an input path (copies would mix with the originals)")
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        return usage("no such file or folder: " + ", ".join(missing))
+    try:
+        recognizer = Recognizer(args.model, threshold=args.threshold)
+    except FileNotFoundError as error:
+        return usage(str(error))
+
+    stats = TagStats()
+    rows = tag_paths(
+        args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
+        out_dir=args.out_dir, in_place=args.in_place, workers=args.workers, progress=not args.quiet, stats=stats,
+    )
+    if args.output == "-":
+        sys.stdout.write(_csv_text(rows))
+    elif args.output:
+        write_report(rows, args.output, stats=stats, model=recognizer.model_path.name)
+
+    errors = [row for row in rows if row.status == "error"]
+    for row in errors:
+        print(f"error: {row.file}: {row.message}", file=sys.stderr)
+    if not rows:
+        print("no image files found", file=sys.stderr)
+    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g})", file=sys.stderr)
+    print(stats.summary(), file=sys.stderr)
+    if args.output and args.output != "-":
+        print(f"report: {args.output}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
