@@ -22,8 +22,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from src.machine import bf16_is_fast
 from src.models.backbones import create_backbone, split_trunk_and_tail
-from src.training.features import bf16_is_fast
 from src.training.finetune import TailFinetuneConfig, finetune_tail
 from src.training.recipes import RECIPES, training_preprocessing
 from src.training.transfer import zero_head

@@ -16,8 +16,9 @@ from typing import Callable
 
 import torch
 
+from src.machine import bf16_is_fast
 from src.models.backbones import create_backbone, split_trunk_and_tail
-from src.training.features import bf16_is_fast, fast_autocast, inference_graph
+from src.training.features import fast_autocast, inference_graph
 
 
 def images_per_second(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, repeats: int, bf16: bool) -> tuple[float, torch.Tensor]:

@@ -27,10 +27,8 @@ written into both outputs: `<out>/bench.json` and `<out>/bench.md`; the tables a
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -44,6 +42,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from src.machine import machine_info, usable_cores
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "indian_monuments"
@@ -109,58 +109,6 @@ class BenchSettings:
 
 
 # --------------------------------------------------------------------------- the machine
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU, cores, torch threads, RAM, versions, load average and the date."""
-    import torchvision
-
-    from src.training.features import bf16_is_fast
-
-    info: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
-        "cpu_bf16_native": bf16_is_fast(),  # decides float32 vs bfloat16 for the trunk activations
-        "os_cpu_count": os.cpu_count(),
-        "usable_cores": _usable_cores(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "platform": platform.platform(),
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-    try:
-        import psutil
-
-        memory = psutil.virtual_memory()
-        info["ram_gb"] = round(memory.total / 1e9, 2)
-        info["ram_available_gb"] = round(memory.available / 1e9, 2)
-    except ImportError:  # pragma: no cover - psutil is in requirements.txt
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        info["ram_gb"] = round(pages * page_size / 1e9, 2)
-        info["ram_available_gb"] = None
-    try:
-        info["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on every OS
-        info["load_average_start"] = None
-    return info
 
 
 # --------------------------------------------------------------------------- training records
@@ -723,7 +671,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Measure everything, write `out/bench.json` and `out/bench.md`, print the Markdown; returns the result."""
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads or _usable_cores())
+    torch.set_num_threads(settings.threads or usable_cores())
     try:
         with ExitStack() as stack:
             if data is not None:

@@ -22,7 +22,6 @@ photos through `extract_features`, transform included, 96-105 vs 40 img/s, ident
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import warnings
@@ -36,15 +35,7 @@ from tqdm.auto import tqdm
 
 from src.data.folders import default_cache_dir
 from src.data.transforms import Preprocessing, eval_transform
-
-
-@functools.lru_cache(maxsize=1)
-def bf16_is_fast() -> bool:
-    """True when this CPU computes bfloat16 natively (oneDNN says so)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+from src.machine import bf16_is_fast
 
 
 def fast_autocast(enabled: Optional[bool] = None) -> contextlib.AbstractContextManager:

@@ -48,18 +48,14 @@ from src.evaluation.openset import (
     is_landmark_label,
 )
 from src.export import Predictor, export, load_exported, predict_dataset
+from src.machine import bf16_is_fast
 from src.models.backbones import (
     TransferModel,
     create_backbone,
     get_backbone_spec,
     split_trunk_and_tail,
 )
-from src.training.features import (
-    bf16_is_fast,
-    cached_activations,
-    inference_graph,
-    run_in_batches,
-)
+from src.training.features import cached_activations, inference_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import (
     TransferRecipe,
