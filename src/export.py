@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-import torchvision.transforms as T
 from torch import nn
 from tqdm.auto import tqdm
 
-from src.data.transforms import Preprocessing
+from src.data.transforms import Preprocessing, model_input
 
 METADATA_FILE = "metadata.json"
 
@@ -42,25 +41,13 @@ class Predictor(nn.Module):
         self.model = model.eval()
         self.class_names = list(class_names)
         self.preprocessing_config = json.dumps(preprocessing.to_dict())
-        interpolation = T.InterpolationMode(preprocessing.interpolation)
-        # torchvision's v1 tensor transforms are nn.Modules that TorchScript can compile.
-        self.resize_crop = nn.Sequential(
-            T.Resize([preprocessing.resize], interpolation=interpolation, antialias=True),
-            T.CenterCrop(preprocessing.crop),
-        )
-        self.normalize = T.Normalize(list(preprocessing.mean), list(preprocessing.std))
+        self.input = model_input(preprocessing)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(0)
         with torch.no_grad():
-            # uint8 photos are resized as uint8 (rounded back to integers), exactly as the training
-            # and evaluation pipelines do (`src.transforms.eval_transform`), then scaled to [0, 1].
-            x = self.resize_crop(x)
-            if x.dtype == torch.uint8:
-                x = x.float() / 255.0
-            # channels_last: measured 1.3x faster for EfficientNet-Lite0 at batch 32 on CPU, same at batch 1
-            x = self.normalize(x).contiguous(memory_format=torch.channels_last)
+            x = self.input(x)
             return torch.softmax(self.model(x), dim=1)
 
 

@@ -382,7 +382,7 @@ def test_predictor_preprocesses_exactly_like_evaluation(loaders, class_names):
     """Training and serving can't disagree: uint8 photos go through the same steps as eval_transform."""
     predictor = _predictor(class_names)
     photo = torch.randint(0, 256, (3, 150, 211), dtype=torch.uint8)  # needs a real resize
-    served = predictor.normalize(predictor.resize_crop(photo).float() / 255)
+    served = predictor.input(photo.unsqueeze(0))[0]
     evaluated = eval_transform(PREP)(photo)
     assert served.shape == evaluated.shape
     # the same steps; torchvision's v1 (scriptable) and v2 resize kernels may round a pixel differently

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
 from src.data.images import BadImageError, ImageSource, load_rgb
 from src.data.landmarks import LandmarkInfo, lookup
+from src.data.transforms import batchable_square
 from src.evaluation.openset import is_landmark
 from src.export import load_exported
 
@@ -81,25 +81,12 @@ class Recognizer:
         """Decode at the model's own resize size (JPEG draft mode keeps big photos cheap)."""
         return load_rgb(source, short_side=self.resize)
 
-    def _to_tensor(self, image: Image.Image) -> torch.Tensor:
-        # Centre square of the already-resized photo: same pixels the model's centre crop sees, and
-        # equal sizes let photos be batched.
-        width, height = image.size
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        square = image.crop((left, top, left + side, top + side))
-        if side != self.resize:
-            # Small photos are not upscaled when decoded; bring every square to one size so any mix
-            # of photos stacks into a batch (the model's own resize would do the same upscaling).
-            square = square.resize((self.resize, self.resize), Image.Resampling.BICUBIC)
-        return torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
-
     @torch.no_grad()
     def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
         """Class probabilities [N, classes] for decoded photos, in batches."""
         outputs = []
         for start in range(0, len(images), batch_size):
-            batch = torch.stack([self._to_tensor(image) for image in images[start : start + batch_size]])
+            batch = torch.stack([batchable_square(image, self.resize) for image in images[start : start + batch_size]])
             outputs.append(self.model(batch))
         return torch.cat(outputs) if outputs else torch.empty(0, len(self.class_names))
 

@@ -30,11 +30,10 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from src.data.folders import default_cache_dir
-from src.data.transforms import Preprocessing, eval_transform
+from src.data.transforms import Preprocessing, eval_transform, view_transform
 from src.machine import bf16_is_fast
 
 
@@ -43,18 +42,6 @@ def fast_autocast(enabled: Optional[bool] = None) -> contextlib.AbstractContextM
     if enabled is None:
         enabled = bf16_is_fast()
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
-
-
-def augmented_view_transform(prep: Preprocessing) -> v2.Compose:
-    """A mild training view: random crop covering 35-100 % of the photo, random flip."""
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(prep.crop, scale=(0.35, 1.0), interpolation=prep.interpolation_mode, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(prep.mean, prep.std),
-        ]
-    )
 
 
 @torch.no_grad()
@@ -125,7 +112,7 @@ def cached_activations(
         transform = eval_transform(prep)
     else:
         torch.manual_seed(seed)
-        transform = augmented_view_transform(prep)
+        transform = view_transform(prep)
     activations = extract_features(trunk, images, transform, desc=f"{network_name} {view}", out_dtype=torch.float16)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
