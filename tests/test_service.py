@@ -22,8 +22,9 @@ import uvicorn
 from PIL import Image
 
 from src.serving.recognize import Recognizer
-from src.serving.service import MULTIPART_OVERHEAD_BYTES, create_app, sniff_image_format
+from src.serving.service import create_app
 from src.serving.service import main as service_main
+from src.serving.uploads import MULTIPART_OVERHEAD_BYTES, sniff_image_format
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 120

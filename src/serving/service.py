@@ -31,11 +31,9 @@ so concurrent requests do not oversubscribe the CPU.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import threading
-import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -44,11 +42,19 @@ import anyio
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from src.data.images import MAX_PIXELS
 from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
+from src.serving.uploads import (
+    MULTIPART_OVERHEAD_BYTES,
+    SUPPORTED_FORMATS,
+    BodyLimit,
+    RejectedUpload,
+    check_upload,
+    describe_validation_errors,
+    format_mib,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +67,10 @@ __all__ = [
     "app",
     "create_app",
     "main",
-    "sniff_image_format",
 ]
 
 CHUNK_BYTES = 1024 * 1024
-# Multipart framing (boundaries, part headers, a field or two) on top of the file itself.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_TOP_K = 10
-SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC"
-_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
-_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,18 +116,6 @@ class ErrorResponse(BaseModel):
     detail: str = Field(description="what was wrong with the request", examples=["the upload is not an image"])
 
 
-class RejectedUpload(Exception):
-    """Bad input: becomes a JSON ``{"detail": message}`` with ``status_code``."""
-
-    def __init__(self, status_code: int, detail: str):
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-
-
-class _BodyTooLarge(Exception):
-    pass
-
 
 _ERRORS = {
     413: {"model": ErrorResponse, "description": "upload larger than the byte limit, or too many pixels"},
@@ -135,154 +123,6 @@ _ERRORS = {
     422: {"model": ErrorResponse, "description": "missing file field, empty/truncated/corrupt image, bad top_k"},
 }
 
-
-# --------------------------------------------------------------------------------------------
-# Upload checks (pure functions, run before the recognizer decodes anything)
-# --------------------------------------------------------------------------------------------
-
-
-def sniff_image_format(head: bytes) -> Optional[str]:
-    """The image format from the first bytes (magic numbers), as Pillow names it; None if none matches."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return "HEIF"
-    # "BM" alone is too weak (plenty of text starts with it): also require a known DIB header size.
-    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
-        return "BMP"
-    return None
-
-
-def check_upload(data: bytes, max_pixels: int) -> str:
-    """Refuse what must not reach the decoder; returns the sniffed format.
-
-    Raises RejectedUpload: 422 empty, 415 not an image / unsupported, 413 too many pixels.
-    Only the header is parsed here (no pixel is decoded), so a decompression bomb costs nothing.
-    """
-    if not data:
-        raise RejectedUpload(422, "the uploaded file is empty (0 bytes)")
-    fmt = sniff_image_format(data[:32])
-    if fmt is None:
-        raise RejectedUpload(415, f"the upload is not an image: expected {SUPPORTED_FORMATS} (checked from its bytes)")
-    if fmt not in Image.OPEN:
-        Image.init()  # registers every plugin Pillow has
-    if fmt not in Image.OPEN:
-        hint = " (install pillow-heif for HEIC photos)" if fmt == "HEIF" else ""
-        raise RejectedUpload(415, f"{fmt} images are not supported by this server{hint}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[fmt]) as image:
-                width, height = image.size
-    except Image.DecompressionBombError as error:
-        raise RejectedUpload(413, f"the image has too many pixels (a possible decompression bomb): {error}") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
-        raise RejectedUpload(422, f"corrupt or truncated {fmt} image ({error})") from error
-    if width * height > max_pixels:
-        raise RejectedUpload(
-            413,
-            f"the image has too many pixels ({width}x{height} = {width * height / 1e6:.0f} Mpx; "
-            f"limit {max_pixels / 1e6:.0f} Mpx)",
-        )
-    return fmt
-
-
-def _describe_validation_errors(errors: Sequence[dict]) -> str:
-    parts = []
-    for error in errors:
-        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
-        field = ".".join(loc) or "request"
-        if field == "file" and error.get("type") == "missing":
-            parts.append("no photo in the request: send it as the multipart/form-data field 'file'")
-        elif field == "file":
-            parts.append("the 'file' field must be an uploaded file (multipart/form-data), not a text value")
-        else:
-            parts.append(f"{field}: {error.get('msg', 'invalid value')}")
-    return "; ".join(parts) or "invalid request"
-
-
-# --------------------------------------------------------------------------------------------
-# Body size limit (pure ASGI, so it works before the multipart parser spools anything)
-# --------------------------------------------------------------------------------------------
-
-
-class _BodyLimit:
-    """Refuse request bodies above ``max_body`` bytes with 413, as early as possible.
-
-    A declared Content-Length above the limit is refused before one byte of the body is read; a
-    chunked or lying client is cut off as soon as the bytes received pass the limit.
-    """
-
-    def __init__(self, app, max_body: int):
-        self.app = app
-        self.max_body = max_body
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            return await self._too_large(send, int(declared))
-
-        received = 0
-        overflow = started = False
-
-        async def limited_receive():
-            nonlocal received, overflow
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    overflow = True
-                    raise _BodyTooLarge()
-            return message
-
-        async def guarded_send(message):
-            nonlocal started
-            if overflow:
-                # The app may have turned our exception into some other error response (FastAPI
-                # reports any body-parsing failure as 400): answer 413 instead, once.
-                if not started:
-                    started = True
-                    await self._too_large(send, None)
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLarge:
-            if started:
-                return
-            started = True
-            await self._too_large(send, None)
-
-    async def _too_large(self, send, size: Optional[int]) -> None:
-        limit = max(0, self.max_body - MULTIPART_OVERHEAD_BYTES)
-        got = f"{_mib(size)}; " if size is not None else ""
-        response = JSONResponse(
-            {"detail": f"the upload is too large ({got}limit {_mib(limit)})"},
-            status_code=413,
-            headers={"Connection": "close"},
-        )
-        await response({"type": "http"}, _no_receive, send)
-
-
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.0f} KiB"
-
-
-async def _no_receive():  # pragma: no cover - JSONResponse never reads the request
-    return {"type": "http.disconnect"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +185,7 @@ def create_app(
     app.state.limiter = None
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_pixels = max_pixels
-    app.add_middleware(_BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
 
     async def get_recognizer() -> Recognizer:
         if app.state.recognizer is None:  # served without its lifespan (mounted, some test clients)
@@ -358,7 +198,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _describe_validation_errors(error.errors())}, status_code=422)
+        return JSONResponse({"detail": describe_validation_errors(error.errors())}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -401,7 +241,7 @@ async def _read_limited(file: UploadFile, max_bytes: int) -> bytes:
             break
         size += len(chunk)
         if size > max_bytes:
-            raise RejectedUpload(413, f"the upload is too large (limit {_mib(max_bytes)})")
+            raise RejectedUpload(413, f"the upload is too large (limit {format_mib(max_bytes)})")
         chunks.append(chunk)
     return b"".join(chunks)
 

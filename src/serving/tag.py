@@ -24,15 +24,10 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -47,52 +42,9 @@ from src.serving.exif import (
     write_location,
 )
 from src.serving.recognize import Recognition, Recognizer
+from src.serving.tag_report import TagRow, TagStats, csv_text, write_report
 
-__all__ = ["COLUMNS", "TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
-
-STATUSES = ("landmark", "unknown", "has_gps", "error")
-COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written")
-
-
-@dataclass
-class TagRow:
-    """One line of the report."""
-
-    file: str
-    status: str  # one of STATUSES
-    landmark: str = ""  # class name (best guess for "unknown")
-    name: str = ""
-    probability: Optional[float] = None
-    latitude: Optional[float] = None  # inferred (landmark) or the photo's own (has_gps)
-    longitude: Optional[float] = None
-    tags: str = ""  # space-separated hashtags
-    message: str = ""
-    written: str = ""  # where the GPS was written ("" when nothing was written)
-
-
-@dataclass
-class TagStats:
-    """Where the time went (seconds, wall clock) and how many photos were processed."""
-
-    files: int = 0
-    decode_s: float = 0.0  # reading files, EXIF check and decoding pixels
-    model_s: float = 0.0  # probabilities + decision
-    write_s: float = 0.0  # writing GPS into photos
-    total_s: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def photos_per_second(self) -> float:
-        return self.files / self.total_s if self.total_s > 0 else 0.0
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{status} {self.counts.get(status, 0)}" for status in STATUSES)
-        written = self.counts.get("written", 0)
-        return (
-            f"{self.files} files in {self.total_s:.1f} s ({self.photos_per_second:.1f} photos/s): {counts}"
-            + (f"; GPS written into {written}" if written else "")
-            + f"\ntime: decode {self.decode_s:.1f} s, model {self.model_s:.1f} s, write {self.write_s:.1f} s"
-        )
+__all__ = ["TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,50 +237,6 @@ def tag_paths(
 
 
 # --------------------------------------------------------------------------------------------
-# Reports
-# --------------------------------------------------------------------------------------------
-
-
-def _csv_text(rows: Sequence[TagRow]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if value is None else value for key, value in asdict(row).items()})
-    return buffer.getvalue()
-
-
-def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: Optional[TagStats] = None, model: str = "") -> Path:
-    """CSV (``.csv``) or JSON (``.json``: {model, summary, files: [...]}) report, written atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        text = _csv_text(rows)
-    elif suffix == ".json":
-        summary = None
-        if stats is not None:
-            summary = {
-                "files": stats.files,
-                "counts": {status: stats.counts.get(status, 0) for status in STATUSES} | {"written": stats.counts.get("written", 0)},
-                "seconds": {"total": stats.total_s, "decode": stats.decode_s, "model": stats.model_s, "write": stats.write_s},
-                "photos_per_second": stats.photos_per_second,
-            }
-        text = json.dumps({"model": model, "summary": summary, "files": [asdict(row) for row in rows]}, indent=2, ensure_ascii=False) + "\n"
-    else:
-        raise ValueError(f"report must end in .csv or .json, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-# --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 
@@ -395,7 +303,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out_dir=args.out_dir, in_place=args.in_place, workers=args.workers, progress=not args.quiet, stats=stats,
     )
     if args.output == "-":
-        sys.stdout.write(_csv_text(rows))
+        sys.stdout.write(csv_text(rows))
     elif args.output:
         write_report(rows, args.output, stats=stats, model=recognizer.model_path.name)
 
