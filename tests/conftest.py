@@ -40,7 +40,8 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data, tmp_path_factory) -> Path:
     """A small MyModel trained for a few epochs on tiny_data and exported (TorchScript)."""
-    from src.training.scratch import ScratchRecipe, export_scratch, train_scratch
+    from src.training.recipes import ScratchRecipe
+    from src.training.scratch import export_scratch, train_scratch
 
     folder = tmp_path_factory.mktemp("model")
     recipe = ScratchRecipe(

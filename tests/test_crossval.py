@@ -1,11 +1,12 @@
 """k-fold cross-validation of the transfer recipe (src.training.crossval)."""
 
-import json
 
 import pytest
 import torch
 
-from src.training.crossval import fold_plans, main
+from src.cli import main
+from src.runs import load_runs
+from src.training.crossval import fold_plans
 
 
 def test_fold_plans_validate_every_photo_once_on_its_centre_crop():
@@ -39,9 +40,11 @@ def test_fold_plans_with_a_train_fraction_train_on_part_of_the_photos():
 
 
 def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
-    report_path = tmp_path / "cv.json"
-    main(["--data", str(tiny_data), "--views", "1", "--epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--report", str(report_path)])
-    report = json.loads(report_path.read_text())
+    runs = tmp_path / "runs"
+    assert main(["crossval", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--runs", str(runs)]) == 0
+    (record,) = load_runs(runs, kind="crossval")
+    report = record["metrics"]
+    assert record["recipe"]["folds"] == 3 and record["recipe"]["train_views"] == 1 and record["data"]["roots"] == [str(tiny_data)]
     assert report["folds"] == 3 and report["photos"] == 50  # 3 x 16 + a grey and an RGBA photo; test/ unused
     assert report["eval_crop"] == "full" and (report["train_crop"], report["eval_input"]) == (224, 256)
     assert len(report["accuracy_by_epoch"]) == 2 and len(report["fold_accuracy_final_epoch"]) == 3
@@ -60,20 +63,22 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
 
 
 def test_crossval_validates_on_the_evaluation_crop(tmp_path, tiny_data):
-    report_path = tmp_path / "cv.json"  # "full" is the default (the test above); here the other choice
-    main(["--data", str(tiny_data), "--views", "1", "--epochs", "1", "--folds", "2", "--eval-crop", "centre", "--report", str(report_path)])
-    report = json.loads(report_path.read_text())
+    runs = tmp_path / "runs"  # "full" is the default (the test above); here the other choice
+    main(["crossval", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "1", "--folds", "2", "--eval-crop", "centre", "--runs", str(runs)])
+    (record,) = load_runs(runs, kind="crossval")
+    report = record["metrics"]
     assert report["eval_crop"] == "centre" and report["photos"] == 50
     assert 0 <= report["accuracy_final_epoch"] <= 1
 
 
 def test_load_reports_and_plot_them(tmp_path):
+    from src.runs import save_run
     from src.training.crossval import load_reports, plot_crossval
 
     for name, scores in (("lite0", [0.90, 0.95, 0.94]), ("lite2", [0.91, 0.93, 0.96])):
-        report = {"backbone": f"tf_efficientnet_{name}", "train_views": 3, "folds": 5, "accuracy_by_epoch": scores}
-        (tmp_path / f"crossval_{name}_views3.json").write_text(json.dumps(report))
-    (tmp_path / "transfer_lite0.json").write_text("{}")  # not a cross-validation report
+        recipe = {"backbone": f"tf_efficientnet_{name}", "train_views": 3, "folds": 5}
+        save_run("crossval", name, recipe, {"roots": ["photos"]}, {"accuracy_by_epoch": scores}, folder=tmp_path)
+    save_run("train", "default", {}, {}, {}, folder=tmp_path)  # not a cross-validation run
     reports = load_reports(tmp_path)
     assert [r["backbone"] for r in reports] == ["tf_efficientnet_lite0", "tf_efficientnet_lite2"]
     ax = plot_crossval(reports).axes[0]

@@ -418,7 +418,7 @@ def measure_training_throughput(data_root: Path, settings: BenchSettings) -> dic
     from src.data.transforms import Preprocessing
     from src.models.scratch import MyModel
     from src.training.optimization import get_loss, get_optimizer
-    from src.training.scratch import ScratchRecipe
+    from src.training.recipes import ScratchRecipe
 
     recipe = ScratchRecipe()
     widths = tuple(settings.train_widths or recipe.widths)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -97,6 +98,57 @@ def scan_image_folder(root: Path, classes: Optional[list[str]] = None) -> Folder
     for path, reason in problems:
         log.warning("skipping %s: %s", path, reason)
     return FolderScan(root=root, classes=list(classes), samples=samples, problems=problems)
+
+
+DataRoots = Union[str, Path, Sequence[Union[str, Path]]]
+
+
+def _landmark_key(class_name: str) -> str:
+    """'22.Taj_Mahal' and '05.taj mahal' name the same landmark: compare without number, case or spaces."""
+    return re.sub(r"^\s*\d+\s*\.\s*", "", class_name).replace(" ", "_").casefold()
+
+
+def merge_scans(scans: Sequence[FolderScan]) -> FolderScan:
+    """One data set from several roots' scans of the same split: the classes of every root, in root
+    order (the first root's classes keep their indices), kept distinct. Two roots holding the same
+    landmark (the same folder name, or the same name under another number) is an error naming both."""
+    if len(scans) == 1:
+        return scans[0]
+    owner: dict[str, Path] = {}
+    for scan in scans:
+        for name in scan.classes:
+            key = _landmark_key(name)
+            if key in owner:
+                raise ValueError(
+                    f"two data roots hold the same landmark {name!r}: {owner[key] / name} and {scan.root / name} "
+                    "(classes from several roots must be distinct: merge or rename one of the folders)"
+                )
+            owner[key] = scan.root
+    classes, samples, problems, offset = [], [], [], 0
+    for scan in scans:
+        classes += scan.classes
+        samples += [(path, label + offset) for path, label in scan.samples]
+        problems += scan.problems
+        offset += len(scan.classes)
+    root = Path(os.path.commonpath([str(scan.root.resolve()) for scan in scans]))
+    return FolderScan(root=root, classes=classes, samples=[(path.resolve(), label) for path, label in samples], problems=problems)
+
+
+def scan_split(roots: Sequence[Path], split: str, classes: Optional[list[str]] = None) -> FolderScan:
+    """`<root>/<split>/<class>/<photo>` over one or several data roots (`merge_scans`). With `classes`
+    (e.g. the training split's), every root's folders are matched against that one list."""
+    missing = [str(root / split) for root in roots if not (Path(root) / split).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"data root without a {split}/ folder: {', '.join(missing)} (each root needs train/ and test/ with class folders)")
+    if classes is not None:
+        scans = [scan_image_folder(Path(root) / split, classes=classes) for root in roots]
+        if len(scans) == 1:
+            return scans[0]
+        root = Path(os.path.commonpath([str(Path(r).resolve()) for r in roots]))
+        samples = sorted({(path.resolve(), label) for scan in scans for path, label in scan.samples}, key=lambda s: (s[1], str(s[0])))
+        problems = [p for scan in scans for p in scan.problems if "not in the training classes" not in p[1]]
+        return FolderScan(root=root, classes=list(classes), samples=samples, problems=problems)
+    return merge_scans([scan_image_folder(Path(root) / split) for root in roots])
 
 
 @dataclass

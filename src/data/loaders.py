@@ -19,12 +19,12 @@ from src.data.folders import (
     DecodedImageDataset,
     JpegFolderDataset,
     decode_folder,
-    scan_image_folder,
+    scan_split,
     stratified_split,
     stratified_subset,
 )
 from src.data.landmarks import display_name
-from src.data.location import compute_mean_and_std, get_data_location
+from src.data.location import compute_mean_and_std, data_roots
 from src.data.transforms import Preprocessing, eval_transform, train_transform
 
 
@@ -32,7 +32,7 @@ from src.data.transforms import Preprocessing, eval_transform, train_transform
 class DataConfig:
     """Everything that decides what the loaders yield."""
 
-    data_dir: Optional[str] = None
+    data_dir: Optional[str | tuple[str, ...]] = None  # one data root, or several whose classes are combined
     batch_size: int = 32
     valid_size: float = 0.2
     num_workers: int = -1  # -1: one per CPU core
@@ -58,10 +58,10 @@ def _worker_count(requested: int) -> int:
 
 def build_datasets(config: DataConfig) -> dict[str, torch.utils.data.Dataset]:
     """train/valid/test datasets; valid is a seeded, stratified part of train/."""
-    root = get_data_location(config.data_dir)
+    roots = data_roots(config.data_dir)
     prep = resolve_preprocessing(config)
-    train_scan = scan_image_folder(root / "train")
-    test_scan = scan_image_folder(root / "test", classes=train_scan.classes)
+    train_scan = scan_split(roots, "train")
+    test_scan = scan_split(roots, "test", classes=train_scan.classes)
     transforms = {
         "train": train_transform(prep, crop=config.train_crop, randaugment=config.randaugment),
         "valid": eval_transform(prep),

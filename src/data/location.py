@@ -7,7 +7,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,11 @@ from src.data.download import (
     download_and_extract,
     find_data_root,
 )
-from src.data.folders import decode_folder, default_cache_dir, scan_image_folder
+from src.data.folders import (
+    decode_folder,
+    default_cache_dir,
+    scan_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,19 @@ def get_data_location(data_dir: Optional[str | Path] = None, download: bool = Tr
     return download_and_extract(DATA_URL, DEFAULT_DATA_DIR)
 
 
+def data_roots(data_dir: Optional[str | Path | Sequence[str | Path]] = None, download: bool = True) -> list[Path]:
+    """Every data root of a run: one folder or several (`--data A B`), each holding `train/` and `test/`.
+    None: `get_data_location`'s default (LANDMARK_DATA, ./landmark_images, or the course download)."""
+    if data_dir is None or isinstance(data_dir, (str, Path)):
+        return [get_data_location(data_dir, download=download)]
+    if not data_dir:
+        raise ValueError("no data root given")
+    roots = [get_data_location(root, download=False) for root in data_dir]
+    if len({root.resolve() for root in roots}) != len(roots):
+        raise ValueError(f"the same data root is given twice: {', '.join(map(str, data_dir))}")
+    return roots
+
+
 def setup_env(data_dir: Optional[str | Path] = None, seed: int = 42) -> Path:
     """Seed the random generators, make sure the data is there, and return its location."""
     random.seed(seed)
@@ -60,12 +77,15 @@ def setup_env(data_dir: Optional[str | Path] = None, seed: int = 42) -> Path:
     return root
 
 
-def compute_mean_and_std(data_dir: Optional[str | Path] = None, cache_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of the TRAINING photos (never the test split), in [0, 1] units.
+def compute_mean_and_std(
+    data_dir: Optional[str | Path | Sequence[str | Path]] = None, cache_dir: Optional[Path] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the TRAINING photos (never the test split), in [0, 1] units, over
+    one data root or several.
 
     Cached as JSON keyed by the data set's identity, so a different or changed data set is recomputed.
     """
-    scan = scan_image_folder(get_data_location(data_dir) / "train")
+    scan = scan_split(data_roots(data_dir), "train")
     cache_file = (cache_dir or default_cache_dir()) / f"mean_std-{scan.identity('mean_std')}.json"
     if cache_file.exists():
         stats = json.loads(cache_file.read_text())

@@ -20,13 +20,22 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from src.data.folders import DecodedImageDataset, decode_folder, scan_image_folder
+from src.data.folders import (
+    DecodedImageDataset,
+    FolderScan,
+    decode_folder,
+    scan_image_folder,
+    scan_split,
+    split_no_landmark,
+)
+from src.data.location import data_roots
 from src.evaluation.metrics import (
     HARDEST_K,
     EvaluationReport,
     compare_reports,
     evaluate_probabilities,
 )
+from src.evaluation.openset import is_landmark
 from src.evaluation.plots import plot_comparison, save_figures
 from src.export import load_exported, predict_dataset
 
@@ -95,8 +104,61 @@ def evaluate_model(
 
 
 
+def _folder_dataset(folder_scan) -> DecodedImageDataset:
+    return DecodedImageDataset(decode_folder(folder_scan, short_side=256))
+
+
+def evaluate_export(
+    model_path: str | Path,
+    data_dir: str | Path | Sequence[str | Path],
+    no_landmark_dir: Optional[str | Path] = None,
+    split: str = "test",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """What a user gets from an exported file, on every data root's `split` (e.g. `test/`):
+
+    - `test_accuracy` (argmax over every class, as the app answers), top-5, ECE, per root;
+    - `test_landmarks_rejected`: test landmark photos the model's own rule ("no landmark" classes and
+      threshold in its metadata) answers "unknown";
+    - with `no_landmark_dir`: `held_out_no_landmark_named`, photos of the object categories that
+      training never saw (`split_no_landmark`'s held-out half) that it names as a landmark.
+    Training never scores the test split; this does, on the exported file."""
+    module, metadata = load_exported(model_path)
+    names = list(metadata["class_names"])
+    background = [i for i, name in enumerate(names) if name in set(metadata.get("background_classes", []))]
+    threshold = float(metadata.get("threshold", 0.5))
+    roots = data_roots(data_dir, download=False)
+    summary: dict[str, Any] = {"model": str(model_path), "threshold": threshold, "roots": {}}
+    all_truth, all_probs = [], []
+    for root in roots:
+        dataset = _folder_dataset(scan_split([root], split, classes=names))
+        result = predict_dataset(dataset, module, progress=progress)
+        report = evaluate_probabilities(result.truth, result.probabilities, names, model_name=Path(model_path).stem)
+        rejected = 1 - is_landmark(result.probabilities, background, threshold).float().mean().item()
+        summary["roots"][str(root)] = {
+            "test_accuracy": report.accuracy, "test_top5": report.top5, "test_images": len(result.truth),
+            "macro_f1": report.macro_f1, "ece": report.ece, "test_landmarks_rejected": rejected,
+        }
+        all_truth += result.truth
+        all_probs.append(result.probabilities)
+    probs = torch.cat(all_probs)
+    overall = evaluate_probabilities(all_truth, probs, names, model_name=Path(model_path).stem)
+    summary.update(
+        test_accuracy=overall.accuracy, test_accuracy_ci95=list(overall.accuracy_ci95), test_top5=overall.top5,
+        test_images=len(all_truth), macro_f1=overall.macro_f1, ece=overall.ece,
+        test_landmarks_rejected=1 - is_landmark(probs, background, threshold).float().mean().item(),
+    )
+    if no_landmark_dir is not None:
+        held_out = split_no_landmark(Path(no_landmark_dir))["held_out"]
+        photos = DecodedImageDataset(decode_folder(FolderScan(root=Path(no_landmark_dir), classes=["no_landmark"], samples=[(p, 0) for p in held_out])))
+        named = is_landmark(predict_dataset(photos, module, progress=progress).probabilities, background, threshold)
+        summary["held_out_no_landmark_named"] = named.float().mean().item()
+        summary["held_out_no_landmark_photos"] = len(held_out)
+    return summary
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Evaluate exported models on a test folder: accuracy (95% CI), top-k, per-class F1, calibration.")
+    parser = argparse.ArgumentParser(prog="python -m src evaluate", description="Evaluate exported models on a test folder: accuracy (95% CI), top-k, per-class F1, calibration.")
     parser.add_argument("models", nargs="+", type=Path, help="exported TorchScript files (src.predictor.export)")
     parser.add_argument("--data", required=True, type=Path, help="test folder: <data>/<class>/<photo>")
     parser.add_argument("--figures", type=Path, default=None, help="save each model's confusion matrix, reliability diagram and per-class F1 here (PNG)")

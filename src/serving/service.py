@@ -259,7 +259,7 @@ app = create_app()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.serving.service", description="Serve the landmark recogniser over HTTP.")
+    parser = argparse.ArgumentParser(prog="python -m src serve", description="Serve the landmark recogniser over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")

@@ -243,7 +243,7 @@ def tag_paths(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m src.serving.tag",
+        prog="python -m src tag",
         description="Infer where photos were taken from the landmark in them; report it and optionally write the GPS into them.",
         epilog="exit status: 0 all files processed, 1 some files could not be processed, 2 usage error",
     )

@@ -20,9 +20,7 @@ no held-out photo is left to choose them on.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -35,8 +33,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from src.data.folders import DecodedImageDataset, decode_folder, scan_image_folder
-from src.data.location import get_data_location
+from src.data.folders import (
+    DecodedImageDataset,
+    decode_folder,
+    scan_split,
+)
+from src.data.location import data_roots
 from src.data.transforms import Preprocessing
 from src.evaluation.calibration import expected_calibration_error, fit_temperature
 from src.evaluation.openset import (
@@ -49,13 +51,12 @@ from src.models.backbones import (
     get_backbone_spec,
     split_trunk_and_tail,
 )
+from src.runs import RUNS_DIR, load_runs
 from src.training.features import run_in_batches
 from src.training.finetune import TailFinetuneConfig, finetune_tail
 from src.training.recipes import (
     TransferRecipe,
-    add_recipe_arguments,
     evaluation_preprocessing,
-    recipe_from_arguments,
     training_preprocessing,
 )
 from src.training.transfer import compute_activations, zero_head
@@ -102,7 +103,7 @@ def cross_validate(
     start = time.perf_counter()
     extractor, _ = create_backbone(recipe.backbone)
     trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
-    every_photo = DecodedImageDataset(decode_folder(scan_image_folder(get_data_location(recipe.data_dir) / "train")))
+    every_photo = DecodedImageDataset(decode_folder(scan_split(data_roots(recipe.data_dir), "train")))
     splits, classes, _ = compute_activations(recipe, trunk, {"train": every_photo}, ("train",))
     x, y = splits.x["train"], splits.y["train"]
     # Validation answers every photo as the exported model would (`TransferRecipe.eval_crop`): the
@@ -203,9 +204,10 @@ def summarise(histories: list[list[float]], plans: list[FoldPlan], recipe: Trans
     }
 
 
-def load_reports(folder: str | Path = "results") -> list[dict]:
-    """The cross-validation reports `make crossval` wrote to `folder` (crossval_*.json), by name."""
-    return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("crossval_*.json"))]
+def load_reports(folder: str | Path = RUNS_DIR) -> list[dict]:
+    """Every cross-validation run recorded in `folder` (`python -m src crossval` writes them), oldest
+    first, each as its settings and its metrics in one dict."""
+    return [{**record["recipe"], **record["metrics"]} for record in load_runs(Path(folder), kind="crossval")]
 
 
 def crossval_label(report: dict) -> str:
@@ -247,23 +249,3 @@ def plot_crossval(reports: Sequence[dict]) -> Figure:
     ax.set_title(f"{'/'.join(map(str, sorted(folds)))}-fold cross-validation on the training photos")
     figure.tight_layout()
     return figure
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="k-fold cross-validation of the transfer recipe on train/ (test/ is never read).")
-    add_recipe_arguments(parser)  # --data: only its train/ is read
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0, help="how the folds are drawn")
-    parser.add_argument("--train-fraction", type=float, default=1.0, help="train each fold on this stratified part of its photos (a learning curve)")
-    parser.add_argument("--eval-inputs", type=int, nargs="*", default=[], help="also score the fold models on the whole frame at these sizes (pixels)")
-    parser.add_argument("--report", default="results/crossval.json")
-    args = parser.parse_args(argv)
-    recipe = recipe_from_arguments(args)
-    report = cross_validate(recipe, folds=args.folds, seed=args.seed, train_fraction=args.train_fraction, eval_inputs=args.eval_inputs)
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: v for k, v in report.items() if k != "finetune"}, indent=2))
-
-
-if __name__ == "__main__":
-    main()

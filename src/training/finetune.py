@@ -25,7 +25,7 @@ from src.training.features import fast_autocast
 
 @dataclass
 class TailFinetuneConfig:
-    """Settings chosen on the validation split of indian_monuments (see README, transfer results)."""
+    """Fine-tuning the tail and head on cached activations (defaults chosen on a validation split: docs/experiments.md)."""
 
     epochs: int = 6
     batch_size: int = 64

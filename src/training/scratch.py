@@ -7,12 +7,8 @@ The notebook calls the same functions with a smaller ScratchRecipe.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -27,28 +23,7 @@ from src.training.optimization import (
     get_optimizer,
     get_scheduler,
 )
-
-
-@dataclass
-class ScratchRecipe:
-    data_dir: Optional[str] = None
-    epochs: int = 40
-    batch_size: int = 32
-    train_crop: int = 128  # train below the test resolution: ~3x cheaper than 224
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    dropout: float = 0.3
-    widths: tuple[int, ...] = (64, 128, 256, 384)
-    num_workers: int = 1
-    limit: int = -1
-    checkpoint: str = "checkpoints/scratch_best.pt"
-    export_path: str = "checkpoints/scratch_exported.pt"
-    # candidate evaluation sizes (resize, crop); the best on the validation split is exported
-    eval_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(146, 128), (164, 144), (183, 160), (256, 224)])
-    resume: bool = True
-    # when set, train for this many minutes (learning rate on a wall-clock cosine) instead of `epochs`
-    time_budget_minutes: Optional[float] = None
+from src.training.recipes import ScratchRecipe
 
 
 def build_model(recipe: ScratchRecipe, num_classes: int) -> MyModel:
@@ -96,20 +71,13 @@ def choose_eval_size(model: torch.nn.Module, loaders, sizes: list[tuple[int, int
 
 
 def export_scratch(model: torch.nn.Module, loaders, recipe: ScratchRecipe, history: History) -> tuple[Path, dict]:
-    """Export with the validation-chosen resolution; returns the path and a report (test accuracy...)."""
+    """Export with the validation-chosen resolution; returns the path and the training report (the test
+    split is not read: the exported file is evaluated afterwards)."""
     prep, valid_scores = choose_eval_size(model, loaders, recipe.eval_sizes)
     predictor = Predictor(model, loaders["train"].dataset.classes, preprocessing=prep)
     valid = loaders["valid"].dataset
     check = [valid.raw(i) for i in range(min(32, len(valid)))]
-    path = export(
-        predictor, recipe.export_path, [image for image, _ in check], [label for _, label in check],
-        min_accuracy=2.0 / len(predictor.class_names),
-        metadata={"model": "MyModel", "recipe": asdict(recipe), "valid_accuracy_by_size": valid_scores},
-    )
-    test = predict_dataset(loaders["test"].dataset, predictor)
     report = {
-        "test_accuracy": test.accuracy,
-        "test_images": len(test.truth),
         "eval_size": [prep.resize, prep.crop],
         "valid_accuracy_by_size": valid_scores,
         "epochs": len(history.train_loss),
@@ -118,39 +86,9 @@ def export_scratch(model: torch.nn.Module, loaders, recipe: ScratchRecipe, histo
         "seconds_per_epoch": sum(history.epoch_seconds) / max(1, len(history.epoch_seconds)),
         "data_wait_fraction": sum(history.data_seconds) / max(1e-9, sum(history.epoch_seconds)),
     }
-    return path, report
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Train MyModel from scratch and export it.")
-    parser.add_argument("--data", default=None, help="folder with train/ and test/ (default: LANDMARK_DATA or ./landmark_images)")
-    parser.add_argument("--epochs", type=int, default=ScratchRecipe.epochs)
-    parser.add_argument("--minutes", type=float, default=None, help="train for this wall-clock budget instead of --epochs")
-    parser.add_argument("--batch-size", type=int, default=ScratchRecipe.batch_size)
-    parser.add_argument("--train-crop", type=int, default=ScratchRecipe.train_crop)
-    parser.add_argument("--lr", type=float, default=ScratchRecipe.learning_rate)
-    parser.add_argument("--workers", type=int, default=ScratchRecipe.num_workers)
-    parser.add_argument("--limit", type=int, default=-1)
-    parser.add_argument("--checkpoint", default=ScratchRecipe.checkpoint)
-    parser.add_argument("--export", default=ScratchRecipe.export_path)
-    parser.add_argument("--report", default="results/scratch.json")
-    parser.add_argument("--no-resume", action="store_true")
-    args = parser.parse_args(argv)
-    recipe = ScratchRecipe(
-        data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size, train_crop=args.train_crop,
-        learning_rate=args.lr, num_workers=args.workers, limit=args.limit, checkpoint=args.checkpoint,
-        export_path=args.export, resume=not args.no_resume, time_budget_minutes=args.minutes,
+    path = export(
+        predictor, recipe.export_path, [image for image, _ in check], [label for _, label in check],
+        min_accuracy=2.0 / len(predictor.class_names),
+        metadata={"model": "MyModel", "recipe": asdict(recipe), "valid_accuracy_by_size": valid_scores, "report": report},
     )
-    start = time.perf_counter()
-    model, history, loaders = train_scratch(recipe)
-    path, report = export_scratch(model, loaders, recipe, history)
-    report["wall_seconds_total"] = time.perf_counter() - start
-    report["command"] = "python -m src.training.scratch " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    print(f"exported {path}")
-
-
-if __name__ == "__main__":
-    main()
+    return path, report

@@ -22,9 +22,7 @@ the model names a landmark in a photo of something it has never seen.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,11 +41,9 @@ from src.evaluation.openset import (
     background_indices,
     choose_threshold,
     closed_set_accuracy,
-    closed_set_scores,
-    is_landmark,
     is_landmark_label,
 )
-from src.export import Predictor, export, load_exported, predict_dataset
+from src.export import Predictor, export
 from src.machine import bf16_is_fast
 from src.models.backbones import (
     TransferModel,
@@ -59,11 +55,7 @@ from src.training.features import cached_activations, inference_graph, run_in_ba
 from src.training.finetune import finetune_tail
 from src.training.recipes import (
     TransferRecipe,
-    _given,
-    add_recipe_arguments,
     evaluation_preprocessing,
-    finetune_from_arguments,
-    recipe_from_arguments,
     training_preprocessing,
 )
 
@@ -237,8 +229,9 @@ def every_training_photo(datasets: dict) -> DecodedImageDataset:
 
 def train_transfer(recipe: TransferRecipe) -> dict:
     """Activations; then a refit on every training photo (cross-validated epochs and threshold) or,
-    without `refit`, probe and fine-tune chosen on validation; test metrics, export, and an end-to-end
-    check of the export."""
+    without `refit`, probe and fine-tune chosen on validation; export. Returns the training report,
+    which the exported file also carries. The test split is never read here: the exported file is
+    evaluated afterwards (`src.evaluation.evaluate.evaluate_export`)."""
     if recipe.refit and recipe.finetune is None:
         raise ValueError("refit fine-tunes the tail for a cross-validated number of epochs: give recipe.finetune, or refit=False for a linear probe")
     start = time.perf_counter()
@@ -251,51 +244,24 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     )
     feature_seconds = time.perf_counter() - start
     background = background_indices(classes)
-    x, y = splits.x, splits.y
-    fit = (refit_on_every_photo if recipe.refit else choose_on_validation)(recipe, extractor, tail, x, y, classes)
-    head = fit.head
-    train_seconds = time.perf_counter() - start
-
-    def probabilities(split: str) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.softmax(head(run_in_batches(tail, x[split])), dim=1)
-
-    # Evaluation: test photos (landmarks only) and held-out no-landmark photos.
-    evaluation, *_ = compute_activations(recipe, trunk, datasets, ("test", "no_landmark_held_out"))
-    x.update(evaluation.x)
-    y.update(evaluation.y)
-    test_probs = probabilities("test")
-    landmark_scores = closed_set_scores(test_probs, background)
-    k = min(5, len(classes) - len(background))
-    top5 = (landmark_scores.topk(k, dim=1).indices == y["test"][:, None]).any(dim=1).float().mean().item()
+    fit = (refit_on_every_photo if recipe.refit else choose_on_validation)(recipe, extractor, tail, splits.x, splits.y, classes)
     report = {
         "backbone": recipe.backbone,
         "method": fit.method,
+        "classes": len(classes) - len(background),
         "train_views": recipe.train_views,
         "train_crop": training_preprocessing(recipe).crop,
         "eval_input": evaluation_preprocessing(recipe).crop,
         "train_photos": len(fit_sets["train"]),
         "bf16_autocast": bf16_is_fast(),
         **fit.report,
-        "test_accuracy": closed_set_accuracy(test_probs, y["test"], background),
-        "test_top5": top5,
-        "test_images": len(y["test"]),
         "threshold": fit.threshold,
-        # the test split holds landmark photos only
-        "test_landmarks_rejected": 1 - is_landmark(test_probs, background, fit.threshold).float().mean().item(),
         "feature_seconds": feature_seconds,  # trunk activations of everything the model is fitted on
-        "train_seconds_total": train_seconds,  # everything the model needs: activations, fitting, threshold
+        "train_seconds_total": time.perf_counter() - start,  # activations, fitting, threshold
         "background_photos": background_info,
     }
-    if fit.probe is not None:
-        frozen_tail, probe_head = fit.probe
-        report["test_accuracy_probe"] = closed_set_accuracy(probe_head(run_in_batches(frozen_tail, x["test"])), y["test"], background)
-    if "no_landmark_held_out" in x:
-        held_out = probabilities("no_landmark_held_out")
-        report["held_out_no_landmark_named"] = is_landmark(held_out, background, fit.threshold).float().mean().item()
-
     model = TransferModel(extractor, n_classes=len(classes), frozen=True, spec=spec)
-    model.head.load_state_dict(head.state_dict())
+    model.head.load_state_dict(fit.head.state_dict())
     predictor = Predictor(model, classes, preprocessing=evaluation_preprocessing(recipe))
     valid = datasets["valid"]  # a few validation photos to verify the export with (trained on, when refitting)
     check = [valid.raw(i) for i in range(0, len(valid), max(1, len(valid) // 24))][:24]
@@ -308,36 +274,6 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     )
     report["export_path"] = recipe.export_path
     report["export_megabytes"] = Path(recipe.export_path).stat().st_size / 1e6
-    # What the app gets: decode -> the exported file's own preprocessing -> probabilities. Plain argmax
-    # over every class, as src.evaluation.evaluate counts: a landmark photo answered "no_landmark" is wrong here,
-    # while test_accuracy above ranks the landmark classes only (the app's top-1 when it names one).
-    exported, _ = load_exported(recipe.export_path)
-    report["test_accuracy_exported"] = predict_dataset(datasets["test"], exported, progress=False).accuracy
     return report
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Transfer learning on cached ImageNet-backbone activations: linear probe, tail fine-tuning, export.")
-    add_recipe_arguments(parser)
-    parser.add_argument("--no-finetune", action="store_true", help="linear probe only (frozen backbone; implies --no-refit)")
-    parser.add_argument("--no-refit", action="store_true", help="fit on the train split and choose the epoch and threshold on the validation split")
-    parser.add_argument("--threshold", type=float, default=None, help="'no landmark' threshold when refitting (default: the recipe's, out of fold by `src.training.crossval`)")
-    parser.add_argument("--temperature", type=float, default=None, help="logits are divided by it when refitting (default: the recipe's, out of fold by `src.training.crossval`)")
-    parser.add_argument("--limit", type=int, default=-1)
-    parser.add_argument("--export", default=TransferRecipe.export_path)
-    parser.add_argument("--report", default="results/transfer.json")
-    args = parser.parse_args(argv)
-    finetune = None if args.no_finetune else finetune_from_arguments(args)
-    recipe = recipe_from_arguments(
-        args, limit=args.limit, export_path=args.export, finetune=finetune, refit=not (args.no_refit or args.no_finetune), **_given(threshold=args.threshold, temperature=args.temperature)
-    )
-    start = time.perf_counter()
-    report = train_transfer(recipe)
-    report["wall_seconds_total"] = time.perf_counter() - start
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,168 @@
+"""One command line over every stage: `python -m src <command> ...`, `--help` on each.
+
+    python -m src train --recipe default --data ROOT [ROOT ...] --no-landmark DIR
+    python -m src crossval --recipe fast --data ROOT --no-landmark DIR
+    python -m src evaluate MODEL [MODEL ...] --data TEST_FOLDER --figures DIR
+    python -m src tag PHOTOS_OR_FOLDERS ... --report tags.csv
+    python -m src serve --port 8000
+    python -m src bench
+
+`train` and `crossval` take a named recipe (`src.training.recipes.RECIPES`) and any of its fields as
+options (`src.config`); `python -m src train --recipe scratch --help` lists the scratch CNN's. Every
+run writes a record to results/runs/ (`src.runs`). `tag`, `serve`, `bench` and `evaluate` are their
+modules' own command lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from src.config import add_dataclass_options, replace_from_options
+from src.runs import RUNS_DIR, save_run
+
+# The training stage (torch, timm) is imported by the commands that train, never by `tag` or `serve`.
+
+_RECIPE_FIELDS_ON_THEIR_OWN = {"data_dir", "no_landmark_dir", "export_path"}
+
+
+def _recipe_name(argv: Sequence[str], choices: Sequence[str]) -> str:
+    """The `--recipe` in `argv` (before the full parser exists: it decides which options there are)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--recipe", choices=list(choices), default="default")
+    known, _ = pre.parse_known_args(argv)
+    return known.recipe
+
+
+def recipe_parser(command: str, recipe_name: str, choices: Sequence[str], description: str) -> argparse.ArgumentParser:
+    """`--recipe`, the data options and every field of the named recipe's dataclass."""
+    from src.training.recipes import RECIPES, ScratchRecipe
+
+    base = RECIPES[recipe_name]
+    parser = argparse.ArgumentParser(prog=f"python -m src {command}", description=description)
+    parser.add_argument("--recipe", choices=list(choices), default="default", help="named recipe the other options change (default: %(default)s)")
+    parser.add_argument("--data", nargs="+", default=None, metavar="ROOT",
+                        help="data roots, each with train/ and test/ class folders; several roots' classes are combined "
+                        "(default: LANDMARK_DATA, ./landmark_images, or the course data set, downloaded)")
+    if not isinstance(base, ScratchRecipe):
+        parser.add_argument("--no-landmark", default=None, metavar="DIR", help="photos that show no landmark: learned as a background class")
+    add_dataclass_options(parser, type(base), skip=_RECIPE_FIELDS_ON_THEIR_OWN, title=f"recipe options (default: the '{recipe_name}' recipe's)")
+    return parser
+
+
+def recipe_from_options(options: argparse.Namespace):
+    """The named recipe with the data and every option the user gave."""
+    from src.training.recipes import RECIPES
+
+    recipe = replace_from_options(RECIPES[options.recipe], options)
+    data = tuple(options.data) if options.data and len(options.data) > 1 else (options.data[0] if options.data else None)
+    fields = {"data_dir": data}
+    if getattr(options, "no_landmark", None) is not None:
+        fields["no_landmark_dir"] = options.no_landmark
+    if getattr(options, "export", None):
+        fields["export_path"] = options.export
+    return replace(recipe, **fields)
+
+
+def _data_record(recipe) -> dict:
+    roots = [recipe.data_dir] if isinstance(recipe.data_dir, str) or recipe.data_dir is None else list(recipe.data_dir)
+    return {"roots": roots, "no_landmark": getattr(recipe, "no_landmark_dir", None)}
+
+
+def train_command(argv: Sequence[str]) -> int:
+    from src.training.recipes import RECIPES, ScratchRecipe
+
+    name = _recipe_name(argv, list(RECIPES))
+    parser = recipe_parser("train", name, list(RECIPES), "Train a named recipe, export it, then evaluate the exported file on every root's test/ split.")
+    parser.add_argument("--export", default=None, metavar="PATH", help=f"exported model (default: the recipe's, {RECIPES[name].export_path})")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip evaluating the exported file on the test splits")
+    options = parser.parse_args(argv)
+    recipe = recipe_from_options(options)
+    start = time.perf_counter()
+    if isinstance(recipe, ScratchRecipe):
+        from src.training.scratch import export_scratch, train_scratch
+
+        model, history, loaders = train_scratch(recipe)
+        _, training = export_scratch(model, loaders, recipe, history)
+    else:
+        from src.training.transfer import train_transfer
+
+        training = train_transfer(recipe)
+    training["wall_seconds_total"] = time.perf_counter() - start
+    metrics = {"training": training}
+    if not options.no_evaluate:
+        from src.evaluation.evaluate import evaluate_export
+
+        metrics["evaluation"] = evaluate_export(recipe.export_path, recipe.data_dir, getattr(recipe, "no_landmark_dir", None), progress=True)
+    path = save_run("train", options.recipe, asdict(recipe), _data_record(recipe), metrics, folder=options.runs)
+    print(json.dumps(metrics, indent=2, default=str))
+    print(f"exported {recipe.export_path}; run record {path}")
+    return 0
+
+
+def crossval_command(argv: Sequence[str]) -> int:
+    from src.training.recipes import TRANSFER_RECIPES
+
+    name = _recipe_name(argv, TRANSFER_RECIPES)
+    parser = recipe_parser("crossval", name, TRANSFER_RECIPES,
+                           "k-fold cross-validation of a transfer recipe over the training photos (test/ is never read).")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default: %(default)s)")
+    parser.add_argument("--fold-seed", type=int, default=0, help="how the folds are drawn (default: %(default)s)")
+    parser.add_argument("--train-fraction", type=float, default=1.0, help="train each fold on this stratified part of its photos (a learning curve)")
+    parser.add_argument("--eval-inputs", type=int, nargs="*", default=[], help="also score the fold models on the whole frame at these sizes (pixels)")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
+    options = parser.parse_args(argv)
+    from src.training.crossval import cross_validate
+
+    recipe = recipe_from_options(options)
+    report = cross_validate(recipe, folds=options.folds, seed=options.fold_seed, train_fraction=options.train_fraction, eval_inputs=options.eval_inputs)
+    settings = {"folds": options.folds, "fold_seed": options.fold_seed, "train_fraction": options.train_fraction}
+    path = save_run("crossval", options.recipe, {**asdict(recipe), **settings}, _data_record(recipe), report, folder=options.runs)
+    print(json.dumps({k: v for k, v in report.items() if k != "finetune"}, indent=2))
+    print(f"run record {path}")
+    return 0
+
+
+def _delegate(module: str) -> Callable[[Sequence[str]], int]:
+    """A command that is its module's own `main(argv)`."""
+
+    def run(argv: Sequence[str]) -> int:
+        import importlib
+
+        result = importlib.import_module(module).main(list(argv))
+        return result if isinstance(result, int) else 0
+
+    return run
+
+
+COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+    "train": ("train a named recipe (default, fast, scratch), export it and evaluate the export", train_command),
+    "crossval": ("cross-validate a transfer recipe on the training photos", crossval_command),
+    "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate")),
+    "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tag")),
+    "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
+    "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench")),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m src",
+        description="Landmark Tagger: recognise the landmark in a photo and tag the photo with its place.",
+        epilog="`python -m src COMMAND --help` describes each command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, _) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv)  # prints the overview, or the error for an unknown command
+        return 2
+    command, rest = argv[0], argv[1:]
+    return COMMANDS[command][1](rest)
