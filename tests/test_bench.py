@@ -5,23 +5,21 @@ The full benchmark (`make bench`) is a measurement, never part of the test run.
 
 from __future__ import annotations
 
-import json
 import math
+from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
-from src.bench import (
-    MODELS_TABLE_HEADER,
-    TRAINING_TABLE_HEADER,
-    BenchSettings,
-    main,
-    measure_feature_cache,
-    models_table,
-    training_record,
-)
+from src.bench import main
+from src.bench.measure import embedded_training
+from src.bench.report import MODELS_TABLE_HEADER, TRAINING_TABLE_HEADER, models_table
+from src.bench.settings import BenchSettings
+from src.bench.training import measure_feature_cache
 from src.data.transforms import Preprocessing
 from src.export import Predictor, load_exported
+from src.runs import load_runs
 
 
 def _positive(value) -> bool:
@@ -29,17 +27,22 @@ def _positive(value) -> bool:
 
 
 def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_path, capsys):
-    out = tmp_path / "out"
+    out, runs = tmp_path / "out", tmp_path / "runs"
     threads = torch.get_num_threads()
     result = main([
-        "--data", str(tiny_data), "--models", str(tiny_model), "--out", str(out), "--quick",
-        "--results", str(tmp_path / "no_results"), "--threads", "1",  # one thread: far faster on a shared CI CPU
+        "--data", str(tiny_data), "--models", str(tiny_model), "--out", str(out), "--runs", str(runs), "--quick",
+        "--threads", "1",  # one thread: far faster on a shared CI CPU
     ])
     assert torch.get_num_threads() == threads  # the caller's thread setting is restored
 
-    report = json.loads((out / "bench.json").read_text())
-    assert report["command"].startswith("python -m src.bench ") and "--quick" in report["command"]
-    machine = report["machine"]
+    (record,) = load_runs(runs)  # one run record, in src.runs' format
+    assert record["path"] == result["record_path"] and record["path"].endswith(".json")
+    assert {"kind", "recipe_name", "recipe", "data", "machine", "command", "date", "metrics"} <= set(record)
+    assert record["kind"] == "bench" and record["recipe_name"] == "quick"
+    assert record["recipe"]["settings"]["quick"] is True and record["data"]["roots"] == [str(tiny_data)]
+    assert record["command"].startswith("python -m src.bench ") and "--quick" in record["command"]
+    report = record["metrics"]
+    machine = record["machine"]
     for key in ("cpu_model", "os_cpu_count", "torch_threads", "ram_gb", "torch", "torchvision", "date"):
         assert machine[key], key
     assert machine["os_cpu_count"] >= 1 and machine["torch_threads"] == 1
@@ -58,8 +61,8 @@ def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_pat
     assert row["e2e_ms_p50"] <= row["e2e_ms_p95"]
     assert row["peak_rss_mb"] > row["import_rss_mb"] > 0
     assert abs(row["file_mb"] - tiny_model.stat().st_size / 1e6) < 1e-9
-    # Nothing recorded this model's training time: reported as unknown, never estimated.
-    assert row["train_wall_seconds"] is None and row["seconds_per_epoch"] is None
+    # The scratch export embeds no training report: its training time is unknown, never estimated.
+    assert row["train_wall_seconds"] is None and row["seconds_per_epoch"] is None and row["training_source"] is None
 
     training = report["training_throughput"]
     assert set(training["ways"]) == {"starter", "ours"}
@@ -74,34 +77,47 @@ def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_pat
 
     markdown = (out / "bench.md").read_text()
     assert MODELS_TABLE_HEADER in markdown and TRAINING_TABLE_HEADER in markdown
-    assert machine["cpu_model"] in markdown and report["command"] in markdown
+    assert machine["cpu_model"] in markdown and record["command"] in markdown
     assert "n/a" in markdown  # the unknown training time
     assert MODELS_TABLE_HEADER in capsys.readouterr().out  # the table is printed too
     assert result["models"][0]["model"] == row["model"]
 
 
-def test_training_time_comes_from_the_runs_own_report(tiny_model, tmp_path):
-    _, metadata = load_exported(tiny_model)
-    results = tmp_path / "results"
-    results.mkdir()
-    prep = metadata["preprocessing"]
-    (results / "scratch.json").write_text(json.dumps({
-        "valid_accuracy_by_size": metadata["valid_accuracy_by_size"], "eval_size": [prep["resize"], prep["crop"]],
-        "train_seconds": 120.0, "seconds_per_epoch": 20.0, "epochs": 6, "wall_seconds_total": 130.0,
-    }))
-    (results / "transfer_other.json").write_text(json.dumps({"feature_seconds": 1.0, "train_seconds_total": 999.0}))
-    record = training_record(metadata, tiny_model, results)
-    assert record["train_wall_seconds"] == 120.0 and record["seconds_per_epoch"] == 20.0 and record["epochs"] == 6
-    assert "scratch.json" in record["training_source"]
+def test_training_time_comes_from_the_report_embedded_in_the_export():
+    # As a transfer export embeds it (src.export.load_exported(path)[1]["report"]): cumulative epoch seconds.
+    history = [{"epoch": i, "loss": 1.0, "valid_score": None, "seconds": 60.0 * (i + 1)} for i in range(6)]
+    metadata = {"preprocessing": {}, "report": {
+        "train_seconds_total": 525.5, "feature_seconds": 174.2, "wall_seconds_total": 561.8,
+        "finetune": {"epochs": 6, "history": history},
+    }}
+    record = embedded_training(metadata)
+    assert record["train_wall_seconds"] == 525.5 and record["feature_seconds"] == 174.2
+    assert record["epochs"] == 6 and record["seconds_per_epoch"] == 60.0  # 360 s over 6 epochs
+    assert record["run_wall_seconds_total"] == 561.8
+    assert record["training_source"] == "the report embedded in the exported file"
+    table = models_table([{"model": "transfer", **record}])
+    assert table.startswith(MODELS_TABLE_HEADER)
+    assert "| transfer | n/a | n/a | 8.8 min | 60.0 |" in table
 
-    (results / "scratch.json").write_text(json.dumps({"valid_accuracy_by_size": {"1/1": 0.5}, "train_seconds": 120.0}))
-    assert training_record(metadata, tiny_model, results)["train_wall_seconds"] is None  # another run's report
 
-    transfer = {"preprocessing": prep, "report": {"feature_seconds": 3.5, "train_seconds_total": 4.0}}
-    record = training_record(transfer, tiny_model, results)
-    assert record["train_wall_seconds"] == 4.0 and record["feature_seconds"] == 3.5 and record["seconds_per_epoch"] is None
-    table = models_table([{"model": "m", **record}])
-    assert table.startswith(MODELS_TABLE_HEADER) and "n/a" in table
+def test_a_scratch_style_report_and_no_report():
+    scratch = embedded_training({"report": {"train_seconds": 120.0, "seconds_per_epoch": 20.0, "epochs": 6}})
+    assert scratch["train_wall_seconds"] == 120.0 and scratch["seconds_per_epoch"] == 20.0 and scratch["epochs"] == 6
+    nothing = embedded_training({"model": "MyModel", "train_seconds": 999.0})  # only the embedded report counts
+    assert nothing["train_wall_seconds"] is None and nothing["seconds_per_epoch"] is None and nothing["epochs"] is None
+    assert nothing["training_source"] is None
+    assert "| m | n/a | n/a | n/a | n/a |" in models_table([{"model": "m", **nothing}])
+    assert embedded_training({"report": {"train_seconds_total": True}})["train_wall_seconds"] is None  # not a number
+
+
+def test_the_default_checkpoint_embeds_its_training_report():
+    """The shipped transfer export carries its training report: the bench reads its time from there."""
+    transfer = Path(__file__).resolve().parents[1] / "checkpoints" / "transfer_exported.pt"
+    if not transfer.exists():
+        pytest.skip("checkpoints/transfer_exported.pt is not in this checkout")
+    record = embedded_training(load_exported(transfer, optimize=False)[1])
+    assert record["train_wall_seconds"] is not None and record["train_wall_seconds"] > record["feature_seconds"] > 0
+    assert record["epochs"] == 6 and record["seconds_per_epoch"] > 0
 
 
 class _TinyTransfer(nn.Module):

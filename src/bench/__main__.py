@@ -1,3 +1,3 @@
-from src.bench import main
+from src.bench.run import main
 
 main()

@@ -1,0 +1,172 @@
+"""`python -m src.bench`: measure every model, then the training pipeline; write the run record
+(`results/runs/bench-<mode>-<hash>.json`, src.runs' format) and the Markdown report (`bench.md`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from src.bench.measure import benchmark_model
+from src.bench.report import NOTES, to_markdown
+from src.bench.settings import (
+    CHECKPOINTS,
+    DEFAULT_DATA,
+    QUICK_RUNS,
+    RESULTS,
+    RUNS,
+    BenchSettings,
+    display_path,
+)
+from src.bench.training import measure_training_throughput
+from src.machine import machine_info, usable_cores
+from src.runs import run_id, write_json_atomically
+
+
+def _default_models() -> list[Path]:
+    return sorted(CHECKPOINTS.glob("*_exported.pt"))
+
+
+def run_record(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The benchmark's result as a run record (kind "bench", recipe_name "full" or "quick") and its id.
+
+    Written here rather than by `src.runs.save_run` so that the machine is the one read when the
+    measurements began (with its load average then; the load average at the end goes in the metrics).
+    """
+    machine = dict(result["machine"])
+    load_average_end = machine.pop("load_average_end", None)
+    recipe_name = "quick" if result["settings"]["quick"] else "full"
+    recipe = {"settings": result["settings"], "models": [row["path"] for row in result["models"]]}
+    data = {"roots": [result["data"]["display"]]}
+    record = {
+        "kind": "bench",
+        "recipe_name": recipe_name,
+        "recipe": recipe,
+        "data": data,
+        "machine": machine,
+        "command": result["command"],
+        "date": machine.get("date"),
+        "metrics": {
+            "models": result["models"],
+            "training_throughput": result["training_throughput"],
+            "errors": result["errors"],
+            "notes": result["notes"],
+            "load_average_end": load_average_end,
+            "data_source": result["data"]["source"],
+        },
+    }
+    return run_id(f"bench-{recipe_name}", recipe, data, machine), record
+
+
+def run_benchmark(
+    data: Path | None,
+    models: Sequence[Path] | None,
+    out: Path,
+    settings: BenchSettings,
+    command: str,
+    runs: Path | None = None,
+    training: bool = True,
+) -> dict[str, Any]:
+    """Measure everything, write the run record into `runs` and `out/bench.md`, print the Markdown.
+
+    Returns the result, with `record_path` (the run record) and `markdown_path`.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads or usable_cores())
+    try:
+        with ExitStack() as stack:
+            if data is not None:
+                data_root, source = Path(data), "given"
+            elif DEFAULT_DATA.is_dir():
+                data_root, source = DEFAULT_DATA, "default"
+            else:
+                from src.data.synthetic import make_synthetic_dataset
+
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-data-")))
+                data_root, source = make_synthetic_dataset(tmp / "data"), "generated (src.data.synthetic): not real photos"
+                print(f"{DEFAULT_DATA} not found: benchmarking on a generated data set", file=sys.stderr)
+            model_paths = [Path(m) for m in models] if models else _default_models()
+            result: dict[str, Any] = {
+                "command": command,
+                "machine": machine_info(),
+                "data": {"path": str(data_root), "display": display_path(data_root), "source": source},
+                "settings": asdict(settings),
+                "models": [],
+                "training_throughput": None,
+                "errors": {},
+                "notes": list(NOTES),
+            }
+            for path in model_paths:
+                if not path.exists():
+                    result["errors"][str(path)] = "model file not found"
+                    print(f"skipping {path}: not found", file=sys.stderr)
+                    continue
+                result["models"].append(benchmark_model(path, data_root, settings))
+            if training:
+                try:
+                    result["training_throughput"] = measure_training_throughput(data_root, settings)
+                except Exception as error:  # noqa: BLE001 - keep the model rows
+                    result["errors"]["training_throughput"] = f"{type(error).__name__}: {error}"
+                    print(f"training throughput failed: {error}", file=sys.stderr)
+        try:
+            result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        except OSError:  # pragma: no cover
+            result["machine"]["load_average_end"] = None
+    finally:
+        torch.set_num_threads(previous_threads)
+    markdown = to_markdown(result)
+    name, record = run_record(result)
+    runs = Path(runs) if runs is not None else (QUICK_RUNS if settings.quick else RUNS)
+    result["record_path"] = str(write_json_atomically(runs / f"{name}.json", record))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result["markdown_path"] = str(out / "bench.md")
+    tmp = out / "bench.md.tmp"
+    tmp.write_text(markdown)
+    tmp.replace(out / "bench.md")
+    print(markdown)
+    print(f"wrote {result['record_path']} and {result['markdown_path']}", file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.bench",
+        description="Benchmark the exported models and the training data pipeline; writes a run record and bench.md.",
+    )
+    parser.add_argument("--data", default=None, help=f"folder with train/ and test/ (default: {DEFAULT_DATA} when present, else a generated set)")
+    parser.add_argument("--models", nargs="+", default=None, help="exported TorchScript files (default: every checkpoints/*_exported.pt)")
+    parser.add_argument("--out", default=None, help="folder for bench.md (default: results/; --quick: results/tmp/)")
+    parser.add_argument("--runs", default=None, help="folder for the run record (default: results/runs/; --quick: results/tmp/runs/)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds, not a measurement")
+    parser.add_argument("--baseline-epochs", type=int, default=None, help="short epochs per recipe in the data-loading comparison (default 1)")
+    parser.add_argument("--batches", type=int, default=None, help="batches per short epoch (default 20; --quick: 3)")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for both recipes (default: ScratchRecipe.num_workers; --quick: 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable cores)")
+    parser.add_argument("--no-training", action="store_true", help="skip the training-throughput comparison")
+    args = parser.parse_args(argv)
+    settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
+    if args.baseline_epochs is not None:
+        settings.train_epochs = max(1, args.baseline_epochs)
+    if args.batches is not None:
+        settings.train_batches = max(1, args.batches)
+    if args.workers is not None:
+        settings.train_workers = max(0, args.workers)
+    if args.threads is not None:
+        settings.threads = max(1, args.threads)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "src.bench", *raw])
+    out = Path(args.out) if args.out else (RESULTS / "tmp" if args.quick else RESULTS)
+    return run_benchmark(
+        Path(args.data) if args.data else None, [Path(m) for m in args.models] if args.models else None, out,
+        settings, command, runs=Path(args.runs) if args.runs else None, training=not args.no_training,
+    )
