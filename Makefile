@@ -1,9 +1,19 @@
 # Two commands for users: `make app` and `make test`. Both create .venv on first use.
+# The others run `python -m src <command>` (see `python -m src --help`) on the data you name:
+#   make train DATA="../shared/indian_monuments ../shared/world_landmarks" NO_LANDMARK=../shared/no_landmark
+# Without DATA, commands use the course data set (LANDMARK_DATA, ./landmark_images, or downloaded).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL ?= checkpoints/transfer_exported.pt
 PORT ?= 8866
+DATA ?=
+NO_LANDMARK ?=
+RECIPE ?= default
+OPTIONS ?=
+
+DATA_OPTION = $(if $(strip $(DATA)),--data $(DATA))
+NO_LANDMARK_OPTION = $(if $(strip $(NO_LANDMARK)),--no-landmark $(NO_LANDMARK))
 
 $(BIN)/activate: requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -11,7 +21,7 @@ $(BIN)/activate: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(BIN)/activate
 
-.PHONY: venv test app service bench evaluate train-scratch train-transfer crossval
+.PHONY: venv test app service bench evaluate train crossval experiments
 venv: $(BIN)/activate
 
 test: venv
@@ -24,34 +34,25 @@ app: venv
 		--Voila.tornado_settings="{'websocket_max_message_size': 104857600}"
 
 service: venv
-	LANDMARK_MODEL=$(MODEL) $(BIN)/uvicorn src.serving.service:app --host 127.0.0.1 --port 8000
+	LANDMARK_MODEL=$(MODEL) $(BIN)/python -m src serve --model $(MODEL)
 
 bench: venv
-	$(BIN)/python -m src.bench
+	$(BIN)/python -m src bench $(OPTIONS)
 
-# Both checkpoints on indian_monuments' test photos: tables printed, each model's confusion matrix,
-# reliability diagram and per-class F1 in static_images/ (the README shows them), results/evaluation.json
-evaluate: venv
-	$(BIN)/python -m src.evaluation.evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
-		--data ../shared/indian_monuments/test --figures static_images --report results/evaluation.json
+# A named recipe (default, fast, scratch); OPTIONS change its fields, e.g. OPTIONS="--train-views 3".
+train: venv
+	$(BIN)/python -m src train --recipe $(RECIPE) $(DATA_OPTION) $(NO_LANDMARK_OPTION) $(OPTIONS)
 
-train-scratch: venv
-	$(BIN)/python -m src.training.scratch --data ../shared/indian_monuments --minutes 58
-
-# A named transfer recipe (src.transfer_train.RECIPES: default, fast) on indian_monuments; OPTIONS
-# change its settings (given last, they win). The default exports checkpoints/transfer_exported.pt,
-# the model the app loads; another recipe exports checkpoints/transfer_<recipe>_exported.pt.
-#   make train-transfer RECIPE=fast && make app MODEL=checkpoints/transfer_fast_exported.pt
-RECIPE ?= default
-OPTIONS ?=
-RECIPE_SUFFIX = $(if $(filter-out default,$(RECIPE)),_$(RECIPE))
-train-transfer: venv
-	$(BIN)/python -m src.training.transfer --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
-		--export checkpoints/transfer$(RECIPE_SUFFIX)_exported.pt --report results/transfer_lite0$(RECIPE_SUFFIX).json $(OPTIONS)
-
-# 5-fold cross-validation of a recipe over the training photos (chooses settings; the test split is
-# never opened). Another choice: make crossval RECIPE=fast OPTIONS="--views 4" CROSSVAL_REPORT=results/crossval_fast_views4.json
-CROSSVAL_REPORT ?= results/crossval_lite0_$(RECIPE).json
+# Cross-validation over the training photos (chooses settings; test/ is never read).
 crossval: venv
-	$(BIN)/python -m src.training.crossval --recipe $(RECIPE) --data ../shared/indian_monuments --no-landmark ../shared/no_landmark \
-		--report $(CROSSVAL_REPORT) $(OPTIONS)
+	$(BIN)/python -m src crossval --recipe $(RECIPE) $(DATA_OPTION) $(NO_LANDMARK_OPTION) $(OPTIONS)
+
+# Both checkpoints on DATA's test photos: tables, each model's figures in static_images/.
+evaluate: venv
+	$(if $(strip $(DATA)),,$(error make evaluate needs DATA=<root with test/>, e.g. DATA=../shared/indian_monuments))
+	$(BIN)/python -m src evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
+		--data $(firstword $(DATA))/test --figures static_images $(OPTIONS)
+
+# The tables of docs/experiments.md, from the run records in results/runs/.
+experiments: venv
+	$(BIN)/python -m src.evaluation.experiments

@@ -147,7 +147,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate")),
     "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tag")),
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
-    "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench")),
+    "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),
 }
 
 

@@ -28,6 +28,7 @@ from src.evaluation.plots import (
     plot_reliability_diagram,
 )
 from src.export import load_exported, predict_dataset
+from src.runs import load_runs
 
 CLASSES3 = ["00.Taj_Mahal", "01.Red_Fort", "02.Qutub_Minar"]
 # truth 0,0,0,1,1,2 -> predictions 0,1,0,1,0,2
@@ -241,7 +242,7 @@ def test_command_line_prints_tables_and_saves_figures_and_reports(tiny_model, ti
     second = tmp_path / "second.pt"
     shutil.copy(tiny_model, second)
     figures, report_path = tmp_path / "figures", tmp_path / "out" / "evaluation.json"
-    main([str(tiny_model), str(second), "--data", str(tiny_data / "test"), "--figures", str(figures), "--report", str(report_path)])
+    main([str(tiny_model), str(second), "--data", str(tiny_data / "test"), "--figures", str(figures), "--report", str(report_path), "--runs", str(tmp_path / "runs")])
 
     expected = evaluate_model(tiny_model, tiny_data / "test")
     printed = capsys.readouterr().out
@@ -251,6 +252,8 @@ def test_command_line_prints_tables_and_saves_figures_and_reports(tiny_model, ti
     assert saved["data"] == str(tiny_data / "test")
     assert [model["model_name"] for model in saved["models"]] == [tiny_model.stem, "second"]
     assert saved["models"][0]["accuracy"] == pytest.approx(expected.accuracy)
+    (record,) = load_runs(tmp_path / "runs", kind="evaluate")  # the same reports, as a run record
+    assert record["metrics"] == saved and record["recipe"]["models"] == [str(tiny_model), str(second)]
     names = sorted(path.name for path in figures.iterdir())
     assert names == sorted(["comparison.png"] + [f"{stem}_{kind}.png" for stem in (tiny_model.stem, "second") for kind in ("confusion", "reliability", "f1")])
     assert all((figures / name).read_bytes().startswith(b"\x89PNG") for name in names)

@@ -38,6 +38,7 @@ from src.evaluation.metrics import (
 from src.evaluation.openset import is_landmark
 from src.evaluation.plots import plot_comparison, save_figures
 from src.export import load_exported, predict_dataset
+from src.runs import RUNS_DIR, save_run
 
 
 def _skipped(scan, decoded) -> list[tuple[str, str]]:
@@ -162,7 +163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("models", nargs="+", type=Path, help="exported TorchScript files (src.predictor.export)")
     parser.add_argument("--data", required=True, type=Path, help="test folder: <data>/<class>/<photo>")
     parser.add_argument("--figures", type=Path, default=None, help="save each model's confusion matrix, reliability diagram and per-class F1 here (PNG)")
-    parser.add_argument("--report", type=Path, default=None, help="save every model's full report here (JSON)")
+    parser.add_argument("--report", type=Path, default=None, help="also save every model's full report here (JSON)")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
     args = parser.parse_args(argv)
     missing = [str(path) for path in args.models if not path.is_file()]
     if missing:
@@ -180,9 +182,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(compare_reports(reports))
         if args.figures:
             plot_comparison(reports).savefig(args.figures / "comparison.png", dpi=100)
+    full = {"data": str(args.data), "models": [report.to_dict() for report in reports]}
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps({"data": str(args.data), "models": [report.to_dict() for report in reports]}, indent=2))
+        args.report.write_text(json.dumps(full, indent=2))
+    models = [str(path) for path in args.models]
+    record = save_run("evaluate", "-".join(path.stem for path in args.models), {"models": models}, {"test_folder": str(args.data)}, full, folder=args.runs)
+    print(f"run record {record}")
 
 
 if __name__ == "__main__":
