@@ -50,6 +50,16 @@ class Predictor(nn.Module):
             x = self.input(x)
             return torch.softmax(self.model(x), dim=1)
 
+    @torch.jit.export
+    def probabilities_and_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities [B, classes], L2-normalised embedding [B, D]) from one forward pass: the
+        embedding is the pooled feature vector the classifier reads (what a landmark gallery compares)."""
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        with torch.no_grad():
+            logits, features = self.model.logits_and_embedding(self.input(x))
+            return torch.softmax(logits, dim=1), torch.nn.functional.normalize(features, dim=1)
+
 
 def load_exported(path: str | Path, optimize: bool = True) -> tuple[torch.jit.ScriptModule, dict]:
     """Load an exported model and its metadata (class names, preprocessing, threshold, ...).
@@ -71,7 +81,10 @@ def freeze_for_inference(module: torch.jit.ScriptModule) -> torch.jit.ScriptModu
     """A frozen copy of a loaded exported model (see `load_exported`); `module` itself is unchanged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-        return torch.jit.freeze(module, preserved_attrs=["class_names", "preprocessing_config"])
+        preserved = ["class_names", "preprocessing_config"]
+        if hasattr(module, "probabilities_and_embedding"):  # files exported before embeddings existed lack it
+            preserved.append("probabilities_and_embedding")
+        return torch.jit.freeze(module, preserved_attrs=preserved)
 
 
 class ExportMismatchError(RuntimeError):

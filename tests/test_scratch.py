@@ -463,3 +463,15 @@ def test_load_exported_freezes_for_inference_with_the_same_outputs(tiny_model):
     assert torch.allclose(frozen(photos), plain(photos), atol=1e-5)
     assert list(frozen.class_names) == metadata["class_names"]  # kept for callers that read it
     assert hasattr(plain, "model") and not hasattr(frozen, "model")  # submodules only when not optimized
+
+
+def test_exported_model_gives_probabilities_and_embedding_in_one_pass(tiny_model):
+    """The gallery's embedding comes from the same forward pass as the probabilities, frozen or not."""
+    for optimize in (True, False):
+        module, _ = load_exported(tiny_model, optimize=optimize)
+        photos = torch.randint(0, 256, (3, 3, 90, 120), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+        probs, embedding = module.probabilities_and_embedding(photos)
+        torch.testing.assert_close(probs, module(photos))
+        assert embedding.shape == (3, 64)  # the tiny model's last width
+        torch.testing.assert_close(embedding.norm(dim=1), torch.ones(3))
+        assert not torch.allclose(embedding[0], embedding[1])

@@ -102,6 +102,12 @@ class TransferModel(nn.Module):
         return self.backbone(x)
 
     @torch.jit.export
+    def logits_and_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, the pooled features the head reads) from one pass: the features embed the photo."""
+        features = self.backbone(x)
+        return self.head(features), features
+
+    @torch.jit.export
     def imagenet_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.imagenet_logits(x)
 

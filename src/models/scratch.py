@@ -68,3 +68,9 @@ class MyModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(self.stem(x))))
+
+    @torch.jit.export
+    def logits_and_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, the pooled features the classifier reads) from one pass: the features embed the photo."""
+        pooled = self.pool(self.features(self.stem(x))).flatten(1)
+        return self.head(pooled), pooled
