@@ -61,8 +61,10 @@ def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_pat
     assert row["e2e_ms_p50"] <= row["e2e_ms_p95"]
     assert row["peak_rss_mb"] > row["import_rss_mb"] > 0
     assert abs(row["file_mb"] - tiny_model.stat().st_size / 1e6) < 1e-9
-    # The scratch export embeds no training report: its training time is unknown, never estimated.
-    assert row["train_wall_seconds"] is None and row["seconds_per_epoch"] is None and row["training_source"] is None
+    # A scratch export embeds its training report: the time the run recorded, never estimated.
+    embedded = load_exported(tiny_model)[1]["report"]
+    assert row["train_wall_seconds"] == embedded["train_seconds"] and row["seconds_per_epoch"] == embedded["seconds_per_epoch"]
+    assert row["training_source"] == "the report embedded in the exported file"
 
     training = report["training_throughput"]
     assert set(training["ways"]) == {"starter", "ours"}

@@ -467,8 +467,8 @@ def test_load_exported_freezes_for_inference_with_the_same_outputs(tiny_model):
 
 def test_exported_model_gives_probabilities_and_embedding_in_one_pass(tiny_model):
     """The gallery's embedding comes from the same forward pass as the probabilities, frozen or not."""
-    for optimize in (True, False):
-        module, _ = load_exported(tiny_model, optimize=optimize)
+    for frozen in (True, False):
+        module, _ = load_exported(tiny_model, optimize=frozen)
         photos = torch.randint(0, 256, (3, 3, 90, 120), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
         probs, embedding = module.probabilities_and_embedding(photos)
         torch.testing.assert_close(probs, module(photos))
