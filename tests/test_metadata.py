@@ -41,7 +41,21 @@ INDIAN_CLASSES = [
     "20.Qutub_Minar", "21.Sun_Temple_Konark", "22.Taj_Mahal", "23.Victoria_Memorial",
 ]
 
-ALL_CLASSES = LANDMARK_CLASSES + INDIAN_CLASSES
+WORLD_CLASSES = [
+    "00.Alhambra", "01.Angkor_Wat", "02.Chichen_Itza", "03.Cologne_Cathedral", "04.Colosseum", "05.Dome_of_the_Rock",
+    "06.Eiffel_Tower", "07.Forbidden_City", "08.Great_Pyramid_of_Giza", "09.Great_Wall_of_China", "10.La_Defense",
+    "11.Louvre", "12.Machu_Picchu", "13.Moulin_Rouge", "14.Palace_of_Versailles", "15.Petra",
+]
+# (lat min, lat max, lon min, lon max) of each world landmark's country, or of its city where no country is given
+WORLD_BOXES = {
+    "Spain": (36.0, 43.8, -9.3, 3.3), "Cambodia": (10.4, 14.7, 102.3, 107.6), "Mexico": (14.5, 32.7, -118.4, -86.7),
+    "Germany": (47.3, 55.1, 5.9, 15.0), "Italy": (36.6, 47.1, 6.6, 18.5), "France": (42.3, 51.1, -4.8, 8.2),
+    "China": (18.2, 53.6, 73.5, 134.8), "Egypt": (22.0, 31.7, 24.7, 36.9), "Peru": (-18.4, -0.0, -81.3, -68.7),
+    "Jordan": (29.2, 33.4, 34.9, 39.3), "Jerusalem": (31.70, 31.85, 35.15, 35.30),
+}
+WORLD_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "world_landmarks" / "train"
+
+ALL_CLASSES = LANDMARK_CLASSES + INDIAN_CLASSES + WORLD_CLASSES
 
 INDIAN_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "indian_monuments" / "train"
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "landmark_samples"
@@ -80,8 +94,9 @@ def test_sample_folders_on_disk_have_entries(landmarks) -> None:
 def test_json_is_well_formed() -> None:
     raw = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     for key, entry in raw.items():
-        assert set(entry) == {"name", "city", "region", "country", "latitude", "longitude", "tags"}, key
-        assert entry["name"].strip() and entry["country"].strip(), key
+        assert set(entry) - {"wikipedia"} == {"name", "city", "region", "country", "latitude", "longitude", "tags"}, key
+        # a place whose country is disputed names its city instead (Dome of the Rock: Jerusalem)
+        assert entry["name"].strip() and (entry["country"].strip() or key == "05.Dome_of_the_Rock"), key
         assert 3 <= len(entry["tags"]) <= 6, key
         for tag in entry["tags"]:
             assert tag and not tag.startswith("#") and tag.isalnum() and tag[0].isupper(), (key, tag)
@@ -124,6 +139,20 @@ def test_indian_set_is_in_india(landmarks, class_name) -> None:
     info = landmarks[class_name]
     assert info.country == "India"
     assert 6 <= info.latitude <= 37 and 68 <= info.longitude <= 98
+
+
+@pytest.mark.parametrize("class_name", WORLD_CLASSES)
+def test_world_set_lies_in_its_country_and_links_wikipedia(landmarks, class_name) -> None:
+    info = landmarks[class_name]
+    low_lat, high_lat, low_lon, high_lon = WORLD_BOXES[info.country or info.city]
+    assert low_lat <= info.latitude <= high_lat and low_lon <= info.longitude <= high_lon
+    assert info.wikipedia.startswith("https://en.wikipedia.org/wiki/") and info.to_dict()["wikipedia"] == info.wikipedia
+    assert info.name and info.city and info.tags
+
+
+@pytest.mark.skipif(not WORLD_TRAIN.is_dir(), reason="../shared/world_landmarks is not present (dev machines and CI only)")
+def test_world_folders_on_disk_have_entries(landmarks) -> None:
+    assert sorted(p.name for p in WORLD_TRAIN.iterdir() if p.is_dir()) == WORLD_CLASSES
 
 
 def test_shared_class_agrees_between_sets(landmarks) -> None:

@@ -69,6 +69,7 @@ class LandmarkInfo:
     latitude: Optional[float] = None
     longitude: Optional[float] = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    wikipedia: str = ""  # the landmark's Wikipedia article, when known
 
     @property
     def has_coordinates(self) -> bool:
@@ -118,6 +119,7 @@ class LandmarkInfo:
             "location": self.location,
             "map_url": self.map_url,
             "hashtags": self.hashtags,
+            "wikipedia": self.wikipedia or None,
         }
 
 
@@ -152,6 +154,7 @@ def _entry(class_name: str, raw: Mapping[str, Any]) -> LandmarkInfo:
         latitude=lat,
         longitude=lon,
         tags=tuple(str(t).lstrip("#") for t in tags if str(t).strip("# ")),
+        wikipedia=str(raw.get("wikipedia") or ""),
     )
 
 
