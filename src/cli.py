@@ -116,11 +116,24 @@ def crossval_command(argv: Sequence[str]) -> int:
     parser.add_argument("--fold-seed", type=int, default=0, help="how the folds are drawn (default: %(default)s)")
     parser.add_argument("--train-fraction", type=float, default=1.0, help="train each fold on this stratified part of its photos (a learning curve)")
     parser.add_argument("--eval-inputs", type=int, nargs="*", default=[], help="also score the fold models on the whole frame at these sizes (pixels)")
+    parser.add_argument("--leave-landmarks-out", type=int, default=0, metavar="GROUPS",
+                        help="instead: leave whole landmarks out, in this many groups, and measure the 'unknown landmark' rules")
+    parser.add_argument("--generated-eval", type=int, default=400, metavar="N",
+                        help="with --leave-landmarks-out: generated non-photos to measure on (default: %(default)s)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
     options = parser.parse_args(argv)
     from src.training.crossval import cross_validate
 
     recipe = recipe_from_options(options)
+    if options.leave_landmarks_out:
+        from src.training.openset_cv import leave_landmarks_out
+
+        report = leave_landmarks_out(recipe, groups=options.leave_landmarks_out, seed=options.fold_seed, generated_eval=options.generated_eval)
+        settings = {"leave_landmarks_out": options.leave_landmarks_out, "fold_seed": options.fold_seed, "generated_eval": options.generated_eval}
+        path = save_run("crossval", f"openset-{options.recipe}", {**asdict(recipe), **settings}, _data_record(recipe), report, folder=options.runs)
+        print(json.dumps({k: v for k, v in report.items() if k != "min_confidence_curve"}, indent=2))
+        print(f"run record {path}")
+        return 0
     report = cross_validate(recipe, folds=options.folds, seed=options.fold_seed, train_fraction=options.train_fraction, eval_inputs=options.eval_inputs)
     settings = {"folds": options.folds, "fold_seed": options.fold_seed, "train_fraction": options.train_fraction}
     path = save_run("crossval", options.recipe, {**asdict(recipe), **settings}, _data_record(recipe), report, folder=options.runs)

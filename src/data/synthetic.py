@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+import torch
+from PIL import Image, ImageDraw, ImageOps
 
 CLASS_NAMES = ("00.Red_Circle_Tower", "01.Green_Square_Gate", "02.Blue_Triangle_Temple", "03.Yellow_Bar_Bridge")
 _COLOURS = ((220, 40, 40), (40, 200, 60), (50, 80, 230), (230, 210, 40))
@@ -69,3 +70,65 @@ def make_synthetic_dataset(
         _draw(0, rng, size).convert("RGBA").save(first / "alpha.png")
         (root / "train" / "99.Empty_Folder").mkdir(exist_ok=True)
     return root
+
+
+# Pictures that show nothing a landmark tagger may name: what users upload by mistake or on purpose.
+DEGENERATE_KINDS = ("solid", "gradient", "sky", "noise", "dark", "bright", "tiny", "text")
+
+
+def _degenerate(kind: str, rng: np.random.Generator) -> Image.Image:
+    width, height = int(rng.integers(160, 641)), int(rng.integers(160, 641))
+    if kind == "solid":
+        return Image.new("RGB", (width, height), tuple(int(c) for c in rng.integers(0, 256, 3)))
+    if kind in ("gradient", "sky"):
+        if kind == "sky":  # deep blue at the top to pale near the horizon
+            top = np.array([rng.integers(20, 90), rng.integers(90, 160), rng.integers(180, 256)])
+            bottom = np.array([rng.integers(170, 240), rng.integers(200, 245), rng.integers(225, 256)])
+        else:
+            top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        ramp = np.linspace(0.0, 1.0, height)[:, None, None] * np.ones((1, width, 1))
+        if kind == "gradient" and rng.random() < 0.5:
+            ramp = np.linspace(0.0, 1.0, width)[None, :, None] * np.ones((height, 1, 1))
+        pixels = top * (1 - ramp) + bottom * ramp + rng.normal(0, 1.5, (height, width, 3))
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if kind == "noise":
+        if rng.random() < 0.5:
+            return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        return Image.fromarray(np.clip(rng.normal(128, rng.uniform(10, 80), (height, width, 3)), 0, 255).astype(np.uint8))
+    if kind in ("dark", "bright"):
+        level = rng.integers(0, 25) if kind == "dark" else rng.integers(232, 256)
+        pixels = level + rng.normal(0, rng.uniform(0.5, 4.0), (height, width, 3))
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if kind == "tiny":
+        side = (int(rng.integers(1, 32)), int(rng.integers(1, 32)))
+        return Image.fromarray(rng.integers(0, 256, (side[1], side[0], 3), dtype=np.uint8)).resize(side)
+    if kind == "text":
+        paper, ink = (255, 255, 255), (20, 20, 20)
+        if rng.random() < 0.3:
+            paper, ink = (30, 30, 36), (220, 220, 220)  # dark-mode screenshot
+        image = Image.new("RGB", (width, height), paper)
+        draw = ImageDraw.Draw(image)
+        words = ["the", "landmark", "photo", "upload", "settings", "menu", "ok", "cancel", "share", "2026", "file", "edit"]
+        for y in range(6, height - 10, int(rng.integers(12, 22))):
+            line = " ".join(rng.choice(words, size=int(rng.integers(2, 9))))
+            draw.text((int(rng.integers(4, 20)), y), line, fill=ink)
+        return image
+    raise ValueError(f"unknown kind {kind!r}; choose from {DEGENERATE_KINDS}")
+
+
+def make_degenerate_images(n: int, seed: int = 0, kinds: tuple[str, ...] = DEGENERATE_KINDS) -> list[tuple[str, Image.Image]]:
+    """`n` generated non-photos, the kinds in turn: (kind, RGB image). Seeded: the same set every time."""
+    rng = np.random.default_rng(seed)
+    return [(kinds[i % len(kinds)], _degenerate(kinds[i % len(kinds)], rng)) for i in range(n)]
+
+
+def degenerate_tensors(n: int, seed: int = 0, short_side: int = 256) -> list[torch.Tensor]:
+    """`make_degenerate_images` as uint8 [3, H, W] tensors, shrunk like decoded photos (short side at
+    most `short_side`; tiny ones stay tiny): training and measuring "never name a non-photo"."""
+    tensors = []
+    for _, image in make_degenerate_images(n, seed):
+        if min(image.size) > short_side:
+            scale = short_side / min(image.size)
+            image = ImageOps.contain(image, (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
+        tensors.append(torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1))
+    return tensors

@@ -29,6 +29,7 @@ class TransferRecipe:
     train_crop: Optional[int] = None  # training views' size in pixels (default: the backbone's crop); evaluation scales with it
     tail_stages: int = 1  # backbone stages after the cached trunk: frozen for the probe, trained when fine-tuning
     no_landmark_dir: Optional[str] = None  # photos with no landmark: learned as a background class
+    generated_background: int = 0  # generated non-photos (blank, gradient, noise, text...) that join the background class
     c_grid: tuple[float, ...] = (0.1, 0.3, 1.0)  # linear probe: inverse L2 strengths, chosen on validation
     finetune: Optional[TailFinetuneConfig] = field(default_factory=TailFinetuneConfig)  # None: linear probe only
     refit: bool = True  # fine-tune on every training photo with the cross-validated epochs, temperature and threshold

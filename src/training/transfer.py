@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler
 
 from src.data.folders import DecodedImageDataset, decode_paths, split_no_landmark
 from src.data.loaders import DataConfig, build_datasets
+from src.data.synthetic import degenerate_tensors
 from src.data.transforms import Preprocessing
 from src.evaluation.calibration import fit_temperature, scale_head
 from src.evaluation.openset import (
@@ -82,7 +83,8 @@ def compute_activations(
 ) -> tuple[ActivationSplits, list[str], dict]:
     """Trunk activations of the requested splits: "train" (centre crop + augmented views), "valid",
     "test", and with a no-landmark folder also "no_landmark_held_out" (background photos join
-    train/valid; with background_valid_trains, all of them join train). Returns them with the class
+    train/valid; with background_valid_trains, all of them join train); generated non-photos
+    (`TransferRecipe.generated_background`) join train's background too. Returns them with the class
     names and the background photo counts. eval_prep: another input for the non-training rows than
     the recipe's (`evaluation_preprocessing`)."""
     classes = list(datasets["train"].classes)
@@ -108,19 +110,28 @@ def compute_activations(
         x[split] = torch.cat([activations(images, identity, view, prep, seed=k - 1) for k, view in enumerate(views)])
         y[split] = torch.tensor(dataset.targets).repeat(len(views))
 
-    background_info = {}
+    background_info: dict[str, int] = {}
+    background = len(classes)
+
+    def add(key: str, acts: torch.Tensor) -> None:
+        labels = torch.full((len(acts),), background)
+        x[key], y[key] = (torch.cat([x[key], acts]), torch.cat([y[key], labels])) if key in x else (acts, labels)
+
     if recipe.no_landmark_dir:
         folder = Path(recipe.no_landmark_dir)
-        background = len(classes)
         for part, paths in split_no_landmark(folder, recipe.seed).items():
             key = {"train": "train", "valid": "train" if background_valid_trains else "valid", "held_out": "no_landmark_held_out"}[part]
             background_info[part] = len(paths)
             if key not in splits:
                 continue
             images = decode_paths(paths, folder, BACKGROUND_CLASS)
-            acts = activations(images, "|".join(map(str, paths)), "eval", train_prep if key == "train" else eval_prep)
-            labels = torch.full((len(acts),), background)
-            x[key], y[key] = (torch.cat([x[key], acts]), torch.cat([y[key], labels])) if key in x else (acts, labels)
+            add(key, activations(images, "|".join(map(str, paths)), "eval", train_prep if key == "train" else eval_prep))
+    if recipe.generated_background > 0:
+        background_info["generated"] = recipe.generated_background
+        if "train" in splits:  # seeded by the recipe; measurements draw theirs with other seeds
+            images = degenerate_tensors(recipe.generated_background, seed=recipe.seed)
+            add("train", activations(images, f"generated|{recipe.generated_background}|{recipe.seed}", "eval", train_prep))
+    if recipe.no_landmark_dir or recipe.generated_background > 0:
         classes = classes + [BACKGROUND_CLASS]
     return ActivationSplits(x=x, y=y), classes, background_info
 

@@ -1,0 +1,200 @@
+"""Leave-landmarks-out cross-validation: how honest is "I don't know"?
+
+In each fold whole landmarks are left out of training and must come back "unknown", beside held-out
+photos of the landmarks that were trained (they must be named, and named right), photos of object
+categories that training never saw (`split_no_landmark`'s held-out half) and generated non-photos
+(`src.data.synthetic`). Several rejection scores are computed from the same fold models:
+
+    max_probability    the best landmark's calibrated probability (0 where "no landmark" wins)
+    max_logit          the best landmark's logit
+    energy             logsumexp of the landmark logits
+    nearest_photo      cosine similarity to the closest training photo (the embedding the classifier reads)
+    nearest_prototype  cosine similarity to the mean embedding of the predicted landmark's photos
+
+For each, the threshold that rejects at most `max_rejected` of the known landmarks' photos is read
+off the pooled out-of-fold scores, and the rates it gives on every group are reported, so the rule to
+ship is chosen on photos no model trained on. The test split is never read.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from src.data.folders import DecodedImageDataset, decode_folder, scan_split
+from src.data.location import data_roots
+from src.data.synthetic import degenerate_tensors
+from src.evaluation.calibration import fit_temperature
+from src.evaluation.openset import BACKGROUND_CLASS
+from src.models.backbones import create_backbone, split_trunk_and_tail
+from src.training.features import cached_activations, inference_graph, run_in_batches
+from src.training.finetune import finetune_tail
+from src.training.recipes import TransferRecipe, evaluation_preprocessing
+from src.training.transfer import compute_activations, zero_head
+
+RULES = ("max_probability", "max_logit", "energy", "nearest_photo", "nearest_prototype")
+GROUPS = ("known", "unknown", "objects", "generated")
+
+
+def landmark_groups(n_classes: int, groups: int, seed: int) -> list[list[int]]:
+    """The landmark classes shuffled (seeded) into `groups` folds of nearly equal size."""
+    order = np.random.default_rng(seed).permutation(n_classes)
+    return [sorted(part.tolist()) for part in np.array_split(order, groups)]
+
+
+def rule_scores(logits: torch.Tensor, features: torch.Tensor, temperature: float, train_features: torch.Tensor, train_labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every rule's score per row (higher: more like a known landmark). The last logit column is the
+    background class; where it beats the best landmark, every score is at its floor (rejected)."""
+    landmark_logits = logits[:, :-1]
+    probs = torch.softmax(logits / temperature, dim=1)
+    best_prob, best = probs[:, :-1].max(dim=1)
+    background_wins = probs[:, -1] > best_prob
+    embedding = F.normalize(features, dim=1)
+    gallery = F.normalize(train_features, dim=1)
+    similarity = embedding @ gallery.T
+    prototypes = F.normalize(torch.stack([train_features[train_labels == c].mean(dim=0) for c in range(landmark_logits.shape[1])]), dim=1)
+    scores = {
+        "max_probability": best_prob,
+        "max_logit": landmark_logits.max(dim=1).values,
+        "energy": torch.logsumexp(landmark_logits, dim=1),
+        "nearest_photo": similarity.max(dim=1).values,
+        "nearest_prototype": (embedding * prototypes[best]).sum(dim=1),
+    }
+    return {name: torch.where(background_wins, torch.full_like(score, -torch.inf), score) for name, score in scores.items()}
+
+
+def rates_at(scores: dict[str, torch.Tensor], correct: torch.Tensor, threshold: float) -> dict[str, float]:
+    """What a threshold does to each group: known photos rejected / named wrong, the others named
+    (None for a group without photos, e.g. when no object photos were given)."""
+    named = {group: (score >= threshold) for group, score in scores.items()}
+    known = named["known"]
+    return {
+        "known_rejected": 1 - known.float().mean().item(),
+        "known_named_wrong": (known & ~correct).float().mean().item(),
+        **{f"{group}_named": named[group].float().mean().item() if len(named[group]) else None for group in GROUPS[1:]},
+    }
+
+
+def choose_rule_thresholds(pooled: dict[str, dict[str, torch.Tensor]], correct: torch.Tensor, max_rejected: float) -> dict[str, dict]:
+    """Per rule: the threshold that rejects at most `max_rejected` of the known photos, and its rates."""
+    out = {}
+    for rule in RULES:
+        known = pooled["known"][rule]
+        finite = known[torch.isfinite(known)]
+        threshold = float(torch.quantile(finite, max_rejected)) if len(finite) else float("inf")
+        out[rule] = {"threshold": threshold, **rates_at({g: pooled[g][rule] for g in GROUPS}, correct, threshold)}
+    return out
+
+
+def wrong_position_curve(probability: dict[str, torch.Tensor], correct: torch.Tensor) -> list[dict[str, float]]:
+    """For each candidate minimum confidence: the share of each group's photos that would get a WRONG
+    position written (known: named wrong; the others: named at all) and of known photos written right."""
+    curve = []
+    for threshold in np.round(np.arange(0.30, 1.0, 0.01), 2).tolist():
+        rates = rates_at(probability, correct, threshold)
+        wrong = {"known": rates["known_named_wrong"], **{g: rates[f"{g}_named"] for g in GROUPS[1:] if rates[f"{g}_named"] is not None}}
+        curve.append({"min_confidence": threshold, "worst_group_wrong": max(wrong.values()), **{f"{g}_wrong": v for g, v in wrong.items()},
+                      "known_written_right": 1 - rates["known_rejected"] - rates["known_named_wrong"]})
+    return curve
+
+
+def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torch.Tensor], identity: str) -> torch.Tensor:
+    """Trunk activations of photos as the exported model sees them (the recipe's evaluation input)."""
+    prep = evaluation_preprocessing(recipe)
+    graph = inference_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
+    return cached_activations(f"{recipe.backbone}-trunk-{recipe.tail_stages}", graph, images, identity, "eval", prep)
+
+
+def leave_landmarks_out(
+    recipe: TransferRecipe, groups: int = 5, seed: int = 0, known_valid: float = 0.2, generated_eval: int = 400,
+    max_rejected: float = 0.03, progress: bool = True,
+) -> dict:
+    """Out-of-fold scores of every rule on the four groups of photos, the threshold each rule needs
+    and the rates it gives, the pooled temperature, and the minimum-confidence curve for writing GPS."""
+    if recipe.finetune is None:
+        raise ValueError("leave-landmarks-out cross-validation fine-tunes each fold: give recipe.finetune")
+    start = time.perf_counter()
+    extractor, _ = create_backbone(recipe.backbone)
+    trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
+    every_photo = DecodedImageDataset(decode_folder(scan_split(data_roots(recipe.data_dir), "train")))
+    splits, classes, background_info = compute_activations(recipe, trunk, {"train": every_photo}, ("train", "no_landmark_held_out"))
+    if BACKGROUND_CLASS not in classes:
+        raise ValueError("leave-landmarks-out CV needs a background class: give no_landmark_dir or generated_background")
+    x, y = splits.x["train"], splits.y["train"]
+    objects_x = splits.x.get("no_landmark_held_out", x[:0])
+    eval_recipe = replace(recipe, no_landmark_dir=None, generated_background=0)
+    evaluation, _, _ = compute_activations(eval_recipe, trunk, {"train": every_photo, "valid": every_photo}, ("valid",))
+    eval_x = evaluation.x["valid"]
+    generated_x = _eval_rows(recipe, trunk, degenerate_tensors(generated_eval, seed=recipe.seed + 1), f"generated|{generated_eval}|{recipe.seed + 1}")
+    activation_seconds = time.perf_counter() - start
+
+    labels = torch.tensor(every_photo.targets)
+    n, n_landmarks, views = len(labels), len(classes) - 1, 1 + recipe.train_views
+    background_rows = torch.arange(views * n, len(x))
+    pooled = {group: {rule: [] for rule in RULES} for group in GROUPS}
+    pooled_logits, pooled_labels, correct = [], [], []
+    folds = landmark_groups(n_landmarks, groups, seed)
+    for k, unknown in enumerate(folds):
+        known_classes = [c for c in range(n_landmarks) if c not in unknown]
+        mapping = torch.full((n_landmarks + 1,), -1, dtype=torch.long)
+        mapping[known_classes] = torch.arange(len(known_classes))
+        mapping[n_landmarks] = len(known_classes)  # the background class stays last
+        known_idx = torch.nonzero(torch.isin(labels, torch.tensor(known_classes))).flatten()
+        unknown_idx = torch.nonzero(torch.isin(labels, torch.tensor(unknown))).flatten()
+        fit_idx, valid_idx = train_test_split(known_idx.numpy(), test_size=known_valid, stratify=labels[known_idx].numpy(), random_state=seed + k)
+        fit_idx, valid_idx = torch.from_numpy(fit_idx), torch.from_numpy(valid_idx)
+        rows = torch.cat([fit_idx + view * n for view in range(views)] + [background_rows])
+        fold_tail = copy.deepcopy(tail)
+        head = zero_head(extractor.feature_dim, len(known_classes) + 1)
+        finetune_tail(fold_tail, head, x[rows], mapping[y[rows]], None, None, recipe.finetune, progress=progress)
+        head.eval()
+
+        def forward(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if len(inputs) == 0:  # e.g. no object photos given
+                return torch.zeros(0, len(known_classes) + 1), torch.zeros(0, extractor.feature_dim)
+            with torch.no_grad():
+                features = run_in_batches(fold_tail, inputs)
+                return head(features), features
+
+        _, train_features = forward(eval_x[fit_idx])
+        outputs = {"known": forward(eval_x[valid_idx]), "unknown": forward(eval_x[unknown_idx]), "objects": forward(objects_x), "generated": forward(generated_x)}
+        valid_truth = mapping[labels[valid_idx]]
+        temperature = fit_temperature(outputs["known"][0], valid_truth)
+        for group, (logits, features) in outputs.items():
+            for rule, score in rule_scores(logits, features, temperature, train_features, mapping[labels[fit_idx]]).items():
+                pooled[group][rule].append(score)
+        correct.append(outputs["known"][0][:, :-1].argmax(dim=1) == valid_truth)
+        pooled_logits.append(outputs["known"][0])
+        pooled_labels.append(valid_truth)
+        if progress:
+            print(f"fold {k + 1}/{groups}: {len(unknown)} landmarks left out, temperature {temperature:.3f}", flush=True)
+
+    scores = {group: {rule: torch.cat(values) for rule, values in rules.items()} for group, rules in pooled.items()}
+    correct_all = torch.cat(correct)
+    return {
+        "groups": groups,
+        "group_seed": seed,
+        "landmarks_left_out": [[classes[c] for c in fold] for fold in folds],
+        "photos": {group: len(scores[group]["max_probability"]) for group in GROUPS},
+        "background_photos": background_info,
+        "known_accuracy": correct_all.float().mean().item(),
+        "temperature_out_of_fold": float(np.median([fit_temperature(lg, lb) for lg, lb in zip(pooled_logits, pooled_labels)])),
+        "max_rejected": max_rejected,
+        "rules": choose_rule_thresholds(scores, correct_all, max_rejected),
+        "min_confidence_curve": wrong_position_curve({g: scores[g]["max_probability"] for g in GROUPS}, correct_all),
+        "activation_seconds": activation_seconds,
+        "seconds_total": time.perf_counter() - start,
+    }
+
+
+def choose_min_confidence(curve: list[dict[str, float]], max_wrong: float = 0.01) -> Optional[dict[str, float]]:
+    """The lowest minimum confidence whose worst group gets a wrong position written at most
+    `max_wrong` of the time (None if no candidate does)."""
+    return next((point for point in curve if point["worst_group_wrong"] <= max_wrong), None)

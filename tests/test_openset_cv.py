@@ -1,0 +1,56 @@
+"""Leave-landmarks-out cross-validation (src.training.openset_cv) and generated non-photos (src.data.synthetic)."""
+
+import pytest
+import torch
+
+from src.cli import main
+from src.data.synthetic import DEGENERATE_KINDS, degenerate_tensors, make_degenerate_images, make_synthetic_dataset
+from src.runs import load_runs
+from src.training.openset_cv import GROUPS, RULES, choose_min_confidence, landmark_groups, rates_at
+
+
+def test_degenerate_images_cover_every_kind_and_are_seeded():
+    images = make_degenerate_images(16, seed=3)
+    assert [kind for kind, _ in images] == list(DEGENERATE_KINDS) * 2
+    assert all(image.mode == "RGB" for _, image in images)
+    assert all(min(image.size) < 32 for kind, image in images if kind == "tiny")
+    again = make_degenerate_images(16, seed=3)
+    assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(images, again))
+    tensors = degenerate_tensors(16, seed=3, short_side=64)
+    assert all(t.dtype == torch.uint8 and t.shape[0] == 3 and min(t.shape[1:]) <= 64 for t in tensors)
+
+
+def test_landmark_groups_partition_the_classes():
+    parts = landmark_groups(10, 3, seed=0)
+    assert sorted(c for part in parts for c in part) == list(range(10)) and sorted(map(len, parts)) == [3, 3, 4]
+
+
+def test_rates_and_min_confidence():
+    scores = {"known": torch.tensor([0.9, 0.8, 0.2]), "unknown": torch.tensor([0.95, 0.1]), "objects": torch.tensor([0.1]), "generated": torch.tensor([0.0])}
+    correct = torch.tensor([True, False, True])
+    rates = rates_at(scores, correct, 0.5)
+    assert rates == pytest.approx({"known_rejected": 1 / 3, "known_named_wrong": 1 / 3, "unknown_named": 0.5, "objects_named": 0.0, "generated_named": 0.0})
+    curve = [{"min_confidence": 0.5, "worst_group_wrong": 0.5}, {"min_confidence": 0.96, "worst_group_wrong": 0.0}]
+    assert choose_min_confidence(curve)["min_confidence"] == 0.96 and choose_min_confidence(curve[:1]) is None
+
+
+def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "data", n_classes=4, n_train=8, n_test=2, with_bad_files=False)
+    runs = tmp_path / "runs"
+    assert main([
+        "crossval", "--data", str(data), "--generated-background", "16", "--train-views", "1", "--finetune-epochs", "1",
+        "--leave-landmarks-out", "2", "--generated-eval", "16", "--runs", str(runs),
+    ]) == 0
+    (record,) = load_runs(runs, kind="crossval")
+    report = record["metrics"]
+    assert record["recipe_name"] == "openset-default" and record["recipe"]["leave_landmarks_out"] == 2
+    assert report["photos"]["unknown"] == 32 and report["photos"]["generated"] == 2 * 16  # every landmark left out once; every fold scores the generated set
+    assert sorted(sum(report["landmarks_left_out"], [])) == sorted(p.name for p in (data / "train").iterdir())
+    assert set(report["rules"]) == set(RULES)
+    for rates in report["rules"].values():
+        assert set(rates) == {"threshold", "known_rejected", "known_named_wrong", *(f"{g}_named" for g in GROUPS[1:])}
+        assert rates["objects_named"] is None  # no object photos were given
+        assert all(0 <= v <= 1 for k, v in rates.items() if k not in ("threshold", "objects_named"))
+    assert report["rules"]["max_probability"]["known_rejected"] <= 0.5  # 3 % of 8 photos rounds to none or one
+    assert 0.05 <= report["temperature_out_of_fold"] <= 20
+    assert [point["min_confidence"] for point in report["min_confidence_curve"]][:2] == [0.3, 0.31]
