@@ -161,6 +161,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tag")),
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
     "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),
+    "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.maps")),
 }
 
 

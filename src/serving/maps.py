@@ -1,0 +1,105 @@
+"""Maps: where the landmarks a model knows are ("landmarks I know", a static world map drawn offline
+from a coarse Natural Earth outline shipped in src/data/world_outline.json), and an OpenStreetMap
+embed of one recognised place for the app (with the plain link kept for offline use).
+
+    python -m src map --model checkpoints/transfer_exported.pt --out static_images/known_landmarks.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import io
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Sequence
+
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from src.data.landmarks import LandmarkInfo, display_name, lookup
+
+WORLD_OUTLINE = Path(__file__).resolve().parents[1] / "data" / "world_outline.json"
+EMBED_SPAN_DEGREES = 0.01  # half the side of the embedded map's box: a few city blocks around the landmark
+
+
+@lru_cache(maxsize=1)
+def world_polygons() -> list[list[tuple[float, float]]]:
+    """Coarse land outlines as (longitude, latitude) rings."""
+    return [[tuple(point) for point in ring] for ring in json.loads(WORLD_OUTLINE.read_text())["polygons"]]
+
+
+def plot_known_landmarks(landmarks: Sequence[LandmarkInfo], title: Optional[str] = None) -> Figure:
+    """A world map with a dot per landmark that has coordinates, and beside it their names by
+    country (names on the map itself would pile up where landmarks cluster: Delhi, Paris)."""
+    placed = [info for info in landmarks if info.has_coordinates]
+    figure = Figure(figsize=(13, 5.0))
+    grid = figure.add_gridspec(1, 2, width_ratios=(2.6, 1))
+    ax = figure.add_subplot(grid[0])
+    ax.add_collection(PolyCollection(world_polygons(), facecolors="#e8e4d8", edgecolors="#b8b2a2", linewidths=0.4))
+    ax.scatter([i.longitude for i in placed], [i.latitude for i in placed], s=30, color="#c62828", edgecolors="white", linewidths=0.6, zorder=3)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-60, 85)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_facecolor("#f4f8fb")
+    ax.set_title(title or f"Landmarks I know ({len(placed)})")
+    by_country: dict[str, list[str]] = {}
+    for info in sorted(placed, key=lambda i: (i.country or i.city, i.name)):
+        by_country.setdefault(info.country or info.city, []).append(info.name)
+    lines = [line for country, names in by_country.items() for line in [country, *(f"   {name}" for name in names)]]
+    per_column = (len(lines) + 1) // 2
+    text = figure.add_subplot(grid[1])
+    text.axis("off")
+    for column, start in enumerate((0, per_column)):
+        text.text(0.55 * column, 1, "\n".join(lines[start : start + per_column]), va="top", ha="left", fontsize=6.5, linespacing=1.25, transform=text.transAxes)
+    figure.tight_layout()
+    return figure
+
+
+def known_landmarks(class_names: Sequence[str], background: Sequence[str] = ()) -> list[LandmarkInfo]:
+    """The model's landmark classes (its "no landmark" classes left out), with what is known about them."""
+    return [lookup(name) for name in class_names if name not in set(background)]
+
+
+def figure_png(figure: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def osm_embed_html(info: LandmarkInfo, height: int = 220) -> str:
+    """An OpenStreetMap iframe centred on the landmark with a marker, plus the link (works offline as
+    text); empty for a landmark without coordinates."""
+    if not info.has_coordinates:
+        return ""
+    lat, lon, d = info.latitude, info.longitude, EMBED_SPAN_DEGREES
+    bbox = f"{lon - d:.5f}%2C{lat - d:.5f}%2C{lon + d:.5f}%2C{lat + d:.5f}"
+    src = f"https://www.openstreetmap.org/export/embed.html?bbox={bbox}&layer=mapnik&marker={lat:.5f}%2C{lon:.5f}"
+    name = html.escape(info.name)
+    return (
+        f'<iframe title="{name} on OpenStreetMap" src="{src}" width="100%" height="{height}" '
+        'style="border:1px solid #ccc;border-radius:4px" loading="lazy" referrerpolicy="no-referrer"></iframe>'
+        f'<div style="font-size:0.85em"><a href="{html.escape(info.map_url or "")}" target="_blank" rel="noopener">'
+        f"{name} on OpenStreetMap</a></div>"
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src map", description="Draw the landmarks a model knows on a world map (PNG).")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or the shipped one)")
+    parser.add_argument("--out", type=Path, default=Path("static_images") / "known_landmarks.png", help="PNG to write (default: %(default)s)")
+    args = parser.parse_args(argv)
+    from src.export import load_exported
+    from src.serving.recognize import default_model_path
+
+    model = args.model or default_model_path()
+    _, metadata = load_exported(model, optimize=False)
+    infos = known_landmarks(metadata["class_names"], metadata.get("background_classes", []))
+    missing = [display_name(i.class_name) for i in infos if not i.has_coordinates]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(figure_png(plot_known_landmarks(infos)))
+    print(f"wrote {args.out}: {len(infos) - len(missing)} landmarks placed" + (f"; no coordinates for {', '.join(missing)}" if missing else ""))
+    return 0
