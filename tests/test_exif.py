@@ -68,9 +68,7 @@ def _without_exif_segment(data: bytes) -> bytes:
     pos = 2
     while data[pos + 1] != 0xDA:
         end = pos + 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-        if data[pos + 1] == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
-            data, end = data[:pos] + data[end:], pos
-        elif data[pos + 1] == 0xE1 and data[pos + 4 : pos + 33] == b"http://ns.adobe.com/xap/1.0/\x00":
+        if data[pos + 1] == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00" or data[pos + 1] == 0xE1 and data[pos + 4 : pos + 33] == b"http://ns.adobe.com/xap/1.0/\x00":
             data, end = data[:pos] + data[end:], pos
         pos = end
     return data

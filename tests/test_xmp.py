@@ -19,7 +19,12 @@ from PIL import Image
 
 from src.data.images import load_rgb
 from src.data.landmarks import lookup
-from src.serving.exif import ExistingGPSError, UnsupportedFormatError, read_gps, write_location
+from src.serving.exif import (
+    ExistingGPSError,
+    UnsupportedFormatError,
+    read_gps,
+    write_location,
+)
 from src.serving.tag_writer import place_of, sidecar_path, write_landmark
 from src.serving.xmp import read_xmp, xmp_coordinate
 

@@ -11,7 +11,6 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,14 +32,14 @@ try:  # HEIC/HEIF support is optional (iPhone photos).
 except ImportError:  # pragma: no cover - depends on the environment
     pass
 
-ImageSource = Union[str, Path, bytes, bytearray, memoryview]
+ImageSource = str | Path | bytes | bytearray | memoryview
 
 
 class BadImageError(ValueError):
     """A file or upload that cannot be used as a photo; the message says why."""
 
 
-def is_image_file(path: Union[str, Path]) -> bool:
+def is_image_file(path: str | Path) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
@@ -53,7 +52,7 @@ _FILE_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character 
                stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
 
 
-def read_photo_file(path: Union[str, Path], max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def read_photo_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; never blocks and never reads more.
 
     A FIFO, device or socket named like a photo would block a plain ``read_bytes()`` forever or

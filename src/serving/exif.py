@@ -29,7 +29,6 @@ import math
 import numbers
 import warnings
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, UnidentifiedImageError
 
@@ -48,10 +47,17 @@ from src.serving.exif_blocks import (
     patch_tiff,
 )
 from src.serving.safe_write import write_atomically
-from src.serving.xmp import Place, build_packet, embed_jpeg_xmp, embed_webp_xmp, exiv2_rewrite, packet_of
+from src.serving.xmp import (
+    Place,
+    build_packet,
+    embed_jpeg_xmp,
+    embed_webp_xmp,
+    exiv2_rewrite,
+    packet_of,
+)
 
-PathLike = Union[str, Path]
-Source = Union[str, Path, bytes]
+PathLike = str | Path
+Source = str | Path | bytes
 # Formats exiv2 writes in full (no maker notes to lose in practice); JPEG/WebP are patched by hand.
 EXIV2_WRITTEN = {"PNG", "TIFF"}
 

@@ -14,8 +14,9 @@ Rules (each one fixes a way a folder of photos used to hang, crash or mis-tag a 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 from src.data.images import is_image_file
 
@@ -40,7 +41,7 @@ def _real(path: Path) -> tuple[Path, str]:
         return Path(os.path.abspath(path)), f"{error.strerror or error}"
 
 
-def find_images(paths: Iterable[str | Path], exclude: Optional[Path] = None) -> list[Found]:
+def find_images(paths: Iterable[str | Path], exclude: Path | None = None) -> list[Found]:
     """Photos under ``paths`` in walk order, each real file once (see the module doc).
 
     exclude: a folder whose contents are skipped (the output folder, when it lies inside an input).

@@ -40,9 +40,10 @@ import argparse
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import anyio
 from fastapi import FastAPI, File, Query, Request, UploadFile
@@ -53,9 +54,9 @@ from pydantic import BaseModel, Field
 from src.data.images import MAX_PIXELS, decodes_within
 from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
 from src.serving.uploads import (
+    BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
     SUPPORTED_FORMATS,
-    BODY_TIMEOUT_S,
     BodyLimit,
     RejectedUpload,
     check_upload,
@@ -96,9 +97,9 @@ class Guess(BaseModel):
     region: str = ""
     country: str = ""
     location: str = Field("", description="city, region, country", examples=["Agra, Uttar Pradesh, India"])
-    latitude: Optional[float] = Field(None, description="WGS-84 degrees; null when unknown", examples=[27.175])
-    longitude: Optional[float] = Field(None, description="WGS-84 degrees; null when unknown", examples=[78.0421])
-    map_url: Optional[str] = Field(None, description="OpenStreetMap link; null without coordinates")
+    latitude: float | None = Field(None, description="WGS-84 degrees; null when unknown", examples=[27.175])
+    longitude: float | None = Field(None, description="WGS-84 degrees; null when unknown", examples=[78.0421])
+    map_url: str | None = Field(None, description="OpenStreetMap link; null without coordinates")
     hashtags: list[str] = Field(default_factory=list, examples=[["#TajMahal", "#Agra"]])
 
 
@@ -109,7 +110,7 @@ class Prediction(BaseModel):
         description='"landmark": confident about top[0]; "unknown": not one of the known landmarks'
     )
     message: str = Field(description="one human-readable sentence", examples=["Taj Mahal (93%)"])
-    landmark: Optional[Guess] = Field(None, description="top[0] when status is landmark, else null")
+    landmark: Guess | None = Field(None, description="top[0] when status is landmark, else null")
     top: list[Guess] = Field(description="the top-k candidates, most probable first")
     model: str = Field(description="file name of the model that answered", examples=["transfer_exported.pt"])
 
@@ -151,14 +152,14 @@ def _env_int(name: str, default: int, scale: float = 1.0) -> int:
 
 
 def create_app(
-    model_path: Optional[str | Path] = None,
+    model_path: str | Path | None = None,
     *,
-    max_upload_bytes: Optional[int] = None,
-    max_pixels: Optional[int] = None,
-    max_concurrency: Optional[int] = None,
-    memory_bytes: Optional[int] = None,
+    max_upload_bytes: int | None = None,
+    max_pixels: int | None = None,
+    max_concurrency: int | None = None,
+    memory_bytes: int | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
-    recognizer: Optional[Recognizer] = None,
+    recognizer: Recognizer | None = None,
 ) -> FastAPI:
     """Build the service. Nothing is loaded here: the model is loaded once, at startup.
 
@@ -278,7 +279,7 @@ def _recognize(recognizer: Recognizer, data: bytes, top_k: int, max_pixels: int)
 app = create_app()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src serve", description="Serve the landmark recogniser over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)

@@ -36,21 +36,28 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
 from tqdm.auto import tqdm
 
-from src.data.images import MAX_FILE_BYTES, MAX_PIXELS, BadImageError, decodes_within, load_rgb, read_photo_file
+from src.data.images import (
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
+    BadImageError,
+    decodes_within,
+    load_rgb,
+    read_photo_file,
+)
 from src.data.landmarks import LandmarkInfo
 from src.serving.exif import ExistingGPSError, UnsupportedFormatError, read_gps
 from src.serving.photo_files import Found, find_images, relative_destination
 from src.serving.recognize import Recognition, Recognizer
 from src.serving.safe_write import remove_stale_temp_files
 from src.serving.tag_report import TagRow, TagStats, csv_text, write_report
-from src.serving.tag_writer import sidecar_path, write_landmark
+from src.serving.tag_writer import write_landmark
 
 __all__ = ["Limits", "TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
 
@@ -109,7 +116,7 @@ def _check_and_decode(recognizer: Recognizer, item: Found, limits: Limits):
         return "error", f"Cannot read this file: unexpected {type(error).__name__}: {error}."
 
 
-def _write_gps(row: TagRow, photo: Path, destination: Optional[Path], info: LandmarkInfo, sidecar: bool) -> None:
+def _write_gps(row: TagRow, photo: Path, destination: Path | None, info: LandmarkInfo, sidecar: bool) -> None:
     """Write the landmark's place (into destination, in place, or a sidecar); updates the row. Never raises."""
     if not info.has_coordinates:
         row.message += f"; not written: no coordinates are known for {info.name}"
@@ -135,14 +142,14 @@ def tag_paths(
     batch_size: int = 32,
     top_k: int = 5,
     write_gps: bool = False,
-    out_dir: Optional[str | Path] = None,
+    out_dir: str | Path | None = None,
     in_place: bool = False,
     sidecar: bool = False,
     workers: int = 1,
     limits: Limits = Limits(),
     progress: bool = True,
-    stats: Optional[TagStats] = None,
-    on_row: Optional[Callable[[TagRow], None]] = None,
+    stats: TagStats | None = None,
+    on_row: Callable[[TagRow], None] | None = None,
 ) -> list[TagRow]:
     """Recognise every photo under ``paths``; one TagRow per file, in path order.
 
@@ -181,7 +188,7 @@ def tag_paths(
         for start in range(0, len(photos), batch_size):
             batch = photos[start : start + batch_size]
             t0 = time.perf_counter()
-            check = lambda item: _check_and_decode(recognizer, item, limits)  # noqa: E731
+            check = lambda item: _check_and_decode(recognizer, item, limits)
             checked = list(pool.map(check, batch)) if pool is not None else [check(item) for item in batch]
             t1 = time.perf_counter()
             images = [value for kind, value in checked if kind == "image"]
@@ -229,7 +236,7 @@ def tag_paths(
     return rows
 
 
-def _destination(item: Found, roots: Sequence[Path], out: Optional[Path]) -> Optional[Path]:
+def _destination(item: Found, roots: Sequence[Path], out: Path | None) -> Path | None:
     """Where the copy (or the sidecar's photo name) goes; None: in place or next to the photo."""
     return out / relative_destination(item, roots) if out is not None else None
 
@@ -263,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)

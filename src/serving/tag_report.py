@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 from src.serving.safe_write import remove_stale_temp_files, write_atomically
 
@@ -23,9 +23,9 @@ class TagRow:
     status: str  # one of STATUSES
     landmark: str = ""  # class name (best guess for "unknown")
     name: str = ""
-    probability: Optional[float] = None
-    latitude: Optional[float] = None  # inferred (landmark) or the photo's own (has_gps)
-    longitude: Optional[float] = None
+    probability: float | None = None
+    latitude: float | None = None  # inferred (landmark) or the photo's own (has_gps)
+    longitude: float | None = None
     tags: str = ""  # space-separated hashtags
     message: str = ""
     written: str = ""  # where the GPS was written ("" when nothing was written)
@@ -73,7 +73,7 @@ def csv_text(rows: Sequence[TagRow]) -> str:
     return buffer.getvalue()
 
 
-def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: Optional[TagStats] = None, model: str = "") -> Path:
+def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: TagStats | None = None, model: str = "") -> Path:
     """CSV (``.csv``) or JSON (``.json``: {model, summary, files: [...]}) report, written atomically."""
     path = Path(path)
     suffix = path.suffix.lower()

@@ -14,7 +14,6 @@ The photo's own GPS wins in both modes: ExistingGPSError unless ``overwrite=True
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from src.data.images import BadImageError
 from src.data.landmarks import LandmarkInfo
@@ -43,7 +42,7 @@ def write_landmark(
     photo: str | Path,
     info: LandmarkInfo,
     *,
-    destination: Optional[str | Path] = None,
+    destination: str | Path | None = None,
     sidecar: bool = False,
     overwrite: bool = False,
 ) -> Path:
@@ -80,7 +79,7 @@ def write_sidecar(photo: Path, sidecar: Path, place: Place, *, overwrite: bool =
     return write_atomically(sidecar, packet.encode("utf-8"), mode_source=photo)
 
 
-def _sidecar_gps(sidecar: Path) -> Optional[tuple[float, float]]:
+def _sidecar_gps(sidecar: Path) -> tuple[float, float] | None:
     """The position an existing sidecar already holds (it counts as the photo's own metadata)."""
     try:
         values = read_xmp(sidecar)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import anyio
 from fastapi.responses import JSONResponse
@@ -43,7 +43,7 @@ class BodyStalled(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def sniff_image_format(head: bytes) -> Optional[str]:
+def sniff_image_format(head: bytes) -> str | None:
     """The image format from the first bytes (magic numbers), as Pillow names it; None if none matches."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -145,9 +145,9 @@ class BodyLimit:
             nonlocal received, overflow, stalled, body_done
             if body_done:  # after the body only a disconnect can come: no timeout on that wait
                 return await receive()
-            with anyio.move_on_after(self.timeout_s) as scope:
+            with anyio.move_on_after(self.timeout_s) as deadline:
                 message = await receive()
-            if scope.cancelled_caught:
+            if deadline.cancelled_caught:
                 stalled = True
                 raise BodyStalled()
             if message["type"] == "http.request":
@@ -185,7 +185,7 @@ class BodyLimit:
         )
         await response({"type": "http"}, _no_receive, send)
 
-    async def _too_large(self, send, size: Optional[int]) -> None:
+    async def _too_large(self, send, size: int | None) -> None:
         limit = max(0, self.max_body - MULTIPART_OVERHEAD_BYTES)
         got = f"{format_mib(size)}; " if size is not None else ""
         response = JSONResponse(

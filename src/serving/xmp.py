@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
 
 import exiv2
 
@@ -39,8 +38,8 @@ class Place:
 
     latitude: float
     longitude: float
-    description: Optional[str] = None  # None: leave the caption alone
-    keywords: Optional[list[str]] = None  # None: leave the keywords alone; []: remove them
+    description: str | None = None  # None: leave the caption alone
+    keywords: list[str] | None = None  # None: leave the keywords alone; []: remove them
     city: str = ""
     region: str = ""
     country: str = ""
@@ -58,7 +57,7 @@ def xmp_coordinate(value: float, positive: str, negative: str) -> str:
     return f"{degrees},{minutes // 10**7}.{minutes % 10**7:07d}{negative if value < 0 else positive}"
 
 
-def build_packet(place: Place, existing: Optional[str] = None) -> str:
+def build_packet(place: Place, existing: str | None = None) -> str:
     """An XMP packet: ``existing`` (kept, except the properties written here) plus the place."""
     data = _parse(existing) if existing else exiv2.XmpData()
     for key in OWNED_KEYS:
@@ -102,7 +101,7 @@ def _parse(packet: str) -> exiv2.XmpData:
     return image.xmpData()
 
 
-def read_xmp(source: Union[str, Path, bytes]) -> dict[str, Union[str, list[str]]]:
+def read_xmp(source: str | Path | bytes) -> dict[str, str | list[str]]:
     """Every XMP property of a photo or sidecar (path or bytes): text, or a list for bags/sequences.
 
     Raises BadImageError when exiv2 cannot read the file at all. A file without XMP gives {}.
@@ -112,7 +111,7 @@ def read_xmp(source: Union[str, Path, bytes]) -> dict[str, Union[str, list[str]]
         image.readMetadata()
     except exiv2.Exiv2Error as error:
         raise BadImageError(f"exiv2 cannot read this file ({error.args[-1] if error.args else error})") from error
-    result: dict[str, Union[str, list[str]]] = {}
+    result: dict[str, str | list[str]] = {}
     for datum in image.xmpData():
         value = datum.value()
         if datum.typeId() in (exiv2.TypeId.xmpBag, exiv2.TypeId.xmpSeq):
@@ -124,7 +123,7 @@ def read_xmp(source: Union[str, Path, bytes]) -> dict[str, Union[str, list[str]]
     return result
 
 
-def packet_of(data: bytes) -> Optional[str]:
+def packet_of(data: bytes) -> str | None:
     """The XMP packet embedded in a photo's bytes (any format exiv2 reads), or None."""
     try:
         image = exiv2.ImageFactory.open(data)
