@@ -64,12 +64,12 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 def _without_exif_segment(data: bytes) -> bytes:
-    """The JPEG with its Exif APP1 segment cut out (everything else, incl. scan data)."""
+    """The JPEG with its Exif and XMP APP1 segments cut out (everything else, incl. scan data)."""
     pos = 2
     while data[pos + 1] != 0xDA:
         end = pos + 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-        if data[pos + 1] == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
-            return data[:pos] + data[end:]
+        if data[pos + 1] == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00" or data[pos + 1] == 0xE1 and data[pos + 4 : pos + 33] == b"http://ns.adobe.com/xap/1.0/\x00":
+            data, end = data[:pos] + data[end:], pos
         pos = end
     return data
 
@@ -220,13 +220,23 @@ def test_photo_without_exif(tmp_path: Path) -> None:
     assert _without_exif_segment(data) == bare.read_bytes()
 
 
-def test_png_is_unsupported_but_readable(tmp_path: Path) -> None:
+def test_png_is_written_by_exiv2_with_pixels_kept(tmp_path: Path) -> None:
     png = tmp_path / "photo.png"
     _image().save(png)
     assert read_gps(png) is None
-    with pytest.raises(UnsupportedFormatError, match="PNG"):
-        write_location(png, tmp_path / "t.png", *SYDNEY_OPERA_HOUSE)
-    assert not (tmp_path / "t.png").exists()
+    tagged = write_location(png, tmp_path / "t.png", *SYDNEY_OPERA_HOUSE, keywords=["Opera"])
+    assert read_gps(tagged) == pytest.approx(SYDNEY_OPERA_HOUSE, abs=1e-6)
+    np.testing.assert_array_equal(_pixels(tagged), _pixels(png))
+    with pytest.raises(ExistingGPSError):
+        write_location(tagged, tagged, *GOLDEN_GATE_BRIDGE)
+
+
+def test_gif_is_unsupported_and_says_sidecar(tmp_path: Path) -> None:
+    gif = tmp_path / "photo.gif"
+    _image().save(gif)
+    with pytest.raises(UnsupportedFormatError, match="GIF.*sidecar"):
+        write_location(gif, tmp_path / "t.gif", *SYDNEY_OPERA_HOUSE)
+    assert not (tmp_path / "t.gif").exists()
 
 
 def test_png_exif_gps_is_read(tmp_path: Path) -> None:

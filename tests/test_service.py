@@ -21,6 +21,7 @@ import requests
 import uvicorn
 from PIL import Image
 
+from src.data.images import DECODE_BYTES_PER_PIXEL
 from src.serving.recognize import Recognizer
 from src.serving.service import create_app
 from src.serving.service import main as service_main
@@ -75,7 +76,7 @@ def service(tiny_model) -> str:
 @pytest.fixture(scope="module")
 def small_limits_service(tiny_model) -> str:
     """An in-process server (uvicorn.Server in a thread) with a 50 KiB upload limit."""
-    app = create_app(tiny_model, max_upload_bytes=50 * 1024, max_pixels=2_000_000)
+    app = create_app(tiny_model, max_upload_bytes=50 * 1024, max_pixels=2_000_000, body_timeout_s=1.0)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -289,3 +290,47 @@ def test_cli_refuses_a_missing_model(capsys):
     with pytest.raises(SystemExit) as exit_:
         service_main(["--model", "/nonexistent/model.pt", "--port", "1"])
     assert exit_.value.code == 2 and "no model" in capsys.readouterr().err
+
+
+def test_heic_upload_is_recognised(service, tiny_data):
+    pytest.importorskip("pillow_heif", reason="pillow-heif is not installed")
+    buffer = io.BytesIO()
+    Image.open(tiny_data / "test" / "01.Green_Square_Gate" / "000.jpg").save(buffer, "HEIF", quality=90)
+    response = _post(service, buffer.getvalue(), filename="IMG_0001.HEIC", content_type="image/heic")
+    assert response.status_code == 200, response.text
+    assert response.json()["top"][0]["class_name"] == "01.Green_Square_Gate"
+
+
+def test_a_second_file_part_is_422(service, tiny_data):
+    data = _jpeg(tiny_data)
+    files = [("file", ("a.jpg", data, "image/jpeg")), ("file", ("b.jpg", data, "image/jpeg"))]
+    response = requests.post(f"{service}/v1/predict", files=files, timeout=60)
+    assert "more than once" in _error(response, 422)
+
+
+def test_missing_multipart_boundary_is_a_documented_400(service):
+    response = requests.post(f"{service}/v1/predict", data=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}, timeout=60)
+    assert response.status_code == 400 and response.json()["detail"]
+    responses = requests.get(f"{service}/openapi.json", timeout=60).json()["paths"]["/v1/predict"]["post"]["responses"]
+    assert {"400", "408", "413", "415", "422"} <= set(responses)
+
+
+def test_stalled_upload_is_cut_off_with_408(small_limits_service):
+    host, port = small_limits_service.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 10000\r\n\r\n--b\r\n"  # then nothing more: a stalled client
+        )
+        answer = b""
+        while chunk := connection.recv(65536):  # headers and body may come in separate packets
+            answer += chunk
+        answer = answer.decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408") and "stalled" in answer
+
+
+def test_concurrency_is_derived_from_the_memory_budget(tiny_model):
+    per_image = 60_000_000 * DECODE_BYTES_PER_PIXEL
+    assert create_app(tiny_model, memory_bytes=2 * per_image, max_pixels=60_000_000).state.max_concurrency == min(2, os.cpu_count() or 1)
+    assert create_app(tiny_model, memory_bytes=1, max_pixels=60_000_000).state.max_concurrency == 1
+    assert create_app(tiny_model, max_concurrency=7).state.max_concurrency == 7

@@ -18,7 +18,7 @@ from PIL import Image
 
 from src.data.landmarks import lookup
 from src.data.synthetic import CLASS_NAMES
-from src.serving import exif
+from src.serving import safe_write
 from src.serving.exif import read_gps, read_keywords, write_location
 from src.serving.recognize import Recognizer
 from src.serving.tag import find_images, main, tag_paths
@@ -207,7 +207,7 @@ def test_in_place_replaces_atomically(photos, geo_recognizer, monkeypatch):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(exif.os, "replace", broken_replace)
+        patch.setattr(safe_write.os, "replace", broken_replace)
         digest = _digest(photo)
         [row] = tag_paths([photo], geo_recognizer, write_gps=True, in_place=True, progress=False)
         assert row.status == "error" and "No space left" in row.message and row.written == ""
@@ -227,11 +227,12 @@ def test_in_place_replaces_atomically(photos, geo_recognizer, monkeypatch):
 
 
 def test_unwritable_format_is_reported_not_fatal(photos, geo_recognizer, tmp_path):
-    png = photos / "trip" / "photo.png"
-    Image.open(photos / "top.jpg").save(png)
+    gif = photos / "trip" / "photo.gif"
+    Image.open(photos / "top.jpg").save(gif)
     rows = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=tmp_path / "out", progress=False)
-    [row] = [r for r in rows if r.file == str(png)]
-    assert row.status == "landmark" and row.written == "" and "not written" in row.message and "PNG" in row.message
+    [row] = [r for r in rows if r.file == str(gif)]
+    assert row.status == "landmark" and row.written == "" and "not written" in row.message
+    assert "GIF" in row.message and "--sidecar" in row.message  # says what would work instead
     assert sum(bool(r.written) for r in rows) == 7  # the JPEGs were still tagged
 
 
@@ -248,7 +249,7 @@ def test_find_images_walks_recursively_skipping_hidden_and_non_images(photos):
     shutil.copyfile(photos / "top.jpg", photos / ".hidden" / "x.jpg")
     shutil.copyfile(photos / "top.jpg", photos / "._top.jpg")  # macOS resource-fork litter
     (photos / "readme.md").write_text("hi")
-    found = [photo.relative_to(photos).as_posix() for photo, _ in find_images([photos, photos / "top.jpg"])]
+    found = [item.photo.relative_to(photos).as_posix() for item in find_images([photos, photos / "top.jpg"])]
     assert found[0] == "top.jpg" and len(found) == 7 and len(set(found)) == 7
     assert all(name.startswith("trip/") for name in found[1:])
 

@@ -7,16 +7,23 @@ conversion, the decompression-bomb limit and JPEG draft mode behave identically.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Union
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif")
 
 # Pillow warns above ~89 Mpx and raises above twice that; we refuse anything above this instead.
 MAX_PIXELS = 60_000_000
+# Largest photo file read from disk (the tagger): bigger files are refused before any byte is read.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+# Peak memory of decoding, per pixel of the image: the compressed bytes, the decoded RGB(A) buffer and
+# the copies conversion makes. Used to turn a memory budget into a number of decodes at once.
+DECODE_BYTES_PER_PIXEL = 6
 
 try:  # HEIC/HEIF support is optional (iPhone photos).
     from pillow_heif import register_heif_opener
@@ -25,15 +32,51 @@ try:  # HEIC/HEIF support is optional (iPhone photos).
 except ImportError:  # pragma: no cover - depends on the environment
     pass
 
-ImageSource = Union[str, Path, bytes, bytearray, memoryview]
+ImageSource = str | Path | bytes | bytearray | memoryview
 
 
 class BadImageError(ValueError):
     """A file or upload that cannot be used as a photo; the message says why."""
 
 
-def is_image_file(path: Union[str, Path]) -> bool:
+def is_image_file(path: str | Path) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def decodes_within(memory_bytes: int, max_pixels: int = MAX_PIXELS) -> int:
+    """How many photos of up to ``max_pixels`` may be decoded at once within ``memory_bytes`` (at least 1)."""
+    return max(1, memory_bytes // (max_pixels * DECODE_BYTES_PER_PIXEL))
+
+
+_FILE_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+               stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
+
+
+def read_photo_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; never blocks and never reads more.
+
+    A FIFO, device or socket named like a photo would block a plain ``read_bytes()`` forever or
+    grow until memory runs out (``/dev/zero``): the file is opened non-blocking and checked with
+    fstat (on the open descriptor, so it cannot be swapped in between) before anything is read.
+
+    Raises BadImageError (not a regular file, too large) or OSError (missing, no permission, ...).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _FILE_KINDS.items() if test(info.st_mode)), "not a regular file")
+            raise BadImageError(f"not a photo file: it is {kind}")
+        if info.st_size > max_bytes:
+            raise BadImageError(f"the file is too large ({info.st_size / 2**20:.0f} MiB; limit {max_bytes / 2**20:.0f} MiB)")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(max_bytes + 1)  # a file that grew since fstat is still cut off
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise BadImageError(f"the file is too large (more than {max_bytes / 2**20:.0f} MiB)")
+    return data
 
 
 def _open(source: ImageSource) -> Image.Image:
@@ -101,7 +144,29 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         # 16-bit greyscale: scale to 8 bits rather than clipping.
         image = image.point(lambda value: value / 256).convert("L")
+    elif image.mode in ("I", "F"):
+        image = _wide_grey_to_l(image)
     return image.convert("RGB")
+
+
+def _wide_grey_to_l(image: Image.Image) -> Image.Image:
+    """32-bit integer or float greyscale -> 8 bits, by the range the values actually use.
+
+    "I" holds 16-bit PNGs as well as true 32-bit TIFFs, and "F" floats are usually 0..1 but may be
+    any range: scaling all of them as 16-bit turned float photos black and 32-bit ones white.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0.0 and high <= 1.0:
+        scaled = values * 255.0  # the common float convention: 0 black, 1 white
+    elif low >= 0.0 and high <= 255.0:
+        scaled = values
+    elif low >= 0.0 and high <= 65535.0:
+        scaled = values / 257.0
+    else:
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.nan_to_num(scaled, nan=0.0).clip(0, 255).round().astype(np.uint8), "L")

@@ -6,13 +6,14 @@ show it on a map.
 
 Design choices, because the photo is someone's original:
 
-* Pixels are never re-encoded. Only the EXIF block is replaced (the JPEG APP1 "Exif" segment or
-  the WebP EXIF chunk); every other byte of the file stays as it was.
+* Pixels are never re-encoded. Only the EXIF block and the XMP packet are replaced (JPEG APP1
+  segments, WebP EXIF/XMP chunks); every other byte of the file stays as it was. PNG and TIFF are
+  written by exiv2 (`src.serving.xmp`); HEIC cannot be written (use a sidecar, `src.serving.xmp`).
 * Existing EXIF is patched append-only rather than decoded and re-serialised: a new IFD0 and GPS
   IFD are appended to the old TIFF block and the header is pointed at them. Everything else (maker
   notes whose internal offsets are absolute, vendor tags no library knows, the thumbnail) keeps
   its exact bytes and offsets. A load/dump round trip through piexif would drop unknown tags and
-  silently break maker notes.
+  silently break maker notes, and so would exiv2, which re-serialises the block (docs/serving.md).
 * The photo's own GPS wins: writing over an existing position needs ``overwrite=True``.
 * Files are replaced atomically (temp file + ``os.replace``), so tagging in place either fully
   succeeds or leaves the original untouched.
@@ -26,15 +27,12 @@ from __future__ import annotations
 import io
 import math
 import numbers
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, UnidentifiedImageError
 
-from src.data.images import BadImageError
+from src.data.images import MAX_FILE_BYTES, BadImageError, read_photo_file
 from src.serving.exif_blocks import (
     GPS_LATITUDE,
     GPS_LATITUDE_REF,
@@ -48,13 +46,25 @@ from src.serving.exif_blocks import (
     find_exif,
     patch_tiff,
 )
+from src.serving.safe_write import write_atomically
+from src.serving.xmp import (
+    Place,
+    build_packet,
+    embed_jpeg_xmp,
+    embed_webp_xmp,
+    exiv2_rewrite,
+    packet_of,
+)
 
-PathLike = Union[str, Path]
+PathLike = str | Path
+Source = str | Path | bytes
+# Formats exiv2 writes in full (no maker notes to lose in practice); JPEG/WebP are patched by hand.
+EXIV2_WRITTEN = {"PNG", "TIFF"}
 
 
 
 class UnsupportedFormatError(ValueError):
-    """The photo's format cannot be tagged without re-encoding it (only JPEG and still WebP can)."""
+    """The photo's format cannot hold the tags in the file (HEIC, GIF, BMP, animated WebP): use a sidecar."""
 
 
 class ExistingGPSError(ValueError):
@@ -75,35 +85,45 @@ class ExistingGPSError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def read_gps(path: PathLike) -> tuple[float, float] | None:
+def _bytes_of(source: Source, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, Path]:
+    """A photo's bytes, read without blocking on FIFOs/devices and bounded in size."""
+    if isinstance(source, bytes):
+        return source, Path("<bytes>")
+    return read_photo_file(source, max_bytes), Path(source)
+
+
+def read_gps(path: Source) -> tuple[float, float] | None:
     """Return the photo's ``(latitude, longitude)`` in signed decimal degrees, or None.
 
     None means there is no usable position: no EXIF, no GPS IFD, a missing or invalid N/S/E/W
     reference (the hemisphere would be a guess), a zero denominator, or a value out of range.
     Any image format Pillow can open is read (JPEG, WebP, TIFF, PNG eXIf, HEIC with pillow-heif).
 
+    path: a file, or the photo's bytes already read.
+
     Raises:
-        OSError: the file cannot be read (missing, a directory, no permission).
-        BadImageError: the bytes are not a recognisable image at all (e.g. empty or a text file).
+        OSError: the file cannot be read (missing, no permission).
+        BadImageError: the bytes are not a recognisable image at all (e.g. empty or a text file), or
+            the path is not a regular file (a folder, FIFO, device) or is over MAX_FILE_BYTES.
     A readable image never raises, however garbled its metadata.
     """
-    path = Path(path)
-    exif = _load_exif(path.read_bytes(), path)
+    data, path = _bytes_of(path)
+    exif = _load_exif(data, path)
     return _gps_from_exif(exif) if exif is not None else None
 
 
-def has_gps(path: PathLike) -> bool:
+def has_gps(path: Source) -> bool:
     """True when `read_gps` finds a usable position (same errors as `read_gps`)."""
     return read_gps(path) is not None
 
 
-def read_keywords(path: PathLike) -> list[str]:
+def read_keywords(path: Source) -> list[str]:
     """Keywords from the Windows ``XPKeywords`` tag (UTF-16LE, ``;``-separated); [] if none.
 
     Same errors as `read_gps`; a garbled tag reads as [].
     """
-    path = Path(path)
-    exif = _load_exif(path.read_bytes(), path)
+    data, path = _bytes_of(path)
+    exif = _load_exif(data, path)
     if exif is None:
         return []
     try:
@@ -201,6 +221,10 @@ def write_location(
     keywords: list[str] | None = None,
     *,
     overwrite: bool = False,
+    city: str = "",
+    region: str = "",
+    country: str = "",
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> Path:
     """Write a GPS position (plus optional caption and keywords) into a copy of a photo.
 
@@ -215,6 +239,10 @@ def write_location(
       (UTF-16LE, which Windows shows correctly for any script). None leaves both untouched.
     * ``keywords`` -> XPKeywords (UTF-16LE, ``;``-separated), replacing old keywords; [] removes
       them, None leaves them untouched.
+    * XMP beside EXIF (`src.serving.xmp.build_packet`): exif:GPSLatitude/Longitude, dc:description,
+      dc:subject, photoshop:City/State/Country from city/region/country; other XMP is kept.
+
+    JPEG and still WebP are patched as above; PNG and TIFF are written by exiv2 (EXIF + XMP).
 
     The result is written to a temp file in the destination folder and moved into place with
     ``os.replace``: on any failure the destination (and thus an in-place source) is unchanged.
@@ -224,7 +252,7 @@ def write_location(
             keyword/description that cannot be stored (``;`` in a keyword, NUL characters).
         TypeError: a coordinate that is not a real number.
         ExistingGPSError (ValueError): the photo already has a position and overwrite is False.
-        UnsupportedFormatError (ValueError): not JPEG or still WebP (PNG, HEIC, animated WebP...).
+        UnsupportedFormatError (ValueError): HEIC, GIF, BMP, animated WebP...: use a sidecar.
         BadImageError (ValueError): not an image, a broken JPEG/WebP structure, malformed
             existing EXIF (rewriting it could lose data), or EXIF too large for a JPEG segment.
         OSError: reading the source or writing the destination failed.
@@ -235,10 +263,14 @@ def write_location(
     _check_text(description, "description")
     words = _clean_keywords(keywords)
 
-    data = source.read_bytes()
+    data = read_photo_file(source, max_bytes)
+    place = Place(latitude, longitude, description, words, city, region, country)
     container = container_of(data)
     if container is None:
-        raise _unsupported(source, data)
+        new_data = _write_with_exiv2(source, data, place, overwrite)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(destination, new_data, mode_source=source)
+        return destination
     try:
         found = find_exif(data, container)
     except MalformedError as error:
@@ -270,10 +302,49 @@ def write_location(
         ) from error
     _verify(tiff, latitude, longitude)
     new_data = embed_exif(data, container, found, tiff, source)
+    packet = build_packet(place, packet_of(data))
+    new_data = embed_jpeg_xmp(new_data, packet) if container == "JPEG" else embed_webp_xmp(new_data, packet)
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(destination, new_data, mode_source=source)
+    write_atomically(destination, new_data, mode_source=source)
     return destination
+
+
+def _write_with_exiv2(source: Path, data: bytes, place: Place, overwrite: bool) -> bytes:
+    """PNG/TIFF through exiv2 (in memory), read back before anything is written to disk."""
+    fmt = _format_of(source, data)
+    if fmt not in EXIV2_WRITTEN:
+        raise UnsupportedFormatError(
+            f"{source}: {fmt} files cannot hold the tags without re-encoding; write a sidecar (--sidecar) instead"
+        )
+    existing = read_gps(data)
+    if existing is not None and not overwrite:
+        raise ExistingGPSError(source, existing)
+    exif = {
+        "Exif.GPSInfo.GPSVersionID": "2 2 0 0",
+        "Exif.GPSInfo.GPSLatitudeRef": "S" if place.latitude < 0 else "N",
+        "Exif.GPSInfo.GPSLatitude": _dms_text(place.latitude),
+        "Exif.GPSInfo.GPSLongitudeRef": "W" if place.longitude < 0 else "E",
+        "Exif.GPSInfo.GPSLongitude": _dms_text(place.longitude),
+        "Exif.GPSInfo.GPSMapDatum": "WGS-84",
+    }
+    if place.description is not None:
+        exif["Exif.Image.ImageDescription"] = place.description
+    try:
+        new_data = exiv2_rewrite(data, exif, build_packet(place, packet_of(data)))
+    except Exception as error:  # exiv2 raises its own error type for anything it dislikes
+        raise BadImageError(f"{source}: exiv2 could not write this {fmt} ({error})") from error
+    location = read_gps(new_data)
+    if location is None or max(abs(location[0] - place.latitude), abs(location[1] - place.longitude)) > 1e-7:
+        raise RuntimeError(f"internal error: GPS read back as {location}, expected {(place.latitude, place.longitude)}")
+    return new_data
+
+
+def _dms_text(value: float) -> str:
+    seconds = round(abs(value) * 3600 * 1_000_000)
+    degrees, rest = divmod(seconds, 3600 * 1_000_000)
+    minutes, micro = divmod(rest, 60 * 1_000_000)
+    return f"{degrees}/1 {minutes}/1 {micro}/1000000"
 
 
 def _check_coordinate(value: float, name: str, limit: float) -> float:
@@ -308,17 +379,14 @@ def _clean_keywords(keywords: list[str] | None) -> list[str] | None:
     return cleaned
 
 
-def _unsupported(source: Path, data: bytes) -> ValueError:
+def _format_of(source: Path, data: bytes) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
-                fmt = image.format or "unknown"
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        return BadImageError(f"{source}: not an image file (format not recognised)")
-    return UnsupportedFormatError(
-        f"{source}: cannot write EXIF into {fmt} without re-encoding; only JPEG and WebP are supported"
-    )
+                return image.format or "unknown"
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise BadImageError(f"{source}: not an image file (format not recognised)") from error
 
 
 def _verify(tiff: bytes, latitude: float, longitude: float) -> None:
@@ -327,24 +395,3 @@ def _verify(tiff: bytes, latitude: float, longitude: float) -> None:
     location = _gps_from_exif(parsed) if parsed is not None else None
     if location is None or abs(location[0] - latitude) > 1e-7 or abs(location[1] - longitude) > 1e-7:
         raise RuntimeError(f"internal error: GPS read back as {location}, expected {(latitude, longitude)}")
-
-
-def _write_atomically(destination: Path, data: bytes, mode_source: Path) -> None:
-    # The temp file lives next to the destination so os.replace is a same-filesystem rename.
-    fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # contents on disk before the rename makes them visible
-        # mkstemp creates 0600; keep the photo's permissions as a copy/in-place edit should.
-        os.chmod(temp_name, mode_source.stat().st_mode & 0o7777)
-        os.replace(temp_name, destination)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-

@@ -116,9 +116,7 @@ def _find_webp_exif(data: bytes) -> _ExifLocation:
     animated = any(fourcc in (b"ANIM", b"ANMF") for fourcc, _, _ in chunks)
     for fourcc, start, stop in chunks:
         if fourcc == b"EXIF":
-            tiff = data[start:stop]
-            if tiff.startswith(EXIF_HEADER):  # some writers keep the JPEG-style header
-                tiff = tiff[len(EXIF_HEADER) :]
+            tiff = data[start:stop].removeprefix(EXIF_HEADER)  # some writers keep the JPEG-style header
             return _ExifLocation(tiff=tiff, span=None, insert_at=0, animated=animated)
     return _ExifLocation(tiff=None, span=None, insert_at=0, animated=animated)
 

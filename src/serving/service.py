@@ -22,10 +22,16 @@ Untrusted uploads are checked before any pixel is decoded, and every bad input g
   decompression bomb is refused from its header, before decoding).
 * 415 -- the bytes are not a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image. The type is sniffed
   from the content (magic numbers), never from the file name or the declared content type.
-* 422 -- an empty, truncated or corrupt image, a missing ``file`` field, ``top_k`` out of range.
+* 422 -- an empty, truncated or corrupt image, a missing ``file`` field, two ``file`` parts,
+  ``top_k`` out of range.
+* 400 -- the body is not multipart/form-data at all (e.g. no boundary in the Content-Type).
+* 408 -- the client stopped sending its body for ``body_timeout_s`` seconds (a stalled upload).
 
-Inference runs in worker threads (never on the event loop), at most ``max_concurrency`` at a time
-so concurrent requests do not oversubscribe the CPU.
+Inference runs in worker threads (never on the event loop), at most ``max_concurrency`` at a time.
+That number is derived from a memory budget (``memory_bytes``, ``$LANDMARK_MEMORY_MB``, default
+1024 MB) divided by what decoding the largest allowed image costs (``max_pixels`` x
+`src.data.images.DECODE_BYTES_PER_PIXEL`), and never more than the CPU cores: however many clients
+send 56 Mpx PNGs at once, decoding stays within the budget; the others wait their turn.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ import argparse
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import anyio
 from fastapi import FastAPI, File, Query, Request, UploadFile
@@ -44,9 +51,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from src.data.images import MAX_PIXELS
+from src.data.images import MAX_PIXELS, decodes_within
 from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
 from src.serving.uploads import (
+    BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
     SUPPORTED_FORMATS,
     BodyLimit,
@@ -71,6 +79,7 @@ __all__ = [
 
 CHUNK_BYTES = 1024 * 1024
 MAX_TOP_K = 10
+DEFAULT_MEMORY_BYTES = 1024 * 2**20
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,9 +97,9 @@ class Guess(BaseModel):
     region: str = ""
     country: str = ""
     location: str = Field("", description="city, region, country", examples=["Agra, Uttar Pradesh, India"])
-    latitude: Optional[float] = Field(None, description="WGS-84 degrees; null when unknown", examples=[27.175])
-    longitude: Optional[float] = Field(None, description="WGS-84 degrees; null when unknown", examples=[78.0421])
-    map_url: Optional[str] = Field(None, description="OpenStreetMap link; null without coordinates")
+    latitude: float | None = Field(None, description="WGS-84 degrees; null when unknown", examples=[27.175])
+    longitude: float | None = Field(None, description="WGS-84 degrees; null when unknown", examples=[78.0421])
+    map_url: str | None = Field(None, description="OpenStreetMap link; null without coordinates")
     hashtags: list[str] = Field(default_factory=list, examples=[["#TajMahal", "#Agra"]])
 
 
@@ -101,7 +110,7 @@ class Prediction(BaseModel):
         description='"landmark": confident about top[0]; "unknown": not one of the known landmarks'
     )
     message: str = Field(description="one human-readable sentence", examples=["Taj Mahal (93%)"])
-    landmark: Optional[Guess] = Field(None, description="top[0] when status is landmark, else null")
+    landmark: Guess | None = Field(None, description="top[0] when status is landmark, else null")
     top: list[Guess] = Field(description="the top-k candidates, most probable first")
     model: str = Field(description="file name of the model that answered", examples=["transfer_exported.pt"])
 
@@ -118,9 +127,11 @@ class ErrorResponse(BaseModel):
 
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "not a multipart/form-data body (e.g. no boundary in the Content-Type)"},
+    408: {"model": ErrorResponse, "description": "the upload stalled: no bytes for the body timeout"},
     413: {"model": ErrorResponse, "description": "upload larger than the byte limit, or too many pixels"},
     415: {"model": ErrorResponse, "description": f"not an image ({SUPPORTED_FORMATS}, sniffed from the bytes)"},
-    422: {"model": ErrorResponse, "description": "missing file field, empty/truncated/corrupt image, bad top_k"},
+    422: {"model": ErrorResponse, "description": "missing or repeated file field, empty/truncated/corrupt image, bad top_k"},
 }
 
 
@@ -141,24 +152,30 @@ def _env_int(name: str, default: int, scale: float = 1.0) -> int:
 
 
 def create_app(
-    model_path: Optional[str | Path] = None,
+    model_path: str | Path | None = None,
     *,
-    max_upload_bytes: Optional[int] = None,
-    max_pixels: Optional[int] = None,
-    max_concurrency: Optional[int] = None,
-    recognizer: Optional[Recognizer] = None,
+    max_upload_bytes: int | None = None,
+    max_pixels: int | None = None,
+    max_concurrency: int | None = None,
+    memory_bytes: int | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    recognizer: Recognizer | None = None,
 ) -> FastAPI:
     """Build the service. Nothing is loaded here: the model is loaded once, at startup.
 
     model_path: the exported model; None -> ``$LANDMARK_MODEL`` (read at startup) or the default.
     max_upload_bytes: None -> ``$LANDMARK_MAX_UPLOAD_MB`` or 20 MB.
     max_pixels: None -> ``$LANDMARK_MAX_PIXELS`` or 60 Mpx.
-    max_concurrency: recognitions running at once; None -> the number of CPU cores.
+    max_concurrency: recognitions running at once; None -> derived from memory_bytes and max_pixels,
+        at most the number of CPU cores.
+    memory_bytes: what decoding may use at once; None -> ``$LANDMARK_MEMORY_MB`` or 1024 MB.
+    body_timeout_s: a request whose body sends nothing for this long is answered 408.
     recognizer: an already loaded Recognizer to serve (tests, embedding); skips loading.
     """
     max_upload_bytes = max_upload_bytes or _env_int("LANDMARK_MAX_UPLOAD_MB", MAX_UPLOAD_BYTES, 1024 * 1024)
     max_pixels = max_pixels or _env_int("LANDMARK_MAX_PIXELS", MAX_PIXELS)
-    max_concurrency = max_concurrency or os.cpu_count() or 1
+    memory_bytes = memory_bytes or _env_int("LANDMARK_MEMORY_MB", DEFAULT_MEMORY_BYTES, 2**20)
+    max_concurrency = max_concurrency or min(os.cpu_count() or 1, decodes_within(memory_bytes, max_pixels))
     load_lock = threading.Lock()
 
     def load_recognizer() -> Recognizer:
@@ -185,7 +202,8 @@ def create_app(
     app.state.limiter = None
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_pixels = max_pixels
-    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+    app.state.max_concurrency = max_concurrency
+    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s=body_timeout_s)
 
     async def get_recognizer() -> Recognizer:
         if app.state.recognizer is None:  # served without its lifespan (mounted, some test clients)
@@ -213,10 +231,13 @@ def create_app(
 
     @app.post("/v1/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
     async def predict(
+        request: Request,
         file: UploadFile = File(..., description=f"the photo ({SUPPORTED_FORMATS}); type is sniffed from its bytes"),
         top_k: int = Query(5, ge=1, le=MAX_TOP_K, description="how many candidates to return"),
     ) -> Prediction:
         """Recognise the landmark in one photo: top-k candidates, or an honest "unknown"."""
+        if len((await request.form()).getlist("file")) > 1:  # parsed once already; FastAPI keeps the last
+            raise RejectedUpload(422, "send one photo per request: the 'file' field appears more than once")
         data = await _read_limited(file, app.state.max_upload_bytes)
         recognizer = await get_recognizer()
         result = await anyio.to_thread.run_sync(_recognize, recognizer, data, top_k, app.state.max_pixels, limiter=app.state.limiter)
@@ -258,14 +279,16 @@ def _recognize(recognizer: Recognizer, data: bytes, top_k: int, max_pixels: int)
 app = create_app()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src serve", description="Serve the landmark recogniser over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
     parser.add_argument("--max-upload-mb", type=float, default=None, help="largest accepted upload (default 20)")
     parser.add_argument("--max-pixels", type=int, default=None, help=f"largest accepted image (default {MAX_PIXELS})")
-    parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: CPU cores)")
+    parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: from --memory-mb, at most the CPU cores)")
+    parser.add_argument("--memory-mb", type=float, default=None, help="memory for decoding at once (default $LANDMARK_MEMORY_MB or 1024)")
+    parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_S, help="seconds a stalled upload may send nothing (default %(default)g)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.exists():
@@ -278,8 +301,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024) if args.max_upload_mb else None,
         max_pixels=args.max_pixels,
         max_concurrency=args.max_concurrency,
+        memory_bytes=int(args.memory_mb * 2**20) if args.memory_mb else None,
+        body_timeout_s=args.body_timeout,
     )
-    uvicorn.run(service, host=args.host, port=args.port, log_level=args.log_level)
+    # Idle keep-alive connections are closed after a few seconds; a stalled body is BodyLimit's 408.
+    uvicorn.run(service, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5,
+                timeout_graceful_shutdown=10)
     return 0
 
 

@@ -1,19 +1,28 @@
 """Batch tagger: infer where photos were taken and optionally write the GPS position into them.
 
-    python -m src.serving.tag PATH... [--output report.csv|report.json] [--write-gps (--out-dir DIR | --in-place)]
+    python -m src.serving.tag PATH... [--output report.csv|report.json]
+                      [--write-gps (--out-dir DIR | --in-place | --sidecar [--out-dir DIR])]
                       [--model PATH] [--batch-size 32] [--threshold X] [--top-k 5] [--workers N]
+                      [--max-file-mb 200] [--max-pixels N] [--memory-mb 1024]
 
 * PATHs are photos or folders; folders are walked recursively for image files (by extension; hidden
-  files and folders are skipped). A photo named explicitly is always tried.
+  files and folders are skipped). A photo named explicitly is always tried. Symlinks are followed:
+  the real file is reported and tagged once (`src.serving.photo_files`).
+* Every file is read bounded and without blocking: FIFOs, devices, sockets, files over
+  ``--max-file-mb`` and images over ``--max-pixels`` become ``error`` rows within milliseconds.
+  Decoding threads are capped so that ``--memory-mb`` holds for the largest allowed image.
 * Every prediction goes through `src.recognize.Recognizer` (decode -> probabilities -> decide), the
   decision rule the app and the HTTP service use, in batches, with a progress bar.
 * A photo that already carries a GPS position is reported as ``has_gps`` and left alone: the
   photo's own metadata wins over any inference.
 * ``--write-gps`` writes the landmark's position, a description ("Taj Mahal, Agra, Uttar Pradesh,
-  India") and keywords (the hashtags without ``#``) into a copy under ``--out-dir`` (relative paths
-  kept), or into the original with ``--in-place`` (atomic replace via `src.exif.write_location`).
+  India"), keywords (the hashtags without ``#``) and city/region/country as EXIF and XMP into a copy
+  under ``--out-dir`` (relative paths kept), or into the original with ``--in-place`` (atomic
+  replace), or only into an XMP sidecar ``photo.jpg.xmp`` with ``--sidecar`` (the photo is never
+  written; implies ``--write-gps``). All through `src.serving.tag_writer.write_landmark`.
   Only confident ``landmark`` answers with known coordinates are written, never ``unknown`` ones.
-  Formats EXIF cannot be written into without re-encoding (PNG, HEIC, ...) are reported, not fatal.
+  Formats that cannot hold the tags (HEIC, GIF, BMP) are reported in the row's message, not fatal.
+* Temp files a killed earlier run left in the folders written to are removed first.
 * The report (``--output``, ``.csv`` or ``.json``; ``-`` for CSV on stdout) has one row per file:
   file, status, landmark, name, probability, latitude, longitude, tags, message, written.
   status is ``landmark``, ``unknown``, ``has_gps`` or ``error`` (unreadable file, failed write).
@@ -27,69 +36,48 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
 from tqdm.auto import tqdm
 
-from src.data.images import BadImageError, is_image_file
-from src.data.landmarks import LandmarkInfo
-from src.serving.exif import (
-    ExistingGPSError,
-    UnsupportedFormatError,
-    read_gps,
-    write_location,
+from src.data.images import (
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
+    BadImageError,
+    decodes_within,
+    load_rgb,
+    read_photo_file,
 )
+from src.data.landmarks import LandmarkInfo
+from src.serving.exif import ExistingGPSError, UnsupportedFormatError, read_gps
+from src.serving.photo_files import Found, find_images, relative_destination
 from src.serving.recognize import Recognition, Recognizer
+from src.serving.safe_write import remove_stale_temp_files
 from src.serving.tag_report import TagRow, TagStats, csv_text, write_report
+from src.serving.tag_writer import write_landmark
 
-__all__ = ["TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
+__all__ = ["Limits", "TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
 
-
-# --------------------------------------------------------------------------------------------
-# Finding photos
-# --------------------------------------------------------------------------------------------
+DEFAULT_MEMORY_BYTES = 1024 * 2**20
 
 
-def find_images(paths: Iterable[str | Path], exclude: Optional[Path] = None) -> list[tuple[Path, Path]]:
-    """(photo, root) pairs: explicit files as given, folders walked recursively, sorted, no repeats.
+@dataclass(frozen=True)
+class Limits:
+    """What one photo may cost: bytes read, pixels decoded, and memory for all decodes at once."""
 
-    root is the folder relative paths are kept from when copies are written (see `_relative`).
-    exclude: a folder whose contents are skipped (the output folder, when it lies inside an input).
-    """
-    found: list[tuple[Path, Path]] = []
-    seen: set[Path] = set()
-    exclude = exclude.resolve() if exclude is not None else None
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_pixels: int = MAX_PIXELS
+    memory_bytes: int = DEFAULT_MEMORY_BYTES  # caps the decoding threads (see decodes_within)
 
-    def add(photo: Path, root: Path) -> None:
-        key = photo.resolve()
-        if key not in seen and not (exclude is not None and key.is_relative_to(exclude)):
-            seen.add(key)
-            found.append((photo, root))
-
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and is_image_file(name):
-                        add(Path(folder) / name, path)
-        else:
-            add(path, path.parent)
-    return found
-
-
-def _relative(photo: Path, root: Path, roots: Sequence[Path]) -> Path:
-    """The photo's path below the common folder of all roots, so copies never collide."""
-    # abspath, not resolve: a symlinked photo keeps its place in the tree it was found in.
-    common = os.path.commonpath([os.path.abspath(r) for r in roots or [root]])
-    return Path(os.path.abspath(photo)).relative_to(common)
+    def workers(self, requested: int) -> int:
+        return max(1, min(requested, decodes_within(self.memory_bytes, self.max_pixels)))
 
 
 # --------------------------------------------------------------------------------------------
-# Tagging
+# Tagging (finding photos: src.serving.photo_files)
 # --------------------------------------------------------------------------------------------
 
 
@@ -107,13 +95,18 @@ def _row_from(file: str, result: Recognition) -> TagRow:
     return row
 
 
-def _check_and_decode(recognizer: Recognizer, photo: Path):
+def _check_and_decode(recognizer: Recognizer, item: Found, limits: Limits):
     """("has_gps", (lat, lon)) | ("image", PIL image) | ("error", reason). Never raises."""
+    photo = item.photo
+    if item.problem:
+        return "error", f"Cannot read this file: {item.problem}."
     try:
-        location = read_gps(photo)
+        data = read_photo_file(photo, limits.max_file_bytes)  # one bounded, non-blocking read
+        location = read_gps(data)  # a sidecar's own GPS is checked when writing it (ExistingGPSError)
         if location is not None:
             return "has_gps", location
-        return "image", recognizer.decode(photo)
+        # The model's own decode size (Recognizer.decode), with this run's pixel limit.
+        return "image", load_rgb(data, short_side=recognizer.resize, max_pixels=limits.max_pixels)
     except BadImageError as error:
         reason = str(error).removeprefix(f"{photo}: ")  # the row already names the file
         return "error", f"Cannot read this file: {reason}."
@@ -123,15 +116,13 @@ def _check_and_decode(recognizer: Recognizer, photo: Path):
         return "error", f"Cannot read this file: unexpected {type(error).__name__}: {error}."
 
 
-def _write_gps(row: TagRow, photo: Path, destination: Path, info: LandmarkInfo) -> None:
-    """Write the landmark's position into destination; updates the row. Never raises."""
+def _write_gps(row: TagRow, photo: Path, destination: Path | None, info: LandmarkInfo, sidecar: bool) -> None:
+    """Write the landmark's place (into destination, in place, or a sidecar); updates the row. Never raises."""
     if not info.has_coordinates:
         row.message += f"; not written: no coordinates are known for {info.name}"
         return
-    description = ", ".join(part for part in (info.name, info.location) if part)
-    keywords = [tag.lstrip("#") for tag in info.hashtags]
     try:
-        write_location(photo, destination, info.latitude, info.longitude, description, keywords)
+        written = write_landmark(photo, info, destination=destination, sidecar=sidecar)
     except ExistingGPSError as error:  # it got a position since we looked: its metadata wins
         row.status, (row.latitude, row.longitude) = "has_gps", error.location
         row.message = "already has a GPS position; left unchanged"
@@ -141,7 +132,7 @@ def _write_gps(row: TagRow, photo: Path, destination: Path, info: LandmarkInfo) 
         row.status = "error"
         row.message += f"; writing the GPS failed: {error}"
     else:
-        row.written = str(destination)
+        row.written = str(written)
 
 
 def tag_paths(
@@ -151,27 +142,33 @@ def tag_paths(
     batch_size: int = 32,
     top_k: int = 5,
     write_gps: bool = False,
-    out_dir: Optional[str | Path] = None,
+    out_dir: str | Path | None = None,
     in_place: bool = False,
+    sidecar: bool = False,
     workers: int = 1,
+    limits: Limits = Limits(),
     progress: bool = True,
-    stats: Optional[TagStats] = None,
-    on_row: Optional[Callable[[TagRow], None]] = None,
+    stats: TagStats | None = None,
+    on_row: Callable[[TagRow], None] | None = None,
 ) -> list[TagRow]:
     """Recognise every photo under ``paths``; one TagRow per file, in path order.
 
-    write_gps: write the position of confident landmarks into a copy under ``out_dir`` (relative
-    paths kept) or, with ``in_place=True``, into the photo itself. Exactly one of the two.
-    workers: threads decoding photos (the model itself uses torch's own threads).
+    write_gps: write the place of confident landmarks into a copy under ``out_dir`` (relative
+    paths kept), with ``in_place=True`` into the photo itself, or with ``sidecar=True`` into
+    ``photo.jpg.xmp`` next to the photo (or under ``out_dir``). Exactly one of out_dir / in_place,
+    or sidecar (optionally with out_dir).
+    workers: threads decoding photos (the model itself uses torch's own threads), capped by limits.
     stats: filled with counts and the decode/model/write time split.
     Never raises for a bad photo: it becomes an ``error`` row and the rest go on.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    if write_gps and (out_dir is None) == (not in_place):
-        raise ValueError("write_gps needs exactly one of out_dir=... or in_place=True")
-    if not write_gps and (out_dir is not None or in_place):
-        raise ValueError("out_dir and in_place only make sense with write_gps=True")
+    if write_gps and not sidecar and (out_dir is None) == (not in_place):
+        raise ValueError("write_gps needs exactly one of out_dir=... or in_place=True (or sidecar=True)")
+    if sidecar and in_place:
+        raise ValueError("sidecar=True never writes the photo: in_place does not apply")
+    if not write_gps and (out_dir is not None or in_place or sidecar):
+        raise ValueError("out_dir, in_place and sidecar only make sense with write_gps=True")
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and any(Path(p).resolve().is_relative_to(out.resolve()) for p in paths):
         raise ValueError(f"the output folder {out} must not be, or contain, an input path")
@@ -179,7 +176,11 @@ def tag_paths(
     started = time.perf_counter()
 
     photos = find_images(paths, exclude=out)
-    roots = sorted({root for _, root in photos}, key=str)
+    roots = sorted({item.root for item in photos}, key=str)
+    destinations = {item.photo: _destination(item, roots, out) for item in photos} if write_gps else {}
+    for folder in sorted({(d or p).parent for p, d in destinations.items()}):
+        stats.stale_temp_removed += len(remove_stale_temp_files(folder))
+    workers = limits.workers(workers)
     rows: list[TagRow] = []
     bar = tqdm(total=len(photos), unit="photo", desc="tagging", disable=not progress, file=sys.stderr)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -187,10 +188,8 @@ def tag_paths(
         for start in range(0, len(photos), batch_size):
             batch = photos[start : start + batch_size]
             t0 = time.perf_counter()
-            if pool is not None:
-                checked = list(pool.map(lambda item: _check_and_decode(recognizer, item[0]), batch))
-            else:
-                checked = [_check_and_decode(recognizer, photo) for photo, _ in batch]
+            check = lambda item: _check_and_decode(recognizer, item, limits)
+            checked = list(pool.map(check, batch)) if pool is not None else [check(item) for item in batch]
             t1 = time.perf_counter()
             images = [value for kind, value in checked if kind == "image"]
             probs = recognizer.probabilities(images, batch_size=batch_size)
@@ -199,7 +198,8 @@ def tag_paths(
             stats.decode_s += t1 - t0
             stats.model_s += t2 - t1
 
-            for (photo, root), (kind, value) in zip(batch, checked):
+            for item, (kind, value) in zip(batch, checked):
+                photo = item.photo
                 if kind == "has_gps":
                     row = TagRow(
                         file=str(photo), status="has_gps", latitude=value[0], longitude=value[1],
@@ -210,13 +210,13 @@ def tag_paths(
                 else:
                     result = next(results)
                     row = _row_from(str(photo), result)
+                    destination = destinations.get(photo)
                     if write_gps and result.status == "landmark":
-                        destination = photo if in_place else out / _relative(photo, root, roots)
-                        if not in_place and destination.resolve() == photo.resolve():
+                        if destination is not None and os.path.realpath(destination) == str(photo):
                             row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
                         else:
                             t3 = time.perf_counter()
-                            _write_gps(row, photo, destination, result.top[0].info)
+                            _write_gps(row, photo, destination, result.top[0].info, sidecar)
                             stats.write_s += time.perf_counter() - t3
                 rows.append(row)
                 if on_row is not None:
@@ -236,6 +236,11 @@ def tag_paths(
     return rows
 
 
+def _destination(item: Found, roots: Sequence[Path], out: Path | None) -> Path | None:
+    """Where the copy (or the sidecar's photo name) goes; None: in place or next to the photo."""
+    return out / relative_destination(item, roots) if out is not None else None
+
+
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
@@ -252,16 +257,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--write-gps", action="store_true", help="write the inferred position, description and keywords into the photos")
     parser.add_argument("--out-dir", type=Path, help="with --write-gps: write tagged copies here (relative paths kept)")
     parser.add_argument("--in-place", action="store_true", help="with --write-gps: modify the original photos (atomic replace)")
+    parser.add_argument("--sidecar", action="store_true", help="write photo.jpg.xmp sidecars (next to the photos, or under --out-dir); never touch a photo; implies --write-gps")
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=None, help="confidence below which a photo is 'unknown' (default: the model's)")
     parser.add_argument("--top-k", type=int, default=5, help="candidates considered per photo (default 5)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (default: up to 4)")
+    parser.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20, help="larger files are error rows, never read (default %(default)g)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="larger images are error rows, never decoded (default %(default)d)")
+    parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_BYTES / 2**20, help="memory for decoding at once; caps --workers (default %(default)g)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -275,12 +284,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json"):
         return usage(f"--output must end in .csv or .json, got {args.output!r}")
-    if args.write_gps and not (args.out_dir or args.in_place):
-        return usage("--write-gps needs --out-dir DIR (tagged copies) or --in-place (modify the originals)")
+    args.write_gps = args.write_gps or args.sidecar
+    if args.write_gps and not (args.out_dir or args.in_place or args.sidecar):
+        return usage("--write-gps needs --out-dir DIR (tagged copies), --in-place (modify the originals) or --sidecar")
     if args.out_dir and args.in_place:
         return usage("give either --out-dir or --in-place, not both")
+    if args.sidecar and args.in_place:
+        return usage("--sidecar never writes the photos: --in-place does not apply")
     if (args.out_dir or args.in_place) and not args.write_gps:
         return usage("--out-dir and --in-place only apply with --write-gps")
+    if args.max_file_mb <= 0 or args.max_pixels < 1 or args.memory_mb <= 0:
+        return usage("--max-file-mb, --max-pixels and --memory-mb must be positive")
     if args.batch_size < 1:
         return usage("--batch-size must be at least 1")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
@@ -300,7 +314,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     stats = TagStats()
     rows = tag_paths(
         args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
-        out_dir=args.out_dir, in_place=args.in_place, workers=args.workers, progress=not args.quiet, stats=stats,
+        out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
+        limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
+        progress=not args.quiet, stats=stats,
     )
     if args.output == "-":
         sys.stdout.write(csv_text(rows))

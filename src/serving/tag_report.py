@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+
+from src.serving.safe_write import remove_stale_temp_files, write_atomically
 
 STATUSES = ("landmark", "unknown", "has_gps", "error")
 COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written")
@@ -23,9 +23,9 @@ class TagRow:
     status: str  # one of STATUSES
     landmark: str = ""  # class name (best guess for "unknown")
     name: str = ""
-    probability: Optional[float] = None
-    latitude: Optional[float] = None  # inferred (landmark) or the photo's own (has_gps)
-    longitude: Optional[float] = None
+    probability: float | None = None
+    latitude: float | None = None  # inferred (landmark) or the photo's own (has_gps)
+    longitude: float | None = None
     tags: str = ""  # space-separated hashtags
     message: str = ""
     written: str = ""  # where the GPS was written ("" when nothing was written)
@@ -41,6 +41,7 @@ class TagStats:
     write_s: float = 0.0  # writing GPS into photos
     total_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    stale_temp_removed: int = 0  # temp files a killed earlier run had left behind, deleted first
 
     @property
     def photos_per_second(self) -> float:
@@ -52,6 +53,7 @@ class TagStats:
         return (
             f"{self.files} files in {self.total_s:.1f} s ({self.photos_per_second:.1f} photos/s): {counts}"
             + (f"; GPS written into {written}" if written else "")
+            + (f"; removed {self.stale_temp_removed} leftover temp files" if self.stale_temp_removed else "")
             + f"\ntime: decode {self.decode_s:.1f} s, model {self.model_s:.1f} s, write {self.write_s:.1f} s"
         )
 
@@ -71,7 +73,7 @@ def csv_text(rows: Sequence[TagRow]) -> str:
     return buffer.getvalue()
 
 
-def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: Optional[TagStats] = None, model: str = "") -> Path:
+def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: TagStats | None = None, model: str = "") -> Path:
     """CSV (``.csv``) or JSON (``.json``: {model, summary, files: [...]}) report, written atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -85,19 +87,13 @@ def write_report(rows: Sequence[TagRow], path: str | Path, *, stats: Optional[Ta
                 "counts": {status: stats.counts.get(status, 0) for status in STATUSES} | {"written": stats.counts.get("written", 0)},
                 "seconds": {"total": stats.total_s, "decode": stats.decode_s, "model": stats.model_s, "write": stats.write_s},
                 "photos_per_second": stats.photos_per_second,
+                "stale_temp_removed": stats.stale_temp_removed,
             }
         text = json.dumps({"model": model, "summary": summary, "files": [asdict(row) for row in rows]}, indent=2, ensure_ascii=False) + "\n"
     else:
         raise ValueError(f"report must end in .csv or .json, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    remove_stale_temp_files(path.parent)
+    return write_atomically(path, text.encode("utf-8"))
 
 

@@ -4,9 +4,11 @@ before decoding, readable validation errors, and a hard limit on the request bod
 from __future__ import annotations
 
 import io
+import math
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
+import anyio
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
@@ -15,6 +17,8 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC"
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+# A client that sends no byte of its body for this long is cut off (uvicorn itself never times out a body).
+BODY_TIMEOUT_S = 30.0
 
 class RejectedUpload(Exception):
     """Bad input: becomes a JSON ``{"detail": message}`` with ``status_code``."""
@@ -29,13 +33,17 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyStalled(Exception):
+    pass
+
+
 
 # --------------------------------------------------------------------------------------------
 # Upload checks (pure functions, run before the recognizer decodes anything)
 # --------------------------------------------------------------------------------------------
 
 
-def sniff_image_format(head: bytes) -> Optional[str]:
+def sniff_image_format(head: bytes) -> str | None:
     """The image format from the first bytes (magic numbers), as Pillow names it; None if none matches."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -109,15 +117,18 @@ def describe_validation_errors(errors: Sequence[dict]) -> str:
 
 
 class BodyLimit:
-    """Refuse request bodies above ``max_body`` bytes with 413, as early as possible.
+    """Refuse request bodies above ``max_body`` bytes with 413, as early as possible, and stalled
+    bodies with 408.
 
     A declared Content-Length above the limit is refused before one byte of the body is read; a
-    chunked or lying client is cut off as soon as the bytes received pass the limit.
+    chunked or lying client is cut off as soon as the bytes received pass the limit. A client that
+    sends nothing for ``timeout_s`` seconds while its body is incomplete is answered 408.
     """
 
-    def __init__(self, app, max_body: int):
+    def __init__(self, app, max_body: int, timeout_s: float = BODY_TIMEOUT_S):
         self.app = app
         self.max_body = max_body
+        self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else math.inf
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -127,12 +138,20 @@ class BodyLimit:
             return await self._too_large(send, int(declared))
 
         received = 0
-        overflow = started = False
+        overflow = stalled = started = False
+        body_done = False
 
         async def limited_receive():
-            nonlocal received, overflow
-            message = await receive()
+            nonlocal received, overflow, stalled, body_done
+            if body_done:  # after the body only a disconnect can come: no timeout on that wait
+                return await receive()
+            with anyio.move_on_after(self.timeout_s) as deadline:
+                message = await receive()
+            if deadline.cancelled_caught:
+                stalled = True
+                raise BodyStalled()
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     overflow = True
@@ -141,12 +160,12 @@ class BodyLimit:
 
         async def guarded_send(message):
             nonlocal started
-            if overflow:
+            if overflow or stalled:
                 # The app may have turned our exception into some other error response (FastAPI
-                # reports any body-parsing failure as 400): answer 413 instead, once.
+                # reports any body-parsing failure as 400): answer 413/408 instead, once.
                 if not started:
                     started = True
-                    await self._too_large(send, None)
+                    await (self._too_large(send, None) if overflow else self._stalled(send))
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -154,13 +173,19 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyStalled) as error:
             if started:
                 return
             started = True
-            await self._too_large(send, None)
+            await (self._too_large(send, None) if isinstance(error, BodyTooLarge) else self._stalled(send))
 
-    async def _too_large(self, send, size: Optional[int]) -> None:
+    async def _stalled(self, send) -> None:
+        response = JSONResponse(
+            {"detail": f"the upload stalled: no data for {self.timeout_s:g} s"}, status_code=408, headers={"Connection": "close"},
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+    async def _too_large(self, send, size: int | None) -> None:
         limit = max(0, self.max_body - MULTIPART_OVERHEAD_BYTES)
         got = f"{format_mib(size)}; " if size is not None else ""
         response = JSONResponse(

@@ -1,0 +1,93 @@
+"""Replace a file atomically, and clean up what a killed writer left behind.
+
+Every file the tagger writes (a tagged photo, an XMP sidecar, a report) goes to a temp file named
+``.NAME.XXXXXXXX.tmp`` in the destination folder and is moved over ``NAME`` with ``os.replace``: a
+crash leaves either the old file or the new one, never half of one. A ``kill -9`` between the two
+steps leaves the temp file itself behind; `remove_stale_temp_files` deletes those on the next run.
+
+While a temp file is written its writer holds an exclusive ``flock`` on it, so a cleanup running
+at the same time (a second tagger on the same folder) skips files that are still being written and
+deletes only those whose writer is gone (the kernel drops the lock when a process dies).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, a cleanup cannot tell live writers apart
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["TEMP_PATTERN", "remove_stale_temp_files", "write_atomically"]
+
+# tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") draws 8 characters from this alphabet.
+TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def write_atomically(destination: Path, data: bytes, mode_source: Path | None = None) -> Path:
+    """Write ``data`` to ``destination`` via a locked, fsynced temp file and ``os.replace``.
+
+    mode_source: copy this file's permission bits (a tagged copy keeps the photo's mode; mkstemp
+    would leave 0600). On any failure the destination is unchanged and the temp file removed.
+    """
+    destination = Path(destination)
+    fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file: never contended
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # contents on disk before the rename makes them visible
+            if mode_source is not None:
+                os.chmod(temp_name, mode_source.stat().st_mode & 0o7777)
+            os.replace(temp_name, destination)  # still locked: a cleanup never sees it unlocked
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return destination
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete ``.NAME.XXXXXXXX.tmp`` files in ``folder`` whose writer is gone; returns what was removed.
+
+    Only names this module creates are considered, and only regular files; anything unreadable
+    or still locked by a live writer is left alone. Never raises for a file it cannot handle.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not TEMP_PATTERN.match(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if _is_abandoned(Path(entry.path)):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _is_abandoned(path: Path) -> bool:
+    if fcntl is None:
+        return True
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # its writer is alive and still writing
+    finally:
+        os.close(fd)
+    return True
