@@ -102,3 +102,29 @@ def test_recognize_many_keeps_order_and_isolates_errors(recognizer, tiny_data):
 def test_missing_model_file_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="LANDMARK_MODEL"):
         Recognizer(tmp_path / "nope.pt")
+
+
+def test_every_answer_says_which_rule_decided(recognizer):
+    unsure = recognizer.decide(torch.tensor([0.4, 0.35, 0.25]))
+    assert unsure.rule == f"probability 0.40 < threshold {recognizer.threshold:.2f}" and unsure.confidence == pytest.approx(0.4)
+    sure = recognizer.decide(torch.tensor([0.97, 0.02, 0.01]))
+    assert sure.status == "landmark" and sure.rule == f"probability 0.97 >= threshold {recognizer.threshold:.2f}"
+    assert sure.to_dict()["rule"] == sure.rule
+
+
+@pytest.mark.parametrize("size", [(1, 1), (31, 400), (400, 8)])
+def test_images_under_32_pixels_a_side_are_never_named(recognizer, size):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (40, 120, 200)).save(buffer, "PNG")
+    result = recognizer.recognize(buffer.getvalue())
+    assert result.status == "unknown" and "too small" in result.message and result.rule == "image under 32 px a side"
+    # the same probabilities on a big enough image would be judged by the threshold alone
+    assert recognizer.decide(torch.tensor([0.97, 0.02, 0.01]), size=size).status == "unknown"
+    assert recognizer.decide(torch.tensor([0.97, 0.02, 0.01]), size=(32, 32)).status == "landmark"
+
+
+def test_decode_refuses_images_over_the_pixel_budget(recognizer, tiny_data):
+    from src.data.images import BadImageError
+
+    with pytest.raises(BadImageError, match="too large"):
+        recognizer.decode(_photo_bytes(tiny_data), max_pixels=100)

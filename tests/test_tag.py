@@ -21,7 +21,7 @@ from src.data.synthetic import CLASS_NAMES
 from src.serving import safe_write
 from src.serving.exif import read_gps, read_keywords, write_location
 from src.serving.recognize import Recognizer
-from src.serving.tag import find_images, main, tag_paths
+from src.serving.tag import find_images, main, tag_paths, writing_confidence
 from src.serving.tag_report import COLUMNS, TagStats, write_report
 
 GEO_CLASSES = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]
@@ -272,3 +272,16 @@ def test_photos_smaller_than_the_model_size_mix_with_others_in_a_batch(photos, r
     assert rows["small.jpg"].probability == pytest.approx(alone.top[0].probability, abs=1e-5)
     big = recognizer.recognize((photos / "top.jpg").read_bytes())
     assert rows["top.jpg"].probability == pytest.approx(big.top[0].probability, abs=1e-5)
+
+
+def test_positions_are_written_only_at_the_minimum_confidence(photos, geo_recognizer, tmp_path):
+    """A landmark named below --min-confidence keeps its row but gets no position written."""
+    rows = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=tmp_path / "strict", progress=False, min_confidence=1.01)
+    assert {row.status for row in rows} == {"landmark"} and not any(row.written for row in rows)
+    assert all("position not written" in row.message and "min-confidence 1.01" in row.rule for row in rows)
+    assert not (tmp_path / "strict").exists() or not any((tmp_path / "strict").rglob("*.jpg"))
+    lenient = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=tmp_path / "lenient", progress=False, min_confidence=0.0)
+    assert all(row.written and row.rule.startswith("probability ") for row in lenient)
+    # the default: the model's own min_confidence, else its naming threshold
+    assert writing_confidence(geo_recognizer) == geo_recognizer.metadata.get("min_confidence", geo_recognizer.threshold)
+    assert COLUMNS[-1] == "rule"

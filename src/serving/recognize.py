@@ -14,14 +14,15 @@ from typing import Optional, Sequence
 import torch
 from PIL import Image
 
-from src.data.images import BadImageError, ImageSource, load_rgb
+from src.data.images import MAX_PIXELS, BadImageError, ImageSource, load_rgb
 from src.data.landmarks import LandmarkInfo, lookup
 from src.data.transforms import batchable_square
-from src.evaluation.openset import is_landmark
+from src.evaluation.openset import is_landmark, landmark_confidence
 from src.export import load_exported
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "transfer_exported.pt"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MIN_SIDE = 32  # pixels: an image smaller than this a side cannot show a recognisable landmark
 
 
 def default_model_path() -> Path:
@@ -47,6 +48,12 @@ class Recognition:
     message: str
     top: list[Guess] = field(default_factory=list)
     size: Optional[tuple[int, int]] = None  # width, height of the photo as decoded (upright, shrunk to the model size)
+    rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56"
+
+    @property
+    def confidence(self) -> Optional[float]:
+        """The best landmark's probability (None for an error)."""
+        return self.top[0].probability if self.top else None
 
     @property
     def landmark(self) -> Optional[Guess]:
@@ -58,6 +65,7 @@ class Recognition:
             "message": self.message,
             "landmark": self.landmark.to_dict() if self.landmark else None,
             "top": [guess.to_dict() for guess in self.top],
+            "rule": self.rule,
         }
 
 
@@ -77,9 +85,10 @@ class Recognizer:
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
 
-    def decode(self, source: ImageSource) -> Image.Image:
-        """Decode at the model's own resize size (JPEG draft mode keeps big photos cheap)."""
-        return load_rgb(source, short_side=self.resize)
+    def decode(self, source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
+        """Decode at the model's own resize size (JPEG draft mode keeps big photos cheap); images over
+        `max_pixels` are refused before decoding (BadImageError)."""
+        return load_rgb(source, short_side=self.resize, max_pixels=max_pixels)
 
     @torch.no_grad()
     def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
@@ -99,15 +108,29 @@ class Recognizer:
             name = self.class_names[self.landmark_indices[i]]
             top.append(Guess(class_name=name, probability=float(landmark_probs[i]), info=lookup(name)))
         best = top[0]
+        best_probability, background_total = (float(v) for v in landmark_confidence(probs, self.background))
+        if size is not None and min(size) < MIN_SIDE:
+            return Recognition(
+                status="unknown", message=f"This image is too small to show a landmark ({size[0]}x{size[1]} px; at least {MIN_SIDE} px a side).",
+                top=top, size=size, rule=f"image under {MIN_SIDE} px a side",
+            )
         if not bool(is_landmark(probs, self.background, self.threshold)):
+            rule = (
+                f"no-landmark class {background_total:.2f} > best landmark {best_probability:.2f}"
+                if background_total > best_probability else f"probability {best_probability:.2f} < threshold {self.threshold:.2f}"
+            )
             return Recognition(
                 status="unknown",
                 message=f"This photo does not look like one of the {len(self.landmark_indices)} landmarks I know "
                 f"(best guess {best.info.name} at {best.probability:.0%}).",
                 top=top,
                 size=size,
+                rule=rule,
             )
-        return Recognition(status="landmark", message=f"{best.info.name} ({best.probability:.0%})", top=top, size=size)
+        return Recognition(
+            status="landmark", message=f"{best.info.name} ({best.probability:.0%})", top=top, size=size,
+            rule=f"probability {best_probability:.2f} >= threshold {self.threshold:.2f}",
+        )
 
     def recognize(self, data: bytes, top_k: int = 5, max_bytes: int = MAX_UPLOAD_BYTES) -> Recognition:
         """Photo bytes -> Recognition. Never raises for bad input: status "error" with a reason."""

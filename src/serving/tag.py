@@ -87,7 +87,7 @@ def _row_from(file: str, result: Recognition) -> TagRow:
     best = result.top[0]
     row = TagRow(
         file=file, status=result.status, landmark=best.class_name, name=best.info.name,
-        probability=round(best.probability, 6), message=result.message,
+        probability=round(best.probability, 6), message=result.message, rule=result.rule,
     )
     if result.status == "landmark":
         row.latitude, row.longitude = best.info.latitude, best.info.longitude
@@ -135,6 +135,13 @@ def _write_gps(row: TagRow, photo: Path, destination: Path | None, info: Landmar
         row.written = str(written)
 
 
+def writing_confidence(recognizer: Recognizer) -> float:
+    """The least probability at which a position is written into a photo: the model's own
+    `min_confidence` (chosen by leave-landmarks-out cross-validation so that wrong positions stay
+    rare), or its naming threshold for models exported before it existed."""
+    return float(recognizer.metadata.get("min_confidence", recognizer.threshold))
+
+
 def tag_paths(
     paths: Sequence[str | Path],
     recognizer: Recognizer,
@@ -150,8 +157,12 @@ def tag_paths(
     progress: bool = True,
     stats: TagStats | None = None,
     on_row: Callable[[TagRow], None] | None = None,
+    min_confidence: float | None = None,
 ) -> list[TagRow]:
     """Recognise every photo under ``paths``; one TagRow per file, in path order.
+
+    min_confidence: write a position only for a landmark named with at least this probability
+    (default: `writing_confidence(recognizer)`); below it the row still names the landmark.
 
     write_gps: write the place of confident landmarks into a copy under ``out_dir`` (relative
     paths kept), with ``in_place=True`` into the photo itself, or with ``sidecar=True`` into
@@ -181,6 +192,7 @@ def tag_paths(
     for folder in sorted({(d or p).parent for p, d in destinations.items()}):
         stats.stale_temp_removed += len(remove_stale_temp_files(folder))
     workers = limits.workers(workers)
+    minimum = writing_confidence(recognizer) if min_confidence is None else min_confidence
     rows: list[TagRow] = []
     bar = tqdm(total=len(photos), unit="photo", desc="tagging", disable=not progress, file=sys.stderr)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -211,7 +223,10 @@ def tag_paths(
                     result = next(results)
                     row = _row_from(str(photo), result)
                     destination = destinations.get(photo)
-                    if write_gps and result.status == "landmark":
+                    if write_gps and result.status == "landmark" and result.confidence < minimum:
+                        row.message += f"; position not written: confidence {result.confidence:.2f} below {minimum:.2f} for writing"
+                        row.rule += f"; not written: confidence < min-confidence {minimum:.2f}"
+                    elif write_gps and result.status == "landmark":
                         if destination is not None and os.path.realpath(destination) == str(photo):
                             row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
                         else:
@@ -261,6 +276,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=None, help="confidence below which a photo is 'unknown' (default: the model's)")
+    parser.add_argument("--min-confidence", type=float, default=None, help="with --write-gps: write a position only at this probability or more (default: the model's, chosen so that wrong positions stay rare)")
     parser.add_argument("--top-k", type=int, default=5, help="candidates considered per photo (default 5)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (default: up to 4)")
     parser.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20, help="larger files are error rows, never read (default %(default)g)")
@@ -316,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
         out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
         limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
-        progress=not args.quiet, stats=stats,
+        progress=not args.quiet, stats=stats, min_confidence=args.min_confidence,
     )
     if args.output == "-":
         sys.stdout.write(csv_text(rows))

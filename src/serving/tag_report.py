@@ -12,7 +12,7 @@ from pathlib import Path
 from src.serving.safe_write import remove_stale_temp_files, write_atomically
 
 STATUSES = ("landmark", "unknown", "has_gps", "error")
-COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written")
+COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule")
 
 
 @dataclass
@@ -29,6 +29,7 @@ class TagRow:
     tags: str = ""  # space-separated hashtags
     message: str = ""
     written: str = ""  # where the GPS was written ("" when nothing was written)
+    rule: str = ""  # what decided the status (and whether a position was written)
 
 
 @dataclass

@@ -36,6 +36,7 @@ class TransferRecipe:
     eval_crop: EvalCrop = "full"  # evaluate and serve on the training scale's centre crop or its whole short side
     temperature: float = 0.45  # logits are divided by it when refitting (chosen out of fold by crossval)
     threshold: float = 0.56  # "no landmark" below this probability when refitting (chosen out of fold by crossval)
+    min_confidence: Optional[float] = None  # the tagger writes a position only at this probability or more (leave-landmarks-out crossval)
     valid_size: float = 0.2  # part of train/ held out for validation when not refitting
     seed: int = 42  # data split and augmentation seed
     limit: int = -1  # > 0: at most this many photos per split (quick runs)

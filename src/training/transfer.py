@@ -280,6 +280,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         predictor, recipe.export_path, [image for image, _ in check], [label for _, label in check],
         min_accuracy=0.5, metadata={
             "model": f"{recipe.backbone} + {fit.method}", "threshold": fit.threshold,
+            **({"min_confidence": recipe.min_confidence} if recipe.min_confidence is not None else {}),
             "background_classes": [BACKGROUND_CLASS] if background else [], "recipe": asdict(recipe), "report": report,
         },
     )
