@@ -410,3 +410,24 @@ def _classes(model: Path) -> list[str]:
     from src.export import load_exported
 
     return load_exported(model)[1]["class_names"]
+
+
+def test_result_card_shows_the_place_on_a_small_map_and_keeps_the_link():
+    from src.data.landmarks import lookup
+    from src.serving.recognize import Guess, Recognition
+
+    info = lookup("22.Taj_Mahal")
+    html_text = render_result_html("taj.jpg", Recognition(status="landmark", message="", top=[Guess("22.Taj_Mahal", 0.9, info)]))
+    assert "openstreetmap.org/export/embed.html" in html_text and f"marker={info.latitude:.5f}%2C{info.longitude:.5f}" in html_text
+    assert html_text.count(info.map_url.replace("&", "&amp;")) >= 1  # the plain link, for offline use
+
+
+def test_landmarks_i_know_panel_draws_the_world_map_when_opened(tiny_model):
+    from src.serving.app import known_landmarks_panel
+    from src.serving.recognize import Recognizer
+
+    panel = known_landmarks_panel(Recognizer(tiny_model))
+    assert panel.get_title(0) == "Landmarks I know (3)" and not panel.children[0].children
+    panel.selected_index = 0
+    (image,) = panel.children[0].children
+    assert bytes(image.value).startswith(b"\x89PNG")

@@ -17,6 +17,12 @@ from typing import Any, Iterable, Optional, Sequence
 import ipywidgets as widgets
 
 from src.data.images import BadImageError, load_rgb
+from src.serving.maps import (
+    figure_png,
+    known_landmarks,
+    osm_embed_html,
+    plot_known_landmarks,
+)
 from src.serving.recognize import Recognition, Recognizer, default_model_path
 
 __all__ = ["build_app", "render_result_html", "thumbnail_bytes", "iter_widgets", "LandmarkApp", "ACCEPT", "TOP_K", "THUMB_SIZE", "MAX_CARDS"]
@@ -71,7 +77,9 @@ def _location(recognition: Recognition) -> str:
         )
     if not parts:
         parts.append(f'<span style="{_MUTED}">No location is known for this landmark.</span>')
-    return '<div class="lt-location" style="margin:6px 0;">' + "<br>".join(parts) + "</div>"
+    # the small map needs the internet (OpenStreetMap tiles); the link above works as text without it
+    small_map = f'<div class="lt-map" style="margin-top:6px;">{osm_embed_html(info, height=200)}</div>' if info.has_coordinates else ""
+    return '<div class="lt-location" style="margin:6px 0;">' + "<br>".join(parts) + small_map + "</div>"
 
 
 def _tags(recognition: Recognition) -> str:
@@ -175,6 +183,7 @@ class LandmarkApp:
         self.widget = widgets.VBox(
             [_header(f"Upload photos: for each one I guess which of the {n} landmarks it shows, where that is, and suggest tags."),
              widgets.HBox([self.upload, self.status], layout=widgets.Layout(align_items="center", grid_gap="12px")),
+             known_landmarks_panel(recognizer),
              self.results],
             layout=widgets.Layout(max_width="900px", padding="8px"),
         )
@@ -222,6 +231,22 @@ class LandmarkApp:
             f"recognized ({seconds:.1f} s).</div>"
         )
         return recognitions
+
+
+def known_landmarks_panel(recognizer: Recognizer) -> widgets.Accordion:
+    """A folded "Landmarks I know" panel: the model's landmarks on a world map (drawn when opened)."""
+    holder = widgets.VBox([])
+    panel = widgets.Accordion(children=[holder], selected_index=None)
+    panel.set_title(0, f"Landmarks I know ({len(recognizer.landmark_indices)})")
+
+    def draw(change: dict) -> None:
+        if change.get("new") == 0 and not holder.children:
+            names = [recognizer.class_names[i] for i in recognizer.landmark_indices]
+            holder.children = [widgets.Image(value=figure_png(plot_known_landmarks(known_landmarks(names)), dpi=80), format="png",
+                                             layout=widgets.Layout(max_width="100%"))]
+
+    panel.observe(draw, names="selected_index")
+    return panel
 
 
 def _header(explanation: str) -> widgets.HTML:
