@@ -25,7 +25,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,13 +33,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from src.data.folders import (
-    DecodedImageDataset,
-    decode_folder,
-    scan_split,
-)
-from src.data.location import data_roots
-from src.data.transforms import Preprocessing
 from src.evaluation.calibration import expected_calibration_error, fit_temperature
 from src.evaluation.openset import (
     background_indices,
@@ -47,9 +40,7 @@ from src.evaluation.openset import (
     closed_set_accuracy,
 )
 from src.models.backbones import (
-    create_backbone,
     get_backbone_spec,
-    split_trunk_and_tail,
 )
 from src.runs import RUNS_DIR, load_runs
 from src.training.features import run_in_batches
@@ -59,7 +50,7 @@ from src.training.recipes import (
     evaluation_preprocessing,
     training_preprocessing,
 )
-from src.training.transfer import compute_activations, zero_head
+from src.training.transfer import training_photos, zero_head
 
 
 @dataclass
@@ -101,21 +92,11 @@ def cross_validate(
     if recipe.finetune is None:
         raise ValueError("cross-validation measures the fine-tuned recipe: give recipe.finetune")
     start = time.perf_counter()
-    extractor, _ = create_backbone(recipe.backbone)
-    trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
-    every_photo = DecodedImageDataset(decode_folder(scan_split(data_roots(recipe.data_dir), "train")))
-    splits, classes, _ = compute_activations(recipe, trunk, {"train": every_photo}, ("train",))
-    x, y = splits.x["train"], splits.y["train"]
-    # Validation answers every photo as the exported model would (`TransferRecipe.eval_crop`): the
-    # "valid" split's preprocessing; the same cached rows as the centre-crop block when they agree.
-    def evaluation_activations(prep: Optional[Preprocessing] = None) -> torch.Tensor:
-        evaluation, _, _ = compute_activations(
-            replace(recipe, no_landmark_dir=None), trunk, {"train": every_photo, "valid": every_photo}, ("valid",), eval_prep=prep
-        )
-        return evaluation.x["valid"]
-
-    eval_x = evaluation_activations()
-    other_x = {size: evaluation_activations(replace(training_preprocessing(recipe), resize=size, crop=size)) for size in eval_inputs}
+    cached = training_photos(recipe)
+    extractor, tail, every_photo, classes = cached.extractor, cached.tail, cached.photos, cached.classes
+    x, y = cached.activations.x["train"], cached.activations.y["train"]
+    eval_x = cached.evaluation_rows()
+    other_x = {size: cached.evaluation_rows(replace(training_preprocessing(recipe), resize=size, crop=size)) for size in eval_inputs}
     activation_seconds = time.perf_counter() - start
     background = background_indices(classes)
     labels = every_photo.targets

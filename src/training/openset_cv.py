@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -28,16 +27,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from src.data.folders import DecodedImageDataset, decode_folder, scan_split
-from src.data.location import data_roots
 from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
 from src.evaluation.openset import BACKGROUND_CLASS
-from src.models.backbones import create_backbone, split_trunk_and_tail
 from src.training.features import cached_activations, inference_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
-from src.training.transfer import compute_activations, zero_head
+from src.training.transfer import training_photos, zero_head
 
 RULES = ("max_probability", "max_logit", "energy", "nearest_photo", "nearest_prototype")
 GROUPS = ("known", "unknown", "objects", "generated")
@@ -121,17 +117,14 @@ def leave_landmarks_out(
     if recipe.finetune is None:
         raise ValueError("leave-landmarks-out cross-validation fine-tunes each fold: give recipe.finetune")
     start = time.perf_counter()
-    extractor, _ = create_backbone(recipe.backbone)
-    trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
-    every_photo = DecodedImageDataset(decode_folder(scan_split(data_roots(recipe.data_dir), "train")))
-    splits, classes, background_info = compute_activations(recipe, trunk, {"train": every_photo}, ("train", "no_landmark_held_out"))
+    cached = training_photos(recipe, ("train", "no_landmark_held_out"))
+    extractor, tail, trunk, every_photo, classes = cached.extractor, cached.tail, cached.trunk, cached.photos, cached.classes
+    background_info = cached.background_info
     if BACKGROUND_CLASS not in classes:
         raise ValueError("leave-landmarks-out CV needs a background class: give no_landmark_dir or generated_background")
-    x, y = splits.x["train"], splits.y["train"]
-    objects_x = splits.x.get("no_landmark_held_out", x[:0])
-    eval_recipe = replace(recipe, no_landmark_dir=None, generated_background=0)
-    evaluation, _, _ = compute_activations(eval_recipe, trunk, {"train": every_photo, "valid": every_photo}, ("valid",))
-    eval_x = evaluation.x["valid"]
+    x, y = cached.activations.x["train"], cached.activations.y["train"]
+    objects_x = cached.activations.x.get("no_landmark_held_out", x[:0])
+    eval_x = cached.evaluation_rows()
     generated_x = _eval_rows(recipe, trunk, degenerate_tensors(generated_eval, seed=recipe.seed + 1), f"generated|{generated_eval}|{recipe.seed + 1}")
     activation_seconds = time.perf_counter() - start
 

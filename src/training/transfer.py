@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -32,8 +32,15 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from src.data.folders import DecodedImageDataset, decode_paths, split_no_landmark
+from src.data.folders import (
+    DecodedImageDataset,
+    decode_folder,
+    decode_paths,
+    scan_split,
+    split_no_landmark,
+)
 from src.data.loaders import DataConfig, build_datasets
+from src.data.location import data_roots
 from src.data.synthetic import degenerate_tensors
 from src.data.transforms import Preprocessing
 from src.evaluation.calibration import fit_temperature, scale_head
@@ -134,6 +141,39 @@ def compute_activations(
     if recipe.no_landmark_dir or recipe.generated_background > 0:
         classes = classes + [BACKGROUND_CLASS]
     return ActivationSplits(x=x, y=y), classes, background_info
+
+
+@dataclass
+class TrainingPhotos:
+    """Every training photo of a recipe's data roots with its cached trunk activations: what
+    cross-validation folds are cut from (`src.training.crossval`, `src.training.openset_cv`)."""
+
+    recipe: TransferRecipe
+    extractor: torch.nn.Module
+    trunk: torch.nn.Module
+    tail: torch.nn.Module
+    photos: DecodedImageDataset
+    activations: ActivationSplits
+    classes: list[str]
+    background_info: dict
+
+    def evaluation_rows(self, prep: Optional[Preprocessing] = None) -> torch.Tensor:
+        """Every photo as the exported model sees it (`TransferRecipe.eval_crop`), or at `prep`."""
+        evaluation, _, _ = compute_activations(
+            replace(self.recipe, no_landmark_dir=None, generated_background=0), self.trunk,
+            {"train": self.photos, "valid": self.photos}, ("valid",), eval_prep=prep,
+        )
+        return evaluation.x["valid"]
+
+
+def training_photos(recipe: TransferRecipe, splits: tuple[str, ...] = ("train",)) -> TrainingPhotos:
+    """The backbone split into trunk and tail, and the activations of every training photo (with the
+    background photos, and the other `splits` of `compute_activations` asked for)."""
+    extractor, _ = create_backbone(recipe.backbone)
+    trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
+    photos = DecodedImageDataset(decode_folder(scan_split(data_roots(recipe.data_dir), "train")))
+    activations, classes, background_info = compute_activations(recipe, trunk, {"train": photos}, splits)
+    return TrainingPhotos(recipe, extractor, trunk, tail, photos, activations, classes, background_info)
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, c: float, seed: int = 0) -> torch.nn.Linear:
