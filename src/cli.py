@@ -29,6 +29,7 @@ from src.runs import RUNS_DIR, save_run
 # The training stage (torch, timm) is imported by the commands that train, never by `tag` or `serve`.
 
 _RECIPE_FIELDS_ON_THEIR_OWN = {"data_dir", "no_landmark_dir", "export_path"}
+GENERATED_EVAL = 240  # generated non-photos every trained model is measured on (8 kinds x 30)
 
 
 def _recipe_name(argv: Sequence[str], choices: Sequence[str]) -> str:
@@ -82,6 +83,7 @@ def train_command(argv: Sequence[str]) -> int:
     parser.add_argument("--export", default=None, metavar="PATH", help=f"exported model (default: the recipe's, {RECIPES[name].export_path})")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluating the exported file on the test splits")
+    parser.add_argument("--generated-eval", type=int, default=GENERATED_EVAL, metavar="N", help="generated non-photos the export is measured on (default: %(default)s)")
     options = parser.parse_args(argv)
     recipe = recipe_from_options(options)
     start = time.perf_counter()
@@ -97,9 +99,11 @@ def train_command(argv: Sequence[str]) -> int:
     training["wall_seconds_total"] = time.perf_counter() - start
     metrics = {"training": training}
     if not options.no_evaluate:
+        from src.data.location import data_roots
         from src.evaluation.evaluate import evaluate_export
 
-        metrics["evaluation"] = evaluate_export(recipe.export_path, recipe.data_dir, getattr(recipe, "no_landmark_dir", None), progress=True)
+        folders = [root / "test" for root in data_roots(recipe.data_dir)]
+        metrics["evaluation"] = evaluate_export(recipe.export_path, folders, getattr(recipe, "no_landmark_dir", None), generated=options.generated_eval, progress=True)
     path = save_run("train", options.recipe, asdict(recipe), _data_record(recipe), metrics, folder=options.runs)
     print(json.dumps(metrics, indent=2, default=str))
     print(f"exported {recipe.export_path}; run record {path}")

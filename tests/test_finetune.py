@@ -193,7 +193,7 @@ def _run_cli(recipe_data, folder: Path, *options: str) -> tuple[dict, Path]:
     runs, export_path = folder / "runs", folder / "model.pt"
     assert cli_main([
         "train", "--data", str(data), "--no-landmark", str(no_landmark), "--train-views", "1", "--finetune-epochs", "2",
-        "--export", str(export_path), "--runs", str(runs), *options,
+        "--export", str(export_path), "--runs", str(runs), "--generated-eval", "8", *options,
     ]) == 0
     (record,) = load_runs(runs, kind="train")
     assert record["recipe"]["export_path"] == str(export_path) and record["data"]["no_landmark"] == str(no_landmark)
@@ -314,7 +314,7 @@ def test_recipe_reports_probe_and_finetune(recipe_run):
     chosen = report["finetune"]["valid_accuracy"] if report["method"] == "fine-tuned tail" else report["valid_accuracy_probe"]
     assert chosen == max(report["finetune"]["valid_accuracy"], report["valid_accuracy_probe"])
     assert report["test_images"] == 12 and 0 <= report["test_accuracy"] <= 1
-    assert 0 <= report["test_landmarks_rejected"] <= 1
+    assert 0 <= report["test_landmarks_rejected"] <= 1 and 0 <= report["generated_named"] <= 1 and report["generated_images"] == 8
     assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6}  # 2 of 4 categories held out
     assert 0 <= report["held_out_no_landmark_named"] <= 1
     assert report["feature_seconds"] <= report["train_seconds_total"] <= report["wall_seconds_total"]

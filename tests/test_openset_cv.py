@@ -4,9 +4,20 @@ import pytest
 import torch
 
 from src.cli import main
-from src.data.synthetic import DEGENERATE_KINDS, degenerate_tensors, make_degenerate_images, make_synthetic_dataset
+from src.data.synthetic import (
+    DEGENERATE_KINDS,
+    degenerate_tensors,
+    make_degenerate_images,
+    make_synthetic_dataset,
+)
 from src.runs import load_runs
-from src.training.openset_cv import GROUPS, RULES, choose_min_confidence, landmark_groups, rates_at
+from src.training.openset_cv import (
+    GROUPS,
+    RULES,
+    choose_min_confidence,
+    landmark_groups,
+    rates_at,
+)
 
 
 def test_degenerate_images_cover_every_kind_and_are_seeded():

@@ -22,20 +22,24 @@ import torch
 
 from src.data.folders import (
     DecodedImageDataset,
-    FolderScan,
     decode_folder,
+    decode_paths,
     scan_image_folder,
-    scan_split,
     split_no_landmark,
 )
-from src.data.location import data_roots
+from src.data.synthetic import degenerate_tensors
 from src.evaluation.metrics import (
     HARDEST_K,
     EvaluationReport,
     compare_reports,
     evaluate_probabilities,
 )
-from src.evaluation.openset import is_landmark
+from src.evaluation.openset import (
+    BACKGROUND_CLASS,
+    GENERATED_EVAL_SEED,
+    is_landmark,
+    too_small,
+)
 from src.evaluation.plots import plot_comparison, save_figures
 from src.export import load_exported, predict_dataset
 from src.runs import RUNS_DIR, save_run
@@ -105,40 +109,65 @@ def evaluate_model(
 
 
 
-def _folder_dataset(folder_scan) -> DecodedImageDataset:
-    return DecodedImageDataset(decode_folder(folder_scan, short_side=256))
+def _open_set_rate(module, images: Sequence[torch.Tensor], background: list[int], threshold: float, progress: bool) -> float:
+    """Share of `images` (none of them a known landmark) that the model's own rule names."""
+    photos = [(image, 0) for image in images]
+    probabilities = predict_dataset(_RawImages(photos), module, progress=progress).probabilities
+    sizes = [tuple(image.shape[1:]) for image in images]
+    named = is_landmark(probabilities, background, threshold) & ~torch.tensor([too_small(size) for size in sizes], dtype=torch.bool)
+    return named.float().mean().item()
+
+
+class _RawImages:
+    """(uint8 image, label) pairs with the `raw(i)` interface `predict_dataset` reads."""
+
+    def __init__(self, items: Sequence[tuple[torch.Tensor, int]]):
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def raw(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.items[index]
+
+
+def test_folder(path: str | Path) -> Path:
+    """A test split folder (`<class>/<photo>`), given it or a data root that holds `test/`."""
+    path = Path(path)
+    return path / "test" if (path / "test").is_dir() else path
 
 
 def evaluate_export(
     model_path: str | Path,
-    data_dir: str | Path | Sequence[str | Path],
+    test_folders: Sequence[str | Path],
     no_landmark_dir: Optional[str | Path] = None,
-    split: str = "test",
+    generated: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """What a user gets from an exported file, on every data root's `split` (e.g. `test/`):
+    """What a user gets from an exported file, per test folder and over all of them:
 
-    - `test_accuracy` (argmax over every class, as the app answers), top-5, ECE, per root;
+    - `test_accuracy` (argmax over every class, as the app answers), top-5, macro-F1, ECE;
     - `test_landmarks_rejected`: test landmark photos the model's own rule ("no landmark" classes and
       threshold in its metadata) answers "unknown";
     - with `no_landmark_dir`: `held_out_no_landmark_named`, photos of the object categories that
-      training never saw (`split_no_landmark`'s held-out half) that it names as a landmark.
+      training never saw (`split_no_landmark`'s held-out half) that it names as a landmark;
+    - with `generated`: `generated_named`, generated non-photos (blank, gradient, noise, text...)
+      it names, drawn with a seed no training run uses.
     Training never scores the test split; this does, on the exported file."""
     module, metadata = load_exported(model_path)
     names = list(metadata["class_names"])
     background = [i for i, name in enumerate(names) if name in set(metadata.get("background_classes", []))]
     threshold = float(metadata.get("threshold", 0.5))
-    roots = data_roots(data_dir, download=False)
-    summary: dict[str, Any] = {"model": str(model_path), "threshold": threshold, "roots": {}}
+    summary: dict[str, Any] = {"model": str(model_path), "threshold": threshold, "per_test_folder": {}}
     all_truth, all_probs = [], []
-    for root in roots:
-        dataset = _folder_dataset(scan_split([root], split, classes=names))
+    for folder in map(test_folder, test_folders):
+        dataset = DecodedImageDataset(decode_folder(scan_image_folder(folder, classes=names), short_side=256))
         result = predict_dataset(dataset, module, progress=progress)
         report = evaluate_probabilities(result.truth, result.probabilities, names, model_name=Path(model_path).stem)
-        rejected = 1 - is_landmark(result.probabilities, background, threshold).float().mean().item()
-        summary["roots"][str(root)] = {
-            "test_accuracy": report.accuracy, "test_top5": report.top5, "test_images": len(result.truth),
-            "macro_f1": report.macro_f1, "ece": report.ece, "test_landmarks_rejected": rejected,
+        summary["per_test_folder"][str(folder)] = {
+            "test_accuracy": report.accuracy, "test_accuracy_ci95": list(report.accuracy_ci95), "test_top5": report.top5,
+            "test_images": len(result.truth), "macro_f1": report.macro_f1, "ece": report.ece,
+            "test_landmarks_rejected": 1 - is_landmark(result.probabilities, background, threshold).float().mean().item(),
         }
         all_truth += result.truth
         all_probs.append(result.probabilities)
@@ -151,17 +180,21 @@ def evaluate_export(
     )
     if no_landmark_dir is not None:
         held_out = split_no_landmark(Path(no_landmark_dir))["held_out"]
-        photos = DecodedImageDataset(decode_folder(FolderScan(root=Path(no_landmark_dir), classes=["no_landmark"], samples=[(p, 0) for p in held_out])))
-        named = is_landmark(predict_dataset(photos, module, progress=progress).probabilities, background, threshold)
-        summary["held_out_no_landmark_named"] = named.float().mean().item()
-        summary["held_out_no_landmark_photos"] = len(held_out)
+        images = decode_paths(held_out, Path(no_landmark_dir), BACKGROUND_CLASS)
+        summary["held_out_no_landmark_named"] = _open_set_rate(module, images, background, threshold, progress)
+        summary["held_out_no_landmark_photos"] = len(images)
+    if generated > 0:
+        summary["generated_named"] = _open_set_rate(module, degenerate_tensors(generated, seed=GENERATED_EVAL_SEED), background, threshold, progress)
+        summary["generated_images"] = generated
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src evaluate", description="Evaluate exported models on a test folder: accuracy (95% CI), top-k, per-class F1, calibration.")
-    parser.add_argument("models", nargs="+", type=Path, help="exported TorchScript files (src.predictor.export)")
-    parser.add_argument("--data", required=True, type=Path, help="test folder: <data>/<class>/<photo>")
+    parser = argparse.ArgumentParser(prog="python -m src evaluate", description="Evaluate exported models on test folders: accuracy (95% CI), top-k, per-class F1, calibration, and how often they name what is not a known landmark.")
+    parser.add_argument("models", nargs="+", type=Path, help="exported model files (python -m src train writes them)")
+    parser.add_argument("--data", required=True, nargs="+", type=Path, metavar="FOLDER", help="test folders (<folder>/<class>/<photo>), or data roots holding test/")
+    parser.add_argument("--no-landmark", type=Path, default=None, metavar="DIR", help="object photos: report how often the held-out categories are named")
+    parser.add_argument("--generated", type=int, default=0, metavar="N", help="also report how many of N generated non-photos are named")
     parser.add_argument("--figures", type=Path, default=None, help="save each model's confusion matrix, reliability diagram and per-class F1 here (PNG)")
     parser.add_argument("--report", type=Path, default=None, help="also save every model's full report here (JSON)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
@@ -169,25 +202,36 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     missing = [str(path) for path in args.models if not path.is_file()]
     if missing:
         parser.error(f"no such model file: {', '.join(missing)}")
-    if not args.data.is_dir():
-        parser.error(f"no such test folder: {args.data}")
-    reports = []
+    folders = [test_folder(path) for path in args.data]
+    absent = [str(folder) for folder in folders if not folder.is_dir()]
+    if absent:
+        parser.error(f"no such test folder: {', '.join(absent)}")
+    reports, open_set = [], {}
     for path in args.models:
-        report = evaluate_model(path, args.data, model_name=path.stem, progress=True)
-        reports.append(report)
-        print(report.to_markdown(), end="\n\n", flush=True)
-        if args.figures:
-            print("figures: " + ", ".join(map(str, save_figures(report, args.figures, path.stem))), end="\n\n")
-    if len(reports) > 1:
+        for folder in folders:
+            name = path.stem if len(folders) == 1 else f"{path.stem} on {folder.parent.name or folder.name}"
+            report = evaluate_model(path, folder, model_name=name, progress=True)
+            reports.append(report)
+            print(report.to_markdown(), end="\n\n", flush=True)
+            if args.figures:
+                stem = path.stem if len(folders) == 1 else f"{path.stem}_{folder.parent.name or folder.name}"
+                print("figures: " + ", ".join(map(str, save_figures(report, args.figures, stem))), end="\n\n")
+        if len(folders) > 1 or args.no_landmark or args.generated:
+            open_set[str(path)] = evaluate_export(path, folders, args.no_landmark, args.generated)
+            print(json.dumps({k: v for k, v in open_set[str(path)].items() if k != "per_test_folder"}, indent=2), end="\n\n")
+    if len(args.models) > 1 and len(folders) == 1:
         print(compare_reports(reports))
         if args.figures:
             plot_comparison(reports).savefig(args.figures / "comparison.png", dpi=100)
-    full = {"data": str(args.data), "models": [report.to_dict() for report in reports]}
+    full = {"data": [str(folder) for folder in folders], "models": [report.to_dict() for report in reports], "open_set": open_set}
+    if len(folders) == 1:
+        full["data"] = str(folders[0])
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(full, indent=2))
     models = [str(path) for path in args.models]
-    record = save_run("evaluate", "-".join(path.stem for path in args.models), {"models": models}, {"test_folder": str(args.data)}, full, folder=args.runs)
+    data = {"test_folders": [str(folder) for folder in folders], "no_landmark": str(args.no_landmark) if args.no_landmark else None, "generated": args.generated}
+    record = save_run("evaluate", "-".join(path.stem for path in args.models), {"models": models}, data, full, folder=args.runs)
     print(f"run record {record}")
 
 

@@ -43,6 +43,13 @@ def choose_threshold(landmark_probs: torch.Tensor, other_probs: torch.Tensor, ba
     return best
 
 BACKGROUND_CLASS = "no_landmark"  # the class learned from photos that show no landmark
+MIN_SIDE = 32  # pixels: an image smaller than this a side cannot show a recognisable landmark
+GENERATED_EVAL_SEED = 2026  # generated non-photos for measuring: a seed no training run draws with
+
+
+def too_small(size: tuple[int, ...]) -> bool:
+    """True for an image under MIN_SIDE pixels on a side: never named, whatever the model says."""
+    return min(size) < MIN_SIDE
 
 
 def closed_set_scores(scores: torch.Tensor, background: list[int]) -> torch.Tensor:

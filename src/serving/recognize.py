@@ -17,12 +17,11 @@ from PIL import Image
 from src.data.images import MAX_PIXELS, BadImageError, ImageSource, load_rgb
 from src.data.landmarks import LandmarkInfo, lookup
 from src.data.transforms import batchable_square
-from src.evaluation.openset import is_landmark, landmark_confidence
+from src.evaluation.openset import MIN_SIDE, is_landmark, landmark_confidence, too_small
 from src.export import load_exported
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "transfer_exported.pt"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MIN_SIDE = 32  # pixels: an image smaller than this a side cannot show a recognisable landmark
 
 
 def default_model_path() -> Path:
@@ -109,7 +108,7 @@ class Recognizer:
             top.append(Guess(class_name=name, probability=float(landmark_probs[i]), info=lookup(name)))
         best = top[0]
         best_probability, background_total = (float(v) for v in landmark_confidence(probs, self.background))
-        if size is not None and min(size) < MIN_SIDE:
+        if size is not None and too_small(size):
             return Recognition(
                 status="unknown", message=f"This image is too small to show a landmark ({size[0]}x{size[1]} px; at least {MIN_SIDE} px a side).",
                 top=top, size=size, rule=f"image under {MIN_SIDE} px a side",
