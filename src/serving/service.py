@@ -45,6 +45,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from src.data.images import MAX_PIXELS
+from src.serving.gallery_api import gallery_router
 from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
 from src.serving.uploads import (
     MULTIPART_OVERHEAD_BYTES,
@@ -186,6 +187,7 @@ def create_app(
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_pixels = max_pixels
     app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+    app.include_router(gallery_router())  # POST/GET /v1/landmarks, DELETE /v1/landmarks/{name}: taught landmarks
 
     async def get_recognizer() -> Recognizer:
         if app.state.recognizer is None:  # served without its lifespan (mounted, some test clients)
