@@ -31,18 +31,20 @@ def new_landmarks(tmp_path_factory) -> dict[str, list[Path]]:
     return photos
 
 
-def test_exact_and_hnsw_agree_on_the_nearest_landmark():
+def test_exact_ivf_and_hnsw_agree_on_the_nearest_landmark():
     rng = np.random.default_rng(0)
     centres = _unit(rng.normal(size=(20, 32)))
     labels = np.repeat(np.arange(20), 30)
     vectors = _unit(centres[labels] + 0.05 * rng.normal(size=(600, 32)))
     queries = _unit(centres[[3, 11, 17]] + 0.05 * rng.normal(size=(3, 32)))
     exact = GalleryIndex(vectors, labels, 20)
-    approximate = GalleryIndex(vectors, labels, 20, IndexConfig(exact_limit=100))
-    assert (exact.kind, approximate.kind) == ("exact", "hnsw")
+    ivf = GalleryIndex(vectors, labels, 20, IndexConfig(exact_limit=100, ivf_lists_per_sqrt=0.5))
+    hnsw = GalleryIndex(vectors, labels, 20, IndexConfig(exact_limit=100, approximate="hnsw"))
+    assert (exact.kind, ivf.kind, hnsw.kind) == ("exact", "ivf", "hnsw")
     best = exact.landmark_similarity(queries)
     assert best.argmax(axis=1).tolist() == [3, 11, 17]
-    assert approximate.landmark_similarity(queries).argmax(axis=1).tolist() == [3, 11, 17]
+    for approximate in (ivf, hnsw):
+        assert approximate.landmark_similarity(queries).argmax(axis=1).tolist() == [3, 11, 17]
     assert np.allclose(best.max(axis=1), (queries @ vectors.T).max(axis=1), atol=1e-6)  # the maximum over every photo
     sims, ids = exact.search(queries, 5)
     assert sims.shape == (3, 5) and (np.diff(sims, axis=1) <= 1e-7).all() and (exact.labels[ids[:, 0]] == [3, 11, 17]).all()

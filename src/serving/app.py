@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 import ipywidgets as widgets
 
 from src.data.images import BadImageError, load_rgb
+from src.serving.app_teach import TeachPanel
 from src.serving.recognize import Recognition, Recognizer, default_model_path
 
 __all__ = ["build_app", "render_result_html", "thumbnail_bytes", "iter_widgets", "LandmarkApp", "ACCEPT", "TOP_K", "THUMB_SIZE", "MAX_CARDS"]
@@ -175,7 +176,7 @@ class LandmarkApp:
         self.widget = widgets.VBox(
             [_header(f"Upload photos: for each one I guess which of the {n} landmarks it shows, where that is, and suggest tags."),
              widgets.HBox([self.upload, self.status], layout=widgets.Layout(align_items="center", grid_gap="12px")),
-             self.results],
+             self.results, TeachPanel(recognizer).widget],  # taught landmarks are recognised from the next upload
             layout=widgets.Layout(max_width="900px", padding="8px"),
         )
 

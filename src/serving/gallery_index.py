@@ -2,8 +2,10 @@
 
 Embeddings are L2-normalised, so the inner product is the cosine similarity. The gallery asks one
 question: for each enrolled landmark, how similar is its most similar photo to the query
-(`landmark_similarity`). Exact search answers it from every vector; faiss (HNSW, approximate)
-from the `neighbours` nearest ones, so a landmark with no photo among them scores `MISSING`.
+(`landmark_similarity`). Exact search answers it from every vector; faiss (approximate: IVF by
+default, HNSW on request) from the `neighbours` nearest ones, so a landmark with no photo among
+them scores `MISSING`. IVF is the default for large galleries because it builds in seconds where
+HNSW over wide embeddings takes far longer on a small CPU.
 Sizes and speeds of both: `python -m scripts.gallery_bench`.
 """
 
@@ -20,7 +22,10 @@ MISSING = -1.0  # similarity of a landmark none of whose photos is among the nei
 class IndexConfig:
     exact_limit: int = 50_000  # up to this many vectors, exact search (a matrix product) is fast enough
     neighbours: int = 64  # approximate search: how many nearest photos to look at per query
-    hnsw_links: int = 32  # HNSW graph degree (faiss default-ish; more: better recall, more memory)
+    approximate: str = "ivf"  # "ivf" (inverted lists, flat vectors) or "hnsw" (graph)
+    ivf_lists_per_sqrt: float = 4.0  # IVF lists = this * sqrt(vectors) (the usual faiss rule of thumb)
+    ivf_probe: int = 16  # IVF lists searched per query (recall vs speed)
+    hnsw_links: int = 32  # HNSW graph degree (more: better recall, more memory)
     hnsw_search: int = 128  # HNSW efSearch: candidates kept while searching (recall vs speed)
 
 
@@ -50,15 +55,24 @@ class GalleryIndex:
 
     @property
     def kind(self) -> str:
-        return "exact" if self.faiss_index is None else "hnsw"
+        return "exact" if self.faiss_index is None else self.config.approximate
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def _build_faiss(self):
-        faiss = _faiss()
-        index = faiss.IndexHNSWFlat(self.vectors.shape[1], self.config.hnsw_links, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = self.config.hnsw_search
+        faiss, dim, config = _faiss(), self.vectors.shape[1], self.config
+        if config.approximate == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, config.hnsw_links, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = config.hnsw_search
+        elif config.approximate == "ivf":
+            lists = max(1, int(config.ivf_lists_per_sqrt * np.sqrt(len(self.vectors))))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).choice(len(self.vectors), size=min(len(self.vectors), 64 * lists), replace=False)
+            index.train(self.vectors[np.sort(sample)])
+            index.nprobe = config.ivf_probe
+        else:
+            raise ValueError(f"IndexConfig.approximate must be 'ivf' or 'hnsw', got {config.approximate!r}")
         index.add(self.vectors)
         return index
 
