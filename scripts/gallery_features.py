@@ -3,7 +3,8 @@
     python -m scripts.gallery_features --model checkpoints/transfer_exported.pt --out /tmp/gallery_features.npz
 
 For each photo of ../shared/world_landmarks (train and test), ../shared/indian_monuments/test and the
-held-out half of ../shared/no_landmark (`split_no_landmark`: object categories training never saw) it
+held-out half of ../shared/no_landmark (and indian_monuments/train, to keep the rule from
+taking trained landmarks' photos for taught ones) (`split_no_landmark`: object categories training never saw) it
 stores the exported model's probabilities and two candidate embeddings of the last feature map, both
 L2-normalised: `pooled` (average pooling: the vector the classifier reads, what
 `Predictor.probabilities_and_embedding` returns) and `gem` (generalised-mean pooling, p = 3). One pass
@@ -34,7 +35,7 @@ def photo_sets(shared: Path) -> dict[str, list[tuple[Path, str]]]:
     """Set name -> (photo, class folder name) for every photo the measurement reads."""
     sets: dict[str, list[tuple[Path, str]]] = {}
     for name, folder in [("world_train", shared / "world_landmarks" / "train"), ("world_test", shared / "world_landmarks" / "test"),
-                         ("indian_test", shared / "indian_monuments" / "test")]:
+                         ("indian_train", shared / "indian_monuments" / "train"), ("indian_test", shared / "indian_monuments" / "test")]:
         sets[name] = [(p, d.name) for d in sorted(folder.iterdir()) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
     sets["no_landmark"] = [(p, "no_landmark") for p in split_no_landmark(shared / "no_landmark")["held_out"]]
     return sets
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--only", nargs="*", default=None, help="compute only these sets (e.g. indian_train)")
+    parser.add_argument("--per-class", type=int, default=None, help="at most this many photos per class (the first, sorted)")
     args = parser.parse_args()
     module, metadata = load_exported(args.model, optimize=False)
     side = int(metadata.get("preprocessing", {}).get("resize", 256))
@@ -76,6 +79,10 @@ def main() -> None:
     example = torch.zeros(args.batch, 3, side, side, dtype=torch.uint8)
     graph = inference_graph(_Embedding(module), example, bf16=False)
     for set_name, photos in photo_sets(args.shared).items():
+        if args.only and set_name not in args.only:
+            continue
+        if args.per_class:
+            photos = [p for p in photos if sum(label == p[1] for _, label in photos[: photos.index(p)]) < args.per_class]
         usable, images = [], []
         for path, label in photos:
             try:

@@ -20,10 +20,10 @@ MISSING = -1.0  # similarity of a landmark none of whose photos is among the nei
 
 @dataclass(frozen=True)
 class IndexConfig:
-    exact_limit: int = 50_000  # up to this many vectors, exact search (a matrix product) is fast enough
+    exact_limit: int = 10_000  # up to this many vectors exact search; it reads every vector per query (memory-bound)
     neighbours: int = 64  # approximate search: how many nearest photos to look at per query
     approximate: str = "ivf"  # "ivf" (inverted lists, flat vectors) or "hnsw" (graph)
-    ivf_lists_per_sqrt: float = 4.0  # IVF lists = this * sqrt(vectors) (the usual faiss rule of thumb)
+    ivf_lists_per_sqrt: float = 1.0  # IVF lists = this * sqrt(vectors): few lists keep building quick on 2 cores
     ivf_probe: int = 16  # IVF lists searched per query (recall vs speed)
     hnsw_links: int = 32  # HNSW graph degree (more: better recall, more memory)
     hnsw_search: int = 128  # HNSW efSearch: candidates kept while searching (recall vs speed)
@@ -68,7 +68,7 @@ class GalleryIndex:
         elif config.approximate == "ivf":
             lists = max(1, int(config.ivf_lists_per_sqrt * np.sqrt(len(self.vectors))))
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-            sample = np.random.default_rng(0).choice(len(self.vectors), size=min(len(self.vectors), 64 * lists), replace=False)
+            sample = np.random.default_rng(0).choice(len(self.vectors), size=min(len(self.vectors), 40 * lists), replace=False)
             index.train(self.vectors[np.sort(sample)])
             index.nprobe = config.ivf_probe
         else:

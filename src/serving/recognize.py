@@ -61,7 +61,7 @@ class GalleryRule:
     docs/gallery.md): enrol some, query the others, and keep unenrolled landmarks unknown.
     """
 
-    bias: float = 0.75
+    bias: float = 0.725
     temperature: float = 0.03
 
 
