@@ -176,7 +176,8 @@ class LandmarkApp:
         self.widget = widgets.VBox(
             [_header(f"Upload photos: for each one I guess which of the {n} landmarks it shows, where that is, and suggest tags."),
              widgets.HBox([self.upload, self.status], layout=widgets.Layout(align_items="center", grid_gap="12px")),
-             self.results, TeachPanel(recognizer).widget],  # taught landmarks are recognised from the next upload
+             TeachPanel(recognizer).widget,  # a landmark taught here is recognised from the next upload
+             self.results],
             layout=widgets.Layout(max_width="900px", padding="8px"),
         )
 
