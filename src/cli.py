@@ -5,6 +5,7 @@
     python -m src evaluate MODEL [MODEL ...] --data TEST_FOLDER --figures DIR
     python -m src tag PHOTOS_OR_FOLDERS ... --report tags.csv
     python -m src serve --port 8000
+    python -m src gallery add NAME PHOTOS_OR_FOLDERS ... --lat LAT --lon LON
     python -m src bench
 
 `train` and `crossval` take a named recipe (`src.training.recipes.RECIPES`) and any of its fields as
@@ -164,6 +165,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate")),
     "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tag")),
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
+    "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery_cli")),
     "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),
     "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.maps")),
 }

@@ -27,8 +27,10 @@ NEEDS_SHARED = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets caches under a temporary folder, never the user's ~/.cache."""
+    """Every test gets caches under a temporary folder, never the user's ~/.cache, and an empty
+    $LANDMARK_HOME (taught landmarks), never the user's."""
     monkeypatch.setenv("LANDMARK_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("LANDMARK_HOME", str(tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture(scope="session")

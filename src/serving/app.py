@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 import ipywidgets as widgets
 
 from src.data.images import BadImageError, load_rgb
+from src.serving.app_teach import TeachPanel
 from src.serving.maps import (
     figure_png,
     known_landmarks,
@@ -184,6 +185,7 @@ class LandmarkApp:
             [_header(f"Upload photos: for each one I guess which of the {n} landmarks it shows, where that is, and suggest tags."),
              widgets.HBox([self.upload, self.status], layout=widgets.Layout(align_items="center", grid_gap="12px")),
              known_landmarks_panel(recognizer),
+             TeachPanel(recognizer).widget,  # a landmark taught here is recognised from the next upload
              self.results],
             layout=widgets.Layout(max_width="900px", padding="8px"),
         )

@@ -2,15 +2,23 @@
 
 The one place where an exported model meets a user's photo; the app, the HTTP service and the batch
 tagger all call `Recognizer.recognize` / `recognize_many`, so they agree on every answer.
+
+Landmarks taught from a few photos (`src.serving.gallery`, under $LANDMARK_HOME) join the trained
+classes in the same decision: the model's probabilities and the photo's similarity to each taught
+landmark's photos become one distribution (`combine`), and the "unknown" rule applies to it as it
+applied to the model alone. A gallery changed by another process is picked up on the next photo.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -19,6 +27,10 @@ from src.data.landmarks import LandmarkInfo, lookup
 from src.data.transforms import batchable_square
 from src.evaluation.openset import MIN_SIDE, is_landmark, landmark_confidence, too_small
 from src.export import load_exported
+from src.serving.gallery import Gallery, GalleryError, default_gallery_dir, edit
+from src.serving.gallery_index import GalleryIndex, IndexConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "transfer_exported.pt"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -27,6 +39,36 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 def default_model_path() -> Path:
     """$LANDMARK_MODEL, else the model committed in checkpoints/."""
     return Path(os.environ.get("LANDMARK_MODEL") or DEFAULT_MODEL)
+
+
+def model_identity(path: Path) -> str:
+    """The model file's name and content hash: a gallery's embeddings belong to exactly this file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.name}:{digest.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class GalleryRule:
+    """How a photo's similarity to a taught landmark competes with the trained classes' probabilities.
+
+    A taught landmark's logit is (similarity - bias) / temperature, where similarity is the cosine
+    between the photo's embedding and the landmark's most similar enrolled photo; the trained
+    classes' logits are their log-probabilities. A softmax over both gives one distribution. The
+    defaults were chosen on world_landmarks' TRAIN photos only (`python -m scripts.gallery_eval`,
+    docs/gallery.md): enrol some, query the others, and keep unenrolled landmarks unknown.
+    """
+
+    bias: float = 0.725
+    temperature: float = 0.03
+
+
+def combine(probs: torch.Tensor, similarity: torch.Tensor, rule: GalleryRule = GalleryRule()) -> torch.Tensor:
+    """probs [N, classes] and similarity [N, taught landmarks] -> probabilities [N, classes + taught]."""
+    logits = torch.cat([probs.clamp_min(1e-12).log(), (similarity.to(probs.dtype) - rule.bias) / rule.temperature], dim=1)
+    return torch.softmax(logits, dim=1)
 
 
 @dataclass(frozen=True)
@@ -71,7 +113,16 @@ class Recognition:
 class Recognizer:
     """An exported model plus its decision rule (threshold and "no landmark" classes from its metadata)."""
 
-    def __init__(self, model_path: Optional[str | Path] = None, threshold: Optional[float] = None):
+    def __init__(
+        self,
+        model_path: Optional[str | Path] = None,
+        threshold: Optional[float] = None,
+        gallery_dir: Optional[str | Path] = None,
+        use_gallery: bool = True,
+        rule: GalleryRule = GalleryRule(),
+        index_config: Optional[IndexConfig] = None,
+    ):
+        """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.exists():
             raise FileNotFoundError(f"no exported model at {self.model_path}: train one (see README) or set LANDMARK_MODEL")
@@ -83,6 +134,85 @@ class Recognizer:
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
+        self.rule, self.index_config = rule, index_config
+        self.model_id = model_identity(self.model_path)
+        self.can_embed = hasattr(self.model, "probabilities_and_embedding")  # files exported before embeddings lack it
+        self.gallery_dir: Optional[Path] = (Path(gallery_dir) if gallery_dir else default_gallery_dir()) if use_gallery else None
+        self.gallery: Optional[Gallery] = None
+        self.gallery_index: Optional[GalleryIndex] = None
+        self._gallery_stamp: Optional[tuple[int, int]] = None
+        self._warned = False
+        self.refresh_gallery()
+
+    # ---- the gallery of taught landmarks ------------------------------------------------------------
+    @property
+    def gallery_names(self) -> list[str]:
+        return self.gallery.names if self.gallery is not None and self.gallery_index is not None else []
+
+    def _stamp(self) -> Optional[tuple[int, int]]:
+        try:
+            stat = (self.gallery_dir / "gallery.npz").stat()  # type: ignore[operator]
+        except (OSError, TypeError):
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def refresh_gallery(self) -> None:
+        """(Re)load the gallery when its file changed since the last look (one stat per call)."""
+        if self.gallery_dir is None:
+            return
+        stamp = self._stamp()
+        if stamp == self._gallery_stamp:
+            return
+        self._gallery_stamp = stamp
+        try:
+            gallery = Gallery.load(self.gallery_dir)
+        except GalleryError as error:
+            log.warning("taught landmarks are off: %s", error)
+            return self.set_gallery(None)
+        if len(gallery) and not self.can_embed:
+            if not self._warned:
+                log.warning("taught landmarks are off: the model %s was exported before embeddings existed "
+                            "(no probabilities_and_embedding); re-export it to use the gallery in %s", self.model_path, self.gallery_dir)
+                self._warned = True
+            return self.set_gallery(None)
+        if len(gallery) and gallery.model_id != self.model_id:
+            log.warning("the gallery in %s was embedded by %s: re-embedding its photos with %s", self.gallery_dir, gallery.model_id, self.model_id)
+            with edit(self.gallery_dir) as gallery:
+                if gallery.model_id != self.model_id:
+                    gallery.reembed(self.embed, self.model_id)
+            self._gallery_stamp = self._stamp()
+        self.set_gallery(gallery)
+
+    def set_gallery(self, gallery: Optional[Gallery]) -> None:
+        """Use `gallery`'s landmarks from now on (None or empty: the trained classes alone)."""
+        n = len(self.class_names)
+        self.gallery = gallery if gallery is not None and len(gallery) else None
+        self.gallery_index = self.gallery.index(self.index_config) if self.gallery is not None else None
+        trained = [i for i in range(n) if i not in self.background]
+        self.landmark_indices = trained + [n + j for j in range(len(self.gallery_names))]
+
+    def require_embeddings(self) -> None:
+        if not self.can_embed:
+            raise GalleryError(f"the model {self.model_path} was exported before embeddings existed: re-export it "
+                               "(python -m src train ...) to teach it landmarks")
+
+    @torch.no_grad()
+    def embed(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """L2-normalised embeddings [N, D] of decoded photos (what the gallery stores and compares)."""
+        self.require_embeddings()
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            batch = torch.stack([batchable_square(self._model_size(image), self.resize) for image in images[start : start + batch_size]])
+            outputs.append(self.model.probabilities_and_embedding(batch)[1])
+        return torch.cat(outputs).numpy()
+
+    def _model_size(self, image: Image.Image) -> Image.Image:
+        """A photo decoded larger than the model's input (a gallery thumbnail) shrunk as `decode` would."""
+        short = min(image.size)
+        if short <= self.resize:
+            return image
+        scale = self.resize / short
+        return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC)
 
     def decode(self, source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
         """Decode at the model's own resize size (JPEG draft mode keeps big photos cheap); images over
@@ -91,21 +221,35 @@ class Recognizer:
 
     @torch.no_grad()
     def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
-        """Class probabilities [N, classes] for decoded photos, in batches."""
+        """Probabilities [N, classes + taught landmarks] for decoded photos, in batches (`combine`)."""
+        self.refresh_gallery()
+        index = self.gallery_index
         outputs = []
         for start in range(0, len(images), batch_size):
             batch = torch.stack([batchable_square(image, self.resize) for image in images[start : start + batch_size]])
-            outputs.append(self.model(batch))
-        return torch.cat(outputs) if outputs else torch.empty(0, len(self.class_names))
+            if index is None:
+                outputs.append(self.model(batch))
+            else:
+                probs, embedding = self.model.probabilities_and_embedding(batch)
+                outputs.append(combine(probs, torch.from_numpy(index.landmark_similarity(embedding.numpy())), self.rule))
+        width = len(self.class_names) + (index.n_landmarks if index is not None else 0)
+        return torch.cat(outputs) if outputs else torch.empty(0, width)
+
+    def _info(self, index: int) -> LandmarkInfo:
+        n = len(self.class_names)
+        if index < n:
+            return lookup(self.class_names[index])
+        return self.gallery.landmarks[self.gallery_names[index - n]].info  # type: ignore[union-attr]
 
     def decide(self, probs: torch.Tensor, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
         """Turn one row of probabilities into a Recognition (pure: no model, no I/O)."""
         landmark_probs = probs[self.landmark_indices]
         order = torch.argsort(landmark_probs, descending=True)[:top_k]
         top = []
+        names = self.class_names + self.gallery_names
         for i in order.tolist():
-            name = self.class_names[self.landmark_indices[i]]
-            top.append(Guess(class_name=name, probability=float(landmark_probs[i]), info=lookup(name)))
+            index = self.landmark_indices[i]
+            top.append(Guess(class_name=names[index], probability=float(landmark_probs[i]), info=self._info(index)))
         best = top[0]
         best_probability, background_total = (float(v) for v in landmark_confidence(probs, self.background))
         if size is not None and too_small(size):

@@ -52,6 +52,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from src.data.images import MAX_PIXELS, decodes_within
+from src.serving.gallery_api import gallery_router
 from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
 from src.serving.uploads import (
     BODY_TIMEOUT_S,
@@ -204,6 +205,7 @@ def create_app(
     app.state.max_pixels = max_pixels
     app.state.max_concurrency = max_concurrency
     app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s=body_timeout_s)
+    app.include_router(gallery_router())  # POST/GET /v1/landmarks, DELETE /v1/landmarks/{name}: taught landmarks
 
     async def get_recognizer() -> Recognizer:
         if app.state.recognizer is None:  # served without its lifespan (mounted, some test clients)

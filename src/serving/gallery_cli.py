@@ -1,0 +1,153 @@
+"""`python -m src gallery`: teach the model landmarks from a few photos, list, remove, export, import.
+
+    python -m src gallery add "Sydney Opera House" photos/opera/ --lat -33.8568 --lon 151.2153 \\
+        --country Australia --city Sydney --tags "#SydneyOperaHouse #Sydney"
+    python -m src gallery list
+    python -m src gallery remove "Sydney Opera House"
+    python -m src gallery export my_landmarks.zip
+    python -m src gallery import my_landmarks.zip [--replace]
+
+The gallery lives in $LANDMARK_HOME/gallery (default ~/.local/share/landmark_tagger/gallery); the app,
+the service and `python -m src tag` recognise its landmarks with no extra flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.data.images import is_image_file
+from src.serving.gallery import (
+    Gallery,
+    GalleryError,
+    default_gallery_dir,
+    edit,
+    read_export,
+)
+
+
+def photo_paths(paths: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Photos named directly or found in folders (recursively), and the arguments that gave none."""
+    photos, missing = [], []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            photos.extend(found) if found else missing.append((name, "no photos in this folder"))
+        elif path.is_file():
+            photos.append(path)
+        else:
+            missing.append((name, "no such file or folder"))
+    return photos, missing
+
+
+def _recognizer(model: Path | None, folder: Path):
+    from src.serving.recognize import Recognizer
+
+    recognizer = Recognizer(model, gallery_dir=folder)  # also re-embeds a gallery made by another model
+    recognizer.require_embeddings()
+    return recognizer
+
+
+def add(args: argparse.Namespace) -> int:
+    photos, problems = photo_paths(args.photos)
+    recognizer = _recognizer(args.model, args.gallery)
+    start = time.perf_counter()
+    with edit(args.gallery) as gallery:
+        report = gallery.add(args.name, photos, recognizer.embed, recognizer.model_id, latitude=args.lat, longitude=args.lon,
+                             country=args.country, city=args.city, tags=args.tags, replace=args.replace)
+        if report.landmark is None:
+            raise GalleryError(f"no usable photo for {args.name!r}: nothing was added")
+    for source, why in problems + report.skipped:
+        print(f"skipped {source}: {why}", file=sys.stderr)
+    seconds = time.perf_counter() - start
+    count = len(report.landmark.photos)
+    print(f"added {report.landmark.name!r} from {count} photo{'s' * (count != 1)} ({seconds:.1f} s) to {args.gallery}")
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    gallery = Gallery.load(args.gallery)
+    if not len(gallery):
+        print(f"no taught landmarks in {args.gallery}")
+        return 0
+    print(f"{len(gallery)} taught landmark(s) in {args.gallery} (model {gallery.model_id}):")
+    for landmark in gallery.landmarks.values():
+        info = landmark.info
+        print(f"  {landmark.name}: {len(landmark.photos)} photos, {info.location or 'no place given'} "
+              f"({landmark.latitude:g}, {landmark.longitude:g}) {' '.join(info.hashtags)}")
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    with edit(args.gallery) as gallery:
+        gallery.remove(args.name)
+    print(f"removed {args.name!r} from {args.gallery}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    gallery = Gallery.load(args.gallery)
+    if not len(gallery):
+        raise GalleryError(f"nothing to export: no taught landmarks in {args.gallery}")
+    print(f"exported {len(gallery)} landmark(s) to {gallery.export(args.file)}")
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    if not Path(args.file).is_file():
+        raise GalleryError(f"no such file: {args.file}")
+    recognizer = _recognizer(args.model, args.gallery)
+    with tempfile.TemporaryDirectory() as tmp:
+        incoming = read_export(Path(args.file), Path(tmp))
+        with edit(args.gallery) as gallery:
+            names = gallery.merge(incoming, recognizer.embed, recognizer.model_id, replace=args.replace)
+    print(f"imported {len(names)} landmark(s) into {args.gallery}: {', '.join(names)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m src gallery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gallery", type=Path, default=None, help="gallery folder (default: $LANDMARK_HOME/gallery)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("add", help="teach a landmark from photos or folders of photos")
+    p.add_argument("name", help='the landmark\'s name, e.g. "Sydney Opera House"')
+    p.add_argument("photos", nargs="+", help="photos and folders of photos of it")
+    p.add_argument("--lat", type=float, required=True, help="latitude in degrees (north positive)")
+    p.add_argument("--lon", type=float, required=True, help="longitude in degrees (east positive)")
+    p.add_argument("--country", default="")
+    p.add_argument("--city", default="")
+    p.add_argument("--tags", default="", help='hashtags, e.g. "#SydneyOperaHouse #Sydney" (default: its name)')
+    p.add_argument("--replace", action="store_true", help="replace a landmark of the same name")
+    p.set_defaults(run=add)
+    sub.add_parser("list", help="the taught landmarks").set_defaults(run=list_)
+    p = sub.add_parser("remove", help="forget a taught landmark")
+    p.add_argument("name")
+    p.set_defaults(run=remove)
+    p = sub.add_parser("export", help="write the gallery (with its photos' thumbnails) to one zip file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(run=export)
+    p = sub.add_parser("import", help="add the landmarks of an exported gallery (re-embedded if another model made it)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--replace", action="store_true", help="replace landmarks of the same name")
+    p.set_defaults(run=import_)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.gallery = args.gallery or default_gallery_dir()
+    try:
+        return args.run(args)
+    except (GalleryError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

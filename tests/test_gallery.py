@@ -1,0 +1,168 @@
+"""The landmark gallery: the index, the combined decision, the store, the command line and the
+Recognizer, on the tiny model with landmarks it was never trained on (generated classes 3 and 4)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
+from src.serving.gallery import Gallery, GalleryError, edit, read_export
+from src.serving.gallery_cli import main as gallery_main
+from src.serving.gallery_index import MISSING, GalleryIndex, IndexConfig
+from src.serving.recognize import GalleryRule, Recognizer, combine
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def new_landmarks(tmp_path_factory) -> dict[str, list[Path]]:
+    """Photos of a generated class the tiny model never saw: name -> train photos, plus test photos."""
+    root = make_synthetic_dataset(tmp_path_factory.mktemp("new"), n_classes=4, n_train=5, n_test=3, with_bad_files=False, seed=7)
+    photos = {}
+    for name, split in [(CLASS_NAMES[3], "train"), (CLASS_NAMES[3], "test")]:
+        photos[f"{name}/{split}"] = sorted((root / split / name).glob("*.jpg"))
+    return photos
+
+
+def test_exact_ivf_and_hnsw_agree_on_the_nearest_landmark():
+    rng = np.random.default_rng(0)
+    centres = _unit(rng.normal(size=(20, 32)))
+    labels = np.repeat(np.arange(20), 30)
+    vectors = _unit(centres[labels] + 0.05 * rng.normal(size=(600, 32)))
+    queries = _unit(centres[[3, 11, 17]] + 0.05 * rng.normal(size=(3, 32)))
+    exact = GalleryIndex(vectors, labels, 20)
+    ivf = GalleryIndex(vectors, labels, 20, IndexConfig(exact_limit=100, ivf_lists_per_sqrt=0.5))
+    hnsw = GalleryIndex(vectors, labels, 20, IndexConfig(exact_limit=100, approximate="hnsw"))
+    assert (exact.kind, ivf.kind, hnsw.kind) == ("exact", "ivf", "hnsw")
+    best = exact.landmark_similarity(queries)
+    assert best.argmax(axis=1).tolist() == [3, 11, 17]
+    for approximate in (ivf, hnsw):
+        assert approximate.landmark_similarity(queries).argmax(axis=1).tolist() == [3, 11, 17]
+    assert np.allclose(best.max(axis=1), (queries @ vectors.T).max(axis=1), atol=1e-6)  # the maximum over every photo
+    sims, ids = exact.search(queries, 5)
+    assert sims.shape == (3, 5) and (np.diff(sims, axis=1) <= 1e-7).all() and (exact.labels[ids[:, 0]] == [3, 11, 17]).all()
+
+
+def test_a_landmark_without_photos_scores_missing():
+    index = GalleryIndex(_unit(np.ones((2, 4))), np.array([0, 0]), n_landmarks=2)
+    assert index.landmark_similarity(_unit(np.ones((1, 4))))[0, 1] == MISSING
+    with pytest.raises(ValueError, match="labels"):
+        GalleryIndex(_unit(np.ones((2, 4))), np.array([0, 5]), n_landmarks=2)
+
+
+def test_combine_is_one_distribution_where_a_close_match_wins():
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.98, 0.01, 0.01]])
+    similarity = torch.tensor([[0.95, 0.1], [0.2, MISSING]])
+    combined = combine(probs, similarity, GalleryRule(bias=0.75, temperature=0.03))
+    assert combined.shape == (2, 5) and torch.allclose(combined.sum(dim=1), torch.ones(2))
+    assert combined[0].argmax() == 3  # the taught landmark's photo is far closer than the bias
+    assert combined[1].argmax() == 0 and combined[1, 3:].sum() < 1e-6  # a dissimilar photo leaves the model's answer alone
+
+
+def _fake_embed(images):
+    """Deterministic 'embedding' of a photo: its mean colour, normalised (enough to tell photos apart)."""
+    return _unit(np.stack([np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0) + 1 for image in images]))
+
+
+def test_gallery_saves_atomically_and_reports_bad_photos(tmp_path, new_landmarks):
+    folder = tmp_path / "gallery"
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    photos = new_landmarks[f"{CLASS_NAMES[3]}/train"]
+    with edit(folder) as gallery:
+        report = gallery.add("Test Tower", [*photos, bad], _fake_embed, "m1", latitude=1.5, longitude=-2.0, country="Nowhere", tags="#a #b")
+    assert report.landmark is not None and len(report.landmark.photos) == len(photos)
+    assert [source for source, _ in report.skipped] == [str(bad)]
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "gallery.npz", "thumbs"]  # no temporary file left
+    loaded = Gallery.load(folder)
+    assert loaded.model_id == "m1" and loaded.names == ["Test Tower"] and loaded.landmarks["Test Tower"].tags == ("a", "b")
+    assert np.allclose(loaded.embeddings["Test Tower"], _fake_embed([__import__("PIL.Image").Image.open(p).convert("RGB") for p in photos]), atol=0.05)
+    with pytest.raises(GalleryError, match="--replace"):
+        loaded.add("Test Tower", photos, _fake_embed, "m1", latitude=0, longitude=0)
+    assert loaded.add("Nothing Here", [bad], _fake_embed, "m1", latitude=0, longitude=0).landmark is None
+    assert "Nothing Here" not in loaded.landmarks
+    with pytest.raises(GalleryError, match="latitude"):
+        loaded.add("Off The Globe", photos, _fake_embed, "m1", latitude=91, longitude=0)
+    with pytest.raises(GalleryError, match="embedded by model m1"):
+        loaded.add("Other Model", photos, _fake_embed, "m2", latitude=0, longitude=0)
+
+
+def test_a_broken_gallery_file_gets_a_clear_error(tmp_path):
+    (tmp_path / "gallery.npz").write_bytes(b"garbage")
+    with pytest.raises(GalleryError, match="cannot be read"):
+        Gallery.load(tmp_path)
+
+
+def test_recognizer_recognises_a_taught_landmark_at_once(tiny_model, tmp_path, new_landmarks):
+    folder = tmp_path / "gallery"
+    recognizer = Recognizer(tiny_model, gallery_dir=folder)
+    n = len(recognizer.class_names)
+    photos = new_landmarks[f"{CLASS_NAMES[3]}/train"]
+    before = recognizer.recognize(photos[0].read_bytes())
+    assert all(guess.class_name != "Test Tower" for guess in before.top)
+    with edit(folder) as gallery:
+        gallery.add("Test Tower", photos, recognizer.embed, recognizer.model_id, latitude=48.85, longitude=2.29, city="Paris")
+    result = recognizer.recognize(photos[0].read_bytes())  # an enrolled photo: similarity 1
+    assert result.status == "landmark" and result.landmark.class_name == "Test Tower"
+    assert result.landmark.info.latitude == 48.85 and result.landmark.info.hashtags == ["#TestTower"]
+    assert recognizer.probabilities([recognizer.decode(photos[0])]).shape == (1, n + 1)
+    assert recognizer.landmark_indices[-1] == n and recognizer.gallery_names == ["Test Tower"]  # taught landmarks follow the classes
+    with edit(folder) as gallery:
+        gallery.remove("Test Tower")
+    assert recognizer.recognize(photos[0].read_bytes()).top[0].class_name != "Test Tower"
+    assert Recognizer(tiny_model, gallery_dir=folder, use_gallery=False).gallery_dir is None
+
+
+def test_a_gallery_from_another_model_is_re_embedded(tiny_model, tmp_path, new_landmarks):
+    folder = tmp_path / "gallery"
+    with edit(folder) as gallery:
+        gallery.add("Test Tower", new_landmarks[f"{CLASS_NAMES[3]}/train"], _fake_embed, "another-model", latitude=0, longitude=0)
+    recognizer = Recognizer(tiny_model, gallery_dir=folder)
+    assert Gallery.load(folder).model_id == recognizer.model_id and recognizer.gallery_names == ["Test Tower"]
+    width = recognizer.embed([recognizer.decode(new_landmarks[f"{CLASS_NAMES[3]}/train"][0])]).shape[1]
+    assert Gallery.load(folder).embeddings["Test Tower"].shape[1] == width
+
+
+def test_a_model_without_embeddings_turns_the_gallery_off_with_one_warning(tiny_model, tmp_path, new_landmarks, caplog):
+    folder = tmp_path / "gallery"
+    recognizer = Recognizer(tiny_model, gallery_dir=folder)
+    with edit(folder) as gallery:
+        gallery.add("Test Tower", new_landmarks[f"{CLASS_NAMES[3]}/train"], recognizer.embed, recognizer.model_id, latitude=0, longitude=0)
+    recognizer.can_embed = False  # as a file exported before probabilities_and_embedding existed
+    recognizer._gallery_stamp = None
+    with caplog.at_level(logging.WARNING):
+        recognizer.refresh_gallery()
+        recognizer._gallery_stamp = None
+        recognizer.refresh_gallery()
+    assert recognizer.gallery_names == [] and sum("exported before embeddings" in r.message for r in caplog.records) == 1
+    with pytest.raises(GalleryError, match="re-export"):
+        recognizer.embed([recognizer.decode(new_landmarks[f"{CLASS_NAMES[3]}/train"][0])])
+
+
+def test_command_line_add_list_remove_export_import(tiny_model, tmp_path, new_landmarks, capsys):
+    folder, photos = tmp_path / "gallery", new_landmarks[f"{CLASS_NAMES[3]}/train"]
+    base = ["--gallery", str(folder), "--model", str(tiny_model)]
+    assert gallery_main([*base, "add", "Test Tower", str(photos[0].parent), str(tmp_path / "missing.jpg"), "--lat", "1", "--lon", "2",
+                         "--country", "Testland", "--tags", "#TT #Tower"]) == 0
+    out = capsys.readouterr()
+    assert f"from {len(photos)} photos" in out.out and "missing.jpg: no such file" in out.err
+    assert gallery_main([*base, "add", "Test Tower", str(photos[0]), "--lat", "1", "--lon", "2"]) == 1
+    assert "--replace" in capsys.readouterr().err
+    assert gallery_main([*base, "add", "Test Tower", str(photos[0]), "--lat", "1", "--lon", "2", "--replace"]) == 0
+    assert gallery_main([*base, "list"]) == 0 and "Test Tower: 1 photos" in capsys.readouterr().out
+    archive = tmp_path / "out" / "mine.zip"
+    assert gallery_main([*base, "export", str(archive)]) == 0 and archive.is_file()
+    assert gallery_main([*base, "remove", "Test Tower"]) == 0 and Gallery.load(folder).names == []
+    assert gallery_main([*base, "remove", "Test Tower"]) == 1 and "no landmark 'Test Tower'" in capsys.readouterr().err
+    assert gallery_main([*base, "import", str(archive)]) == 0 and Gallery.load(folder).names == ["Test Tower"]
+    assert gallery_main([*base, "import", str(archive)]) == 1 and "--replace" in capsys.readouterr().err
+    assert read_export(archive, tmp_path / "unpacked").names == ["Test Tower"]
+    assert gallery_main([*base, "add", "Empty", str(tmp_path / "missing.jpg"), "--lat", "1", "--lon", "2"]) == 1
+    assert "nothing was added" in capsys.readouterr().err and "Empty" not in Gallery.load(folder).names
