@@ -154,3 +154,51 @@ def test_load_rgb_rejects_bad_input_with_a_reason(data, reason):
 def test_load_rgb_refuses_decompression_bombs():
     with pytest.raises(BadImageError, match="too large"):
         load_rgb(_jpeg_bytes(Image.new("RGB", (4000, 4000))), max_pixels=1_000_000)
+
+
+def test_several_data_roots_combine_their_classes_in_root_order(tmp_path):
+    from src.data.folders import scan_split
+    from src.data.location import data_roots
+    from src.data.synthetic import make_synthetic_dataset
+
+    first = make_synthetic_dataset(tmp_path / "first", n_classes=2, n_train=3, n_test=1, with_bad_files=False)
+    second = tmp_path / "second"
+    for split in ("train", "test"):
+        for name in ("00.Alhambra", "01.Petra"):
+            source = next((first / split / "00.Red_Circle_Tower").glob("*.jpg"))
+            (second / split / name).mkdir(parents=True)
+            (second / split / name / "a.jpg").write_bytes(source.read_bytes())
+    roots = data_roots([str(first), str(second)])
+    train = scan_split(roots, "train")
+    assert train.classes == ["00.Red_Circle_Tower", "01.Green_Square_Gate", "00.Alhambra", "01.Petra"]
+    assert sorted(set(train.targets)) == [0, 1, 2, 3] and len(train.samples) == 2 * 3 + 2
+    test = scan_split(roots, "test", classes=train.classes)
+    assert sorted(label for _, label in test.samples) == [0, 1, 2, 3]
+
+
+def test_two_roots_with_the_same_landmark_name_both_folders(tmp_path):
+    from src.data.folders import scan_split
+    from src.data.synthetic import make_synthetic_dataset
+
+    a = make_synthetic_dataset(tmp_path / "a", n_classes=2, n_train=2, n_test=1, with_bad_files=False)
+    b = make_synthetic_dataset(tmp_path / "b", n_classes=1, n_train=2, n_test=1, with_bad_files=False)
+    (b / "train" / "00.Red_Circle_Tower").rename(b / "train" / "07.red circle tower")  # same landmark, another number
+    with pytest.raises(ValueError, match="same landmark") as error:
+        scan_split([a, b], "train")
+    assert str(a / "train") in str(error.value) and str(b / "train") in str(error.value)
+
+
+def test_a_missing_or_empty_data_root_is_a_clear_error(tmp_path):
+    from src.data.folders import scan_split
+    from src.data.location import data_roots
+    from src.data.synthetic import make_synthetic_dataset
+
+    good = make_synthetic_dataset(tmp_path / "good", n_classes=2, n_train=2, n_test=1, with_bad_files=False)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        data_roots([str(good), str(tmp_path / "nowhere")])
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "test").mkdir()
+    with pytest.raises(ValueError, match="no images found"):
+        scan_split([good, tmp_path / "empty"], "train")
+    with pytest.raises(ValueError, match="given twice"):
+        data_roots([str(good), str(good)])
