@@ -47,11 +47,12 @@ train: venv
 crossval: venv
 	$(BIN)/python -m src crossval --recipe $(RECIPE) $(DATA_OPTION) $(NO_LANDMARK_OPTION) $(OPTIONS)
 
-# Both checkpoints on DATA's test photos: tables, each model's figures in static_images/.
+# MODELS on every DATA root's test photos (per root, then together), the held-out object photos of
+# NO_LANDMARK and generated non-photos: tables, run record, each model's figures in static_images/.
+MODELS ?= $(MODEL)
 evaluate: venv
-	$(if $(strip $(DATA)),,$(error make evaluate needs DATA=<root with test/>, e.g. DATA=../shared/indian_monuments))
-	$(BIN)/python -m src evaluate checkpoints/transfer_exported.pt checkpoints/scratch_exported.pt \
-		--data $(firstword $(DATA))/test --figures static_images $(OPTIONS)
+	$(if $(strip $(DATA)),,$(error make evaluate needs DATA=<roots with test/>, e.g. DATA="../shared/indian_monuments ../shared/world_landmarks"))
+	$(BIN)/python -m src evaluate $(MODELS) --data $(DATA) $(NO_LANDMARK_OPTION) --generated 240 --figures static_images $(OPTIONS)
 
 # The tables of docs/experiments.md, from the run records in results/runs/.
 experiments: venv
