@@ -258,6 +258,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=5, help="candidates considered per photo (default 5)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (default: up to 4)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    scale = parser.add_argument_group("Ray engine (src.serving.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
+    scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
+    scale.add_argument("--address", default=None, help="Ray cluster to join (e.g. 'auto' or host:6379); default: start a local Ray")
+    scale.add_argument("--actors", type=int, default=1, help="model replicas, one exported model per Ray actor (default 1)")
+    scale.add_argument("--ray-batch-size", type=int, default=32, help="photos per model call in a Ray actor (default 32)")
     return parser
 
 
@@ -273,8 +278,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
 
-    if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json"):
-        return usage(f"--output must end in .csv or .json, got {args.output!r}")
+    if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json", ".parquet"):
+        return usage(f"--output must end in .csv, .json or .parquet, got {args.output!r}")
+    if args.engine != "ray" and (args.address or args.actors != 1 or args.ray_batch_size != 32):
+        return usage("--address, --actors and --ray-batch-size apply with --engine ray")
     if args.write_gps and not (args.out_dir or args.in_place):
         return usage("--write-gps needs --out-dir DIR (tagged copies) or --in-place (modify the originals)")
     if args.out_dir and args.in_place:
@@ -298,12 +305,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return usage(str(error))
 
     stats = TagStats()
-    rows = tag_paths(
-        args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
-        out_dir=args.out_dir, in_place=args.in_place, workers=args.workers, progress=not args.quiet, stats=stats,
-    )
+    if args.engine == "ray":
+        from src.serving.ray_tag import RayTagConfig, tag_paths_ray
+
+        try:
+            config = RayTagConfig(address=args.address, actors=args.actors, batch_size=args.ray_batch_size, progress=not args.quiet)
+            config.check()
+        except ValueError as error:
+            return usage(str(error))
+        try:
+            rows = tag_paths_ray(
+                args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=args.write_gps,
+                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats,
+            )
+        except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
+            return usage(str(error))
+    else:
+        rows = tag_paths(
+            args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
+            out_dir=args.out_dir, in_place=args.in_place, workers=args.workers, progress=not args.quiet, stats=stats,
+        )
     if args.output == "-":
         sys.stdout.write(csv_text(rows))
+    elif args.output and Path(args.output).suffix.lower() == ".parquet":
+        from src.serving.ray_tag import write_parquet_report
+
+        write_parquet_report(rows, args.output)
     elif args.output:
         write_report(rows, args.output, stats=stats, model=recognizer.model_path.name)
 
