@@ -295,7 +295,7 @@ def tag_paths_ray(
                 fn_constructor_kwargs={
                     "model_path": str(Path(model_path).resolve()), "threshold": threshold, "top_k": top_k,
                     "batch_size": config.batch_size, "write_gps": write_gps, "in_place": in_place,
-                    "threads": max(1, int(config.actor_cpus)),
+                    "threads": max(1, round(config.actor_cpus)),
                 },
             )
             for batch in tagged.iter_batches(batch_format="pyarrow", batch_size=None):

@@ -248,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 all files processed, 1 some files could not be processed, 2 usage error",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders (walked recursively)")
-    parser.add_argument("--output", "-o", metavar="REPORT", help="write a report: .csv or .json ('-' = CSV on stdout)")
+    parser.add_argument("--output", "-o", metavar="REPORT", help="write a report: .csv, .json or .parquet ('-' = CSV on stdout)")
     parser.add_argument("--write-gps", action="store_true", help="write the inferred position, description and keywords into the photos")
     parser.add_argument("--out-dir", type=Path, help="with --write-gps: write tagged copies here (relative paths kept)")
     parser.add_argument("--in-place", action="store_true", help="with --write-gps: modify the original photos (atomic replace)")
@@ -279,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
 
     if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json", ".parquet"):
-        return usage(f"--output must end in .csv, .json or .parquet, got {args.output!r}")
+        return usage(f"--output must end in .csv or .json (or .parquet), got {args.output!r}")
     if args.engine != "ray" and (args.address or args.actors != 1 or args.ray_batch_size != 32):
         return usage("--address, --actors and --ray-batch-size apply with --engine ray")
     if args.write_gps and not (args.out_dir or args.in_place):
