@@ -24,7 +24,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -252,9 +252,11 @@ def tag_paths_ray(
     in_place: bool = False,
     config: RayTagConfig = RayTagConfig(),
     stats: TagStats | None = None,
+    on_row: Callable[[TagRow], None] | None = None,
 ) -> list[TagRow]:
     """`tag.tag_paths` on Ray: one TagRow per photo (photos and folders, or CSV/Parquet listings).
 
+    on_row: called with each row as it arrives from the cluster (e.g. to stream a report).
     Starts a local Ray (or joins ``config.address``) unless Ray already runs in this process, and
     shuts down only a Ray it started. Never raises for a bad photo: it becomes an ``error`` row.
     """
@@ -299,7 +301,10 @@ def tag_paths_ray(
                 },
             )
             for batch in tagged.iter_batches(batch_format="pyarrow", batch_size=None):
-                rows.extend(_tag_row(record) for record in batch.to_pylist())
+                for record in batch.to_pylist():
+                    rows.append(_tag_row(record))
+                    if on_row is not None:
+                        on_row(rows[-1])
     finally:
         if started_ray:
             ray.shutdown()
