@@ -88,15 +88,21 @@ def train_command(argv: Sequence[str]) -> int:
     options = parser.parse_args(argv)
     recipe = recipe_from_options(options)
     start = time.perf_counter()
+    # under torchrun: DDP for scratch, a shared trunk pass for transfer (src.training.distributed)
+    from src.training import distributed
+
     if isinstance(recipe, ScratchRecipe):
         from src.training.scratch import export_scratch, train_scratch
 
         model, history, loaders = train_scratch(recipe)
-        _, training = export_scratch(model, loaders, recipe, history)
+        if distributed.is_main():
+            _, training = export_scratch(model, loaders, recipe, history)
     else:
         from src.training.transfer import train_transfer
 
         training = train_transfer(recipe)
+    if not distributed.is_main():
+        return 0  # rank 0 exports, evaluates and writes the run record
     training["wall_seconds_total"] = time.perf_counter() - start
     metrics = {"training": training}
     if not options.no_evaluate:

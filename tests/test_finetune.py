@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from src.cli import main as cli_main
-from src.cli import recipe_from_options, recipe_parser
+from src.cli import _recipe_name, recipe_from_options, recipe_parser
 from src.data.synthetic import make_synthetic_dataset
 from src.data.transforms import Preprocessing, eval_transform
 from src.evaluation.evaluate import evaluate_export
@@ -285,7 +285,7 @@ def test_smaller_training_views_export_a_model_that_answers_at_their_scale(recip
 
 def test_named_recipes_and_the_options_that_change_them():
     def recipe(*argv):
-        name = argv[argv.index("--recipe") + 1] if "--recipe" in argv else "default"
+        name = _recipe_name(list(argv), list(RECIPES))  # an unknown name exits here, as on the command line
         return recipe_from_options(recipe_parser("train", name, list(RECIPES), "").parse_args(list(argv)))
 
     assert recipe() == RECIPES["default"] == TransferRecipe()

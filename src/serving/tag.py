@@ -268,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 all files processed, 1 some files could not be processed, 2 usage error",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders (walked recursively)")
-    parser.add_argument("--output", "-o", metavar="REPORT", help="write a report: .csv or .json ('-' = CSV on stdout)")
+    parser.add_argument("--output", "-o", metavar="REPORT", help="write a report: .csv, .json or .parquet ('-' = CSV on stdout)")
     parser.add_argument("--write-gps", action="store_true", help="write the inferred position, description and keywords into the photos")
     parser.add_argument("--out-dir", type=Path, help="with --write-gps: write tagged copies here (relative paths kept)")
     parser.add_argument("--in-place", action="store_true", help="with --write-gps: modify the original photos (atomic replace)")
@@ -283,6 +283,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="larger images are error rows, never decoded (default %(default)d)")
     parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_BYTES / 2**20, help="memory for decoding at once; caps --workers (default %(default)g)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    scale = parser.add_argument_group("Ray engine (src.serving.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
+    scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
+    scale.add_argument("--address", default=None, help="Ray cluster to join (e.g. 'auto' or host:6379); default: start a local Ray")
+    scale.add_argument("--actors", type=int, default=1, help="model replicas, one exported model per Ray actor (default 1)")
+    scale.add_argument("--ray-batch-size", type=int, default=32, help="photos per model call in a Ray actor (default 32)")
     return parser
 
 
@@ -298,8 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
 
-    if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json"):
-        return usage(f"--output must end in .csv or .json, got {args.output!r}")
+    if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json", ".parquet"):
+        return usage(f"--output must end in .csv or .json (or .parquet), got {args.output!r}")
+    if args.engine != "ray" and (args.address or args.actors != 1 or args.ray_batch_size != 32):
+        return usage("--address, --actors and --ray-batch-size apply with --engine ray")
+    if args.engine == "ray" and args.sidecar:
+        return usage("--sidecar is not available with --engine ray yet: use --out-dir or --in-place")
     args.write_gps = args.write_gps or args.sidecar
     if args.write_gps and not (args.out_dir or args.in_place or args.sidecar):
         return usage("--write-gps needs --out-dir DIR (tagged copies), --in-place (modify the originals) or --sidecar")
@@ -328,14 +337,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage(str(error))
 
     stats = TagStats()
-    rows = tag_paths(
-        args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
-        out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
-        limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
-        progress=not args.quiet, stats=stats, min_confidence=args.min_confidence,
-    )
+    if args.engine == "ray":
+        from src.serving.ray_tag import RayTagConfig, tag_paths_ray
+
+        try:
+            config = RayTagConfig(address=args.address, actors=args.actors, batch_size=args.ray_batch_size, progress=not args.quiet)
+            config.check()
+        except ValueError as error:
+            return usage(str(error))
+        try:
+            rows = tag_paths_ray(
+                args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=args.write_gps,
+                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats,
+            )
+        except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
+            return usage(str(error))
+    else:
+        rows = tag_paths(
+            args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
+            out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
+            limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
+            progress=not args.quiet, stats=stats, min_confidence=args.min_confidence,
+        )
     if args.output == "-":
         sys.stdout.write(csv_text(rows))
+    elif args.output and Path(args.output).suffix.lower() == ".parquet":
+        from src.serving.ray_tag import write_parquet_report
+
+        write_parquet_report(rows, args.output)
     elif args.output:
         write_report(rows, args.output, stats=stats, model=recognizer.model_path.name)
 

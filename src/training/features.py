@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from src.data.folders import default_cache_dir
 from src.data.transforms import Preprocessing, eval_transform, view_transform
 from src.machine import bf16_is_fast
+from src.training import distributed
 
 
 def fast_autocast(enabled: Optional[bool] = None) -> contextlib.AbstractContextManager:
@@ -102,18 +103,28 @@ def cached_activations(
 
     identity: names the exact list of photos (e.g. a FolderScan identity plus the split's indices).
     network_name must change whenever the trunk does (it is part of the cache key).
+    Under torchrun (`src.training.distributed`) each rank computes every world_size-th photo and the
+    shards are gathered on every rank; rank 0 writes the cache. Augmented views then draw their random
+    crops per rank, so the key names the number of shards (a single process's cache is unchanged).
     """
     precision = ("bf16" if bf16_is_fast() else "fp32") + "-frozen"  # folded BatchNorm rounds differently
-    key = hashlib.sha1(f"{network_name}|{identity}|{view}|{prep}|{seed}|{len(images)}|{precision}".encode()).hexdigest()[:16]
+    shards = distributed.world_size() if len(images) >= distributed.world_size() else 1
+    sharding = f"|shards{shards}" if shards > 1 and view != "eval" else ""
+    key = hashlib.sha1(f"{network_name}|{identity}|{view}|{prep}|{seed}|{len(images)}|{precision}{sharding}".encode()).hexdigest()[:16]
     path = (cache_dir or default_cache_dir()) / f"activations-{network_name}-{view}-{key}.pt"
-    if path.exists():
+    # Every rank must agree: one rank loading while another computes would leave the latter waiting.
+    if not distributed.any_rank(not path.exists()):
         return torch.load(path, weights_only=True)
     if view == "eval":
         transform = eval_transform(prep)
     else:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed if shards == 1 else seed * 1_000_003 + distributed.rank())
         transform = view_transform(prep)
-    activations = extract_features(trunk, images, transform, desc=f"{network_name} {view}", out_dtype=torch.float16)
+    mine = distributed.shard_indices(len(images)) if shards > 1 else range(len(images))
+    part = extract_features(trunk, [images[i] for i in mine], transform, desc=f"{network_name} {view}", out_dtype=torch.float16)
+    activations = distributed.gather_shards(part, len(images)) if shards > 1 else part
+    if not distributed.is_main():
+        return activations
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(activations, tmp)

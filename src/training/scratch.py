@@ -16,6 +16,7 @@ from src.data.loaders import DataConfig, make_loaders
 from src.data.transforms import Preprocessing
 from src.export import Predictor, export, predict_dataset
 from src.models.scratch import MyModel
+from src.training import distributed
 from src.training.loop import History, load_checkpoint, optimize
 from src.training.optimization import (
     TimeBudgetCosine,
@@ -31,18 +32,26 @@ def build_model(recipe: ScratchRecipe, num_classes: int) -> MyModel:
 
 
 def train_scratch(recipe: ScratchRecipe, interactive_tracking: bool = False):
-    """Train MyModel; returns (model, history, loaders). Resumes an interrupted run."""
+    """Train MyModel; returns (model, history, loaders). Resumes an interrupted run.
+
+    Under torchrun it trains with DistributedDataParallel (`src.training.distributed`): each rank takes
+    its shard of every epoch and batch_size / processes photos per step (the same global batch).
+    """
+    distributed.setup()
     torch.manual_seed(0)
     config = DataConfig(
         data_dir=recipe.data_dir, batch_size=recipe.batch_size, num_workers=recipe.num_workers,
         limit=recipe.limit, train_crop=recipe.train_crop,
     )
-    loaders = make_loaders(config)
+    loaders = distributed.main_first(lambda: make_loaders(config))
+    loaders["train"] = distributed.shard_loader(loaders["train"], train=True, seed=config.seed)
+    loaders["valid"] = distributed.shard_loader(loaders["valid"], train=False)
     classes = loaders["train"].dataset.classes
-    model = build_model(recipe, len(classes))
+    model = distributed.wrap(build_model(recipe, len(classes)))
     optimizer = get_optimizer(model, "adamw", recipe.learning_rate, weight_decay=recipe.weight_decay)
     if recipe.time_budget_minutes:
-        scheduler = TimeBudgetCosine(optimizer, recipe.time_budget_minutes * 60)
+        budget = distributed.SharedClockTimeBudgetCosine if distributed.active() else TimeBudgetCosine
+        scheduler = budget(optimizer, recipe.time_budget_minutes * 60)
         n_epochs = 10_000  # the budget ends training
     else:
         scheduler = get_scheduler(optimizer, recipe.epochs, len(loaders["train"]))
@@ -53,7 +62,7 @@ def train_scratch(recipe: ScratchRecipe, interactive_tracking: bool = False):
         config={"recipe": asdict(recipe), "class_names": classes}, resume=recipe.resume,
     )
     load_checkpoint(recipe.checkpoint, model)  # the best epoch, not the last
-    return model, history, loaders
+    return distributed.unwrap(model), history, loaders
 
 
 def choose_eval_size(model: torch.nn.Module, loaders, sizes: list[tuple[int, int]]) -> tuple[Preprocessing, dict]:

@@ -59,6 +59,7 @@ from src.models.backbones import (
     get_backbone_spec,
     split_trunk_and_tail,
 )
+from src.training import distributed
 from src.training.features import cached_activations, inference_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import (
@@ -131,7 +132,7 @@ def compute_activations(
             background_info[part] = len(paths)
             if key not in splits:
                 continue
-            images = decode_paths(paths, folder, BACKGROUND_CLASS)
+            images = distributed.main_first(lambda paths=paths: decode_paths(paths, folder, BACKGROUND_CLASS))
             add(key, activations(images, "|".join(map(str, paths)), "eval", train_prep if key == "train" else eval_prep))
     if recipe.generated_background > 0:
         background_info["generated"] = recipe.generated_background
@@ -282,18 +283,25 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     """Activations; then a refit on every training photo (cross-validated epochs and threshold) or,
     without `refit`, probe and fine-tune chosen on validation; export. Returns the training report,
     which the exported file also carries. The test split is never read here: the exported file is
-    evaluated afterwards (`src.evaluation.evaluate.evaluate_export`)."""
+    evaluated afterwards (`src.evaluation.evaluate.evaluate_export`).
+
+    Under torchrun the trunk pass, nearly all of the work, is split across the ranks
+    (`features.cached_activations`); rank 0 alone then fits, exports and reports (others return {}).
+    """
+    distributed.setup()
     if recipe.refit and recipe.finetune is None:
         raise ValueError("refit fine-tunes the tail for a cross-validated number of epochs: give recipe.finetune, or refit=False for a linear probe")
     start = time.perf_counter()
     extractor, spec = create_backbone(recipe.backbone)
     trunk, tail = split_trunk_and_tail(extractor, recipe.tail_stages)
-    datasets = load_datasets(recipe)
+    datasets = distributed.main_first(lambda: load_datasets(recipe))  # rank 0 fills the decode cache
     fit_sets = {"train": every_training_photo(datasets)} if recipe.refit else datasets
     splits, classes, background_info = compute_activations(
         recipe, trunk, fit_sets, ("train",) if recipe.refit else ("train", "valid"), background_valid_trains=recipe.refit
     )
     feature_seconds = time.perf_counter() - start
+    if not distributed.is_main():
+        return {}
     background = background_indices(classes)
     fit = (refit_on_every_photo if recipe.refit else choose_on_validation)(recipe, extractor, tail, splits.x, splits.y, classes)
     report = {
