@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from src.serving.photo_files import Found, relative_destination
 from src.serving.tag import (
+    Limits,
     _check_and_decode,
-    _relative,
     _row_from,
     _write_gps,
     find_images,
@@ -104,7 +105,7 @@ def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None,
         destination = str(destinations[index]) if destinations is not None else ""
         if not destination and (out_dir or in_place):
             destination = file if in_place else _listing_destination(file, Path(out_dir))
-        kind, value = _check_and_decode(decoder, Path(file))
+        kind, value = _check_and_decode(decoder, Found(photo=Path(file), root=Path(file).parent, listed=Path(file)), Limits())
         pixels, message, latitude, longitude = b"", "", None, None
         if kind == "image":
             try:
@@ -164,7 +165,7 @@ class RecognizeActor:
             if not self.in_place and destination.resolve() == photo.resolve():
                 row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
             else:
-                _write_gps(row, photo, destination, result.top[0].info)
+                _write_gps(row, photo, destination, result.top[0].info, sidecar=False)
         return row
 
 
@@ -233,11 +234,11 @@ def _photo_dataset(group: Sequence[str | Path], out_dir: Path | None, in_place: 
         dataset = reader(str(listing)).select_columns([column])
         return dataset.rename_columns({column: "file"}) if column != "file" else dataset
     photos = find_images(group, exclude=out_dir)
-    roots = sorted({root for _, root in photos}, key=str)
+    roots = sorted({item.root for item in photos}, key=str)
     items = []
-    for photo, root in photos:
-        destination = str(photo) if in_place else str(out_dir / _relative(photo, root, roots)) if out_dir is not None else ""
-        items.append({"file": str(photo), "destination": destination})
+    for item in photos:
+        destination = str(item.photo) if in_place else str(out_dir / relative_destination(item, roots)) if out_dir is not None else ""
+        items.append({"file": str(item.photo), "destination": destination})
     return ray.data.from_items(items) if items else None
 
 
