@@ -17,8 +17,8 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ class _Network(nn.Module):
         return torch.softmax(logits, dim=1), nn.functional.normalize(features, dim=1)
 
 
-def rebuild_network(module: torch.jit.ScriptModule, metadata: Optional[dict] = None) -> nn.Module:
+def rebuild_network(module: torch.jit.ScriptModule, metadata: dict | None = None) -> nn.Module:
     """The exported file's network as a PyTorch (Python) module with its trained weights.
 
     Why not convert the TorchScript graph itself: the scripted TF "SAME" padding of the EfficientNet-Lite
@@ -73,14 +73,14 @@ def rebuild_network(module: torch.jit.ScriptModule, metadata: Optional[dict] = N
     weights = module.model.state_dict()
     kind = module.model.original_name
     if kind == "TransferModel":
-        from src.models.backbones import TransferModel, create_backbone, get_backbone_spec
+        from src.models.backbones import TransferModel, create_backbone
 
         named = ((metadata or {}).get("report") or {}).get("backbone") or ((metadata or {}).get("recipe") or {}).get("backbone")
         names = [name for name in ([named] if named else _backbone_names()) if _loads(name, weights)]
         if not names:
             raise OpenVINOExportError("cannot rebuild the exported TransferModel: no known backbone has its weights' names and shapes")
         extractor, spec = create_backbone(names[0], allow_download=False)
-        network: nn.Module = TransferModel(extractor, n_classes=int(weights["head.weight"].shape[0]), frozen=True, spec=get_backbone_spec(names[0]))
+        network: nn.Module = TransferModel(extractor, n_classes=int(weights["head.weight"].shape[0]), frozen=True, spec=spec)
     elif kind == "MyModel":
         from src.models.scratch import MyModel
 
@@ -147,12 +147,12 @@ def centre_crops(squares: np.ndarray, crop: int) -> np.ndarray:
     side = squares.shape[1]
     if crop == side:
         return squares
-    top = int(round((side - crop) / 2.0))
+    top = round((side - crop) / 2.0)
     return squares[:, top : top + crop, top : top + crop]
 
 
-def export_openvino(model_path: str | Path, check_images: Optional[Sequence[np.ndarray]] = None, atol: float = 1e-3,
-                    network: Optional[nn.Module] = None) -> Path:
+def export_openvino(model_path: str | Path, check_images: Sequence[np.ndarray] | None = None, atol: float = 1e-3,
+                    network: nn.Module | None = None) -> Path:
     """Convert the exported `.pt` at `model_path` into an IR beside it and verify it: on `check_images`
     (uint8 [S, S, 3] squares at the model's resize size; default: a few seeded random ones) its
     probabilities must be within `atol` of the TorchScript file's and its top-1 the same.
@@ -200,7 +200,7 @@ def export_openvino(model_path: str | Path, check_images: Optional[Sequence[np.n
     return xml
 
 
-def export_openvino_beside(model_path: str | Path, network: Optional[nn.Module] = None) -> Optional[Path]:
+def export_openvino_beside(model_path: str | Path, network: nn.Module | None = None) -> Path | None:
     """`export_openvino` after training: the `.pt` is what matters, so a failed conversion is one
     warning (serving then runs TorchScript), never a failed training run."""
     try:
@@ -210,7 +210,7 @@ def export_openvino_beside(model_path: str | Path, network: Optional[nn.Module] 
         return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m src export-openvino",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import NEEDS_SHARED, SHARED
+
 from src.export_openvino import export_openvino, ir_paths
 from src.serving.recognize import Recognizer
 
@@ -83,7 +83,7 @@ def test_a_broken_openvino_model_falls_back_with_one_warning(converted, tmp_path
 
 
 def test_the_openvino_path_never_imports_torch(converted, tiny_data):
-    photo = sorted((tiny_data / "test").rglob("*.jpg"))[0]
+    photo = min((tiny_data / "test").rglob("*.jpg"))
     code = (
         "import sys, json\n"
         "from src.serving.recognize import Recognizer\n"

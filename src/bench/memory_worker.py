@@ -32,7 +32,9 @@ def main(argv: list[str]) -> None:
     model, photo = argv[0], argv[1]
     recognitions = int(argv[2]) if len(argv) > 2 else 3
     runtime = argv[3] if len(argv) > 3 else None
-    from src.serving.recognize import Recognizer  # (torch is imported by the TorchScript runtime only, as in the service)
+    from src.serving.recognize import (
+        Recognizer,  # (torch is imported by the TorchScript runtime only, as in the service)
+    )
 
     after_import = peak_mb()
     recognizer = Recognizer(model, runtime=runtime)

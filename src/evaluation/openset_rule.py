@@ -4,7 +4,7 @@ torch tensors for training, through these functions, so there is one rule."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

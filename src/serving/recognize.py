@@ -21,9 +21,20 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from src.data.images import MAX_PIXELS, BadImageError, ImageSource, centre_square, load_rgb
+from src.data.images import (
+    MAX_PIXELS,
+    BadImageError,
+    ImageSource,
+    centre_square,
+    load_rgb,
+)
 from src.data.landmarks import LandmarkInfo, lookup
-from src.evaluation.openset_rule import MIN_SIDE, is_landmark, landmark_confidence, too_small
+from src.evaluation.openset_rule import (
+    MIN_SIDE,
+    is_landmark,
+    landmark_confidence,
+    too_small,
+)
 from src.serving.gallery import Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery_index import GalleryIndex, IndexConfig
 from src.serving.runtime import Runtime, load_runtime

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class OpenVINORuntime:
 
     name = "openvino"
 
-    def __init__(self, model_path: Path, precision: str = DEFAULT_PRECISION, threads: Optional[int] = None):
+    def __init__(self, model_path: Path, precision: str = DEFAULT_PRECISION, threads: int | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         xml, bin_, sidecar = ir_files(model_path)
@@ -131,7 +131,7 @@ class OpenVINORuntime:
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         side = squares.shape[1]
-        top = int(round((side - self.crop) / 2.0))  # the exported model's centre crop (a view)
+        top = round((side - self.crop) / 2.0)  # the exported model's centre crop (a view)
         crops = squares if side == self.crop else squares[:, top : top + self.crop, top : top + self.crop]
         request.infer({INPUT: np.ascontiguousarray(crops)})
         return {name: request.get_tensor(name).data.copy() for name in ((PROBABILITIES, EMBEDDING) if self.can_embed else (PROBABILITIES,))}
@@ -149,8 +149,8 @@ def default_runtime() -> str:
     return os.environ.get("LANDMARK_RUNTIME") or "auto"
 
 
-def load_runtime(model_path: str | Path, runtime: Optional[str] = None, precision: Optional[str] = None,
-                 threads: Optional[int] = None) -> Runtime:
+def load_runtime(model_path: str | Path, runtime: str | None = None, precision: str | None = None,
+                 threads: int | None = None) -> Runtime:
     """The engine for an exported `.pt`: "openvino" or "auto" use the IR beside it when it is usable and
     fall back to TorchScript with one warning saying why; "torchscript" never touches OpenVINO."""
     runtime = runtime or default_runtime()
