@@ -71,7 +71,9 @@ def load_exported(path: str | Path, optimize: bool = True) -> tuple[torch.jit.Sc
     pass False to reach them, or freeze later with `freeze_for_inference`.
     """
     extra = {METADATA_FILE: ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice: the course's format
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
     metadata = json.loads(extra[METADATA_FILE] or "{}")
     metadata.setdefault("class_names", list(module.class_names))
     return (freeze_for_inference(module) if optimize else module), metadata

@@ -96,7 +96,7 @@ def measure_end_to_end(model_path: Path, photos: Sequence[Path], settings: Bench
     """Milliseconds per photo from JPEG bytes to a Recognition (decode + predict + decide)."""
     from src.serving.recognize import Recognizer
 
-    recognizer = Recognizer(model_path)
+    recognizer = Recognizer(model_path, runtime=settings.runtime)
     payloads = [Path(p).read_bytes() for p in photos]
     for data in payloads[: max(1, settings.warmup)]:
         recognizer.recognize(data)
@@ -111,13 +111,14 @@ def measure_end_to_end(model_path: Path, photos: Sequence[Path], settings: Bench
     return {"p50": float(p50), "p95": float(p95), "runs": len(times), "photos": len(payloads), "statuses": statuses}
 
 
-def measure_peak_memory(model_path: Path, photo: Path, recognitions: int = 3, timeout: float = 600) -> dict[str, Any]:
+def measure_peak_memory(model_path: Path, photo: Path, recognitions: int = 3, timeout: float = 600, runtime: str | None = None) -> dict[str, Any]:
     """RSS high-water mark of a fresh Python process (`python -m src.bench.memory_worker`) that imports
     src.serving.recognize, loads the model and recognises `photo`, measured inside that process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     completed = subprocess.run(
-        [sys.executable, "-m", "src.bench.memory_worker", str(Path(model_path).resolve()), str(Path(photo).resolve()), str(recognitions)],
+        [sys.executable, "-m", "src.bench.memory_worker", str(Path(model_path).resolve()), str(Path(photo).resolve()), str(recognitions),
+         *([runtime] if runtime else [])],
         check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
     )
     if completed.returncode != 0:
@@ -181,7 +182,7 @@ def benchmark_model(model_path: Path, data_root: Path, settings: BenchSettings) 
 
     def memory() -> None:
         photo = photos[0] if photos else _test_photos(data_root, 1)[0]
-        result = measure_peak_memory(model_path, photo, max(1, settings.memory_recognitions))
+        result = measure_peak_memory(model_path, photo, max(1, settings.memory_recognitions), runtime=settings.runtime)
         row.update(peak_rss_mb=result["peak_rss_mb"], import_rss_mb=result["import_rss_mb"])
 
     print(f"benchmarking {model_path} ...", file=sys.stderr)

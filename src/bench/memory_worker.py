@@ -31,12 +31,13 @@ def peak_mb() -> float:
 def main(argv: list[str]) -> None:
     model, photo = argv[0], argv[1]
     recognitions = int(argv[2]) if len(argv) > 2 else 3
-    import torch  # noqa: F401 - counted in after_import_mb, as the service imports it
-
-    from src.serving.recognize import Recognizer
+    runtime = argv[3] if len(argv) > 3 else None
+    from src.serving.recognize import (
+        Recognizer,  # (torch is imported by the TorchScript runtime only, as in the service)
+    )
 
     after_import = peak_mb()
-    recognizer = Recognizer(model)
+    recognizer = Recognizer(model, runtime=runtime)
     data = Path(photo).read_bytes()
     status = None
     for _ in range(max(1, recognitions)):

@@ -30,6 +30,7 @@ from src.bench.settings import (
 from src.bench.training import measure_training_throughput
 from src.machine import machine_info, usable_cores
 from src.runs import run_id, write_json_atomically
+from src.serving.runtime import RUNTIMES
 
 
 def _default_models() -> list[Path]:
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for both recipes (default: ScratchRecipe.num_workers; --quick: 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable cores)")
     parser.add_argument("--no-training", action="store_true", help="skip the training-throughput comparison")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="engine of the end-to-end and memory measures (default: $LANDMARK_RUNTIME or auto)")
     args = parser.parse_args(argv)
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
     if args.baseline_epochs is not None:
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings.train_workers = max(0, args.workers)
     if args.threads is not None:
         settings.threads = max(1, args.threads)
+    settings.runtime = args.runtime
     raw = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "src.bench", *raw])
     out = Path(args.out) if args.out else (RESULTS / "tmp" if args.quick else RESULTS)

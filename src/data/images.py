@@ -129,6 +129,21 @@ def load_rgb(source: ImageSource, short_side: int | None = None, max_pixels: int
     return image
 
 
+def centre_square(image: Image.Image, side: int) -> np.ndarray:
+    """uint8 [side, side, 3]: the centre square of a decoded photo (already resized so its short side
+    is `side`, `load_rgb`), the pixels the exported model's centre crop sees. Small photos are not
+    upscaled when decoded: their square is brought to `side` here (as the model's own resize would),
+    so any mix of photos stacks into one batch. numpy, not torch: serving through OpenVINO never
+    imports torch."""
+    width, height = image.size
+    short = min(width, height)
+    left, top = (width - short) // 2, (height - short) // 2
+    square = image.crop((left, top, left + short, top + short))
+    if short != side:
+        square = square.resize((side, side), Image.Resampling.BICUBIC)
+    return np.asarray(square)
+
+
 def _fit_box(size: tuple[int, int], short_side: int) -> tuple[int, int]:
     width, height = size
     scale = short_side / min(width, height)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torchvision.transforms as v1
 from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
+
+from src.data.images import centre_square
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -123,14 +124,5 @@ def model_input(prep: Preprocessing) -> ModelInput:
 
 
 def batchable_square(image: Image.Image, side: int) -> torch.Tensor:
-    """uint8 [3, side, side]: the centre square of a decoded photo (already resized so its short side
-    is `side`, `src.data.images.load_rgb`), the same pixels `model_input`'s centre crop sees. Small
-    photos are not upscaled when decoded: their square is brought to `side` here (as the model's own
-    resize would), so any mix of photos stacks into one batch."""
-    width, height = image.size
-    short = min(width, height)
-    left, top = (width - short) // 2, (height - short) // 2
-    square = image.crop((left, top, left + short, top + short))
-    if short != side:
-        square = square.resize((side, side), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
+    """uint8 [3, side, side]: `src.data.images.centre_square` as a CHW tensor (what `model_input` takes)."""
+    return torch.from_numpy(centre_square(image, side).copy()).permute(2, 0, 1)

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
+
+from src.evaluation import openset_rule as rule
+from src.evaluation.openset_rule import MIN_SIDE, too_small  # noqa: F401  (re-exported: the rule's names live here too)
+
+
+def _numpy(probs: torch.Tensor) -> np.ndarray:
+    probs = probs.detach().cpu()
+    return (probs.float() if probs.dtype in (torch.bfloat16, torch.float16) else probs).numpy()
 
 
 def landmark_confidence(probs: torch.Tensor, background: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row: the best landmark probability and the total probability of the background classes."""
-    mask = torch.ones(probs.shape[-1], dtype=torch.bool)
-    mask[list(background)] = False
-    best = probs[..., mask].max(dim=-1).values
-    background_total = probs[..., ~mask].sum(dim=-1) if len(background) else torch.zeros_like(best)
-    return best, background_total
+    best, background_total = rule.landmark_confidence(_numpy(probs), background)
+    return torch.from_numpy(np.asarray(best)), torch.from_numpy(np.asarray(background_total))
 
 
 def is_landmark(probs: torch.Tensor, background: Sequence[int], threshold: float) -> torch.Tensor:
     """True where the photo is confidently one of the landmarks: the best landmark's probability
-    reaches the threshold and beats the "no landmark" classes."""
-    best, background_total = landmark_confidence(probs, background)
-    return (best >= threshold) & (best >= background_total)
+    reaches the threshold and beats the "no landmark" classes (`openset_rule.is_landmark`)."""
+    return torch.from_numpy(np.asarray(rule.is_landmark(_numpy(probs), background, threshold)))
 
 
 def choose_threshold(landmark_probs: torch.Tensor, other_probs: torch.Tensor, background: Sequence[int], max_rejected: float = 0.02) -> dict:
@@ -43,13 +48,7 @@ def choose_threshold(landmark_probs: torch.Tensor, other_probs: torch.Tensor, ba
     return best
 
 BACKGROUND_CLASS = "no_landmark"  # the class learned from photos that show no landmark
-MIN_SIDE = 32  # pixels: an image smaller than this a side cannot show a recognisable landmark
 GENERATED_EVAL_SEED = 2026  # generated non-photos for measuring: a seed no training run draws with
-
-
-def too_small(size: tuple[int, ...]) -> bool:
-    """True for an image under MIN_SIDE pixels on a side: never named, whatever the model says."""
-    return min(size) < MIN_SIDE
 
 
 def closed_set_scores(scores: torch.Tensor, background: list[int]) -> torch.Tensor:

@@ -19,16 +19,25 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
-from src.data.images import MAX_PIXELS, BadImageError, ImageSource, load_rgb
+from src.data.images import (
+    MAX_PIXELS,
+    BadImageError,
+    ImageSource,
+    centre_square,
+    load_rgb,
+)
 from src.data.landmarks import LandmarkInfo, lookup
-from src.data.transforms import batchable_square
-from src.evaluation.openset import MIN_SIDE, is_landmark, landmark_confidence, too_small
-from src.export import load_exported
+from src.evaluation.openset_rule import (
+    MIN_SIDE,
+    is_landmark,
+    landmark_confidence,
+    too_small,
+)
 from src.serving.gallery import Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery_index import GalleryIndex, IndexConfig
+from src.serving.runtime import Runtime, load_runtime
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +74,19 @@ class GalleryRule:
     temperature: float = 0.03
 
 
-def combine(probs: torch.Tensor, similarity: torch.Tensor, rule: GalleryRule = GalleryRule()) -> torch.Tensor:
-    """probs [N, classes] and similarity [N, taught landmarks] -> probabilities [N, classes + taught]."""
-    logits = torch.cat([probs.clamp_min(1e-12).log(), (similarity.to(probs.dtype) - rule.bias) / rule.temperature], dim=1)
-    return torch.softmax(logits, dim=1)
+def combine(probs, similarity, rule: GalleryRule = GalleryRule()):
+    """probs [N, classes] and similarity [N, taught landmarks] -> probabilities [N, classes + taught].
+    numpy arrays (what the runtimes give); torch tensors in, a torch tensor out (scripts, tests)."""
+    p = np.asarray(probs)
+    logits = np.concatenate([np.log(np.maximum(p, 1e-12)), (np.asarray(similarity).astype(p.dtype) - rule.bias) / rule.temperature], axis=1)
+    logits -= logits.max(axis=1, keepdims=True)
+    combined = np.exp(logits)
+    combined /= combined.sum(axis=1, keepdims=True)
+    if isinstance(probs, np.ndarray):
+        return combined
+    import torch  # a tensor was given, so torch is loaded already
+
+    return torch.from_numpy(combined)
 
 
 @dataclass(frozen=True)
@@ -121,12 +139,18 @@ class Recognizer:
         use_gallery: bool = True,
         rule: GalleryRule = GalleryRule(),
         index_config: Optional[IndexConfig] = None,
+        runtime: Optional[str] = None,
+        precision: Optional[str] = None,
     ):
-        """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone."""
+        """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone.
+        runtime: "auto" (default, or $LANDMARK_RUNTIME: the OpenVINO model beside the file when usable),
+        "openvino" or "torchscript" (`src.serving.runtime`); precision: OpenVINO's "f32" (default) or "bf16"."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.exists():
             raise FileNotFoundError(f"no exported model at {self.model_path}: train one (see README) or set LANDMARK_MODEL")
-        self.model, self.metadata = load_exported(self.model_path)
+        self.model: Runtime = load_runtime(self.model_path, runtime, precision)
+        self.runtime = self.model.name
+        self.metadata = self.model.metadata
         self.class_names: list[str] = list(self.metadata["class_names"])
         self.threshold = float(self.metadata.get("threshold", 0.5) if threshold is None else threshold)
         # Classes that stand for "no landmark" (e.g. a background class learned from object photos).
@@ -136,7 +160,7 @@ class Recognizer:
         self.resize = int(prep.get("resize", 256))
         self.rule, self.index_config = rule, index_config
         self.model_id = model_identity(self.model_path)
-        self.can_embed = hasattr(self.model, "probabilities_and_embedding")  # files exported before embeddings lack it
+        self.can_embed = self.model.can_embed  # files exported before embeddings lack it
         self.gallery_dir: Optional[Path] = (Path(gallery_dir) if gallery_dir else default_gallery_dir()) if use_gallery else None
         self.gallery: Optional[Gallery] = None
         self.gallery_index: Optional[GalleryIndex] = None
@@ -196,15 +220,14 @@ class Recognizer:
             raise GalleryError(f"the model {self.model_path} was exported before embeddings existed: re-export it "
                                "(python -m src train ...) to teach it landmarks")
 
-    @torch.no_grad()
     def embed(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """L2-normalised embeddings [N, D] of decoded photos (what the gallery stores and compares)."""
         self.require_embeddings()
         outputs = []
         for start in range(0, len(images), batch_size):
-            batch = torch.stack([batchable_square(self._model_size(image), self.resize) for image in images[start : start + batch_size]])
+            batch = np.stack([centre_square(self._model_size(image), self.resize) for image in images[start : start + batch_size]])
             outputs.append(self.model.probabilities_and_embedding(batch)[1])
-        return torch.cat(outputs).numpy()
+        return np.concatenate(outputs)
 
     def _model_size(self, image: Image.Image) -> Image.Image:
         """A photo decoded larger than the model's input (a gallery thumbnail) shrunk as `decode` would."""
@@ -219,21 +242,20 @@ class Recognizer:
         `max_pixels` are refused before decoding (BadImageError)."""
         return load_rgb(source, short_side=self.resize, max_pixels=max_pixels)
 
-    @torch.no_grad()
-    def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
+    def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Probabilities [N, classes + taught landmarks] for decoded photos, in batches (`combine`)."""
         self.refresh_gallery()
         index = self.gallery_index
         outputs = []
         for start in range(0, len(images), batch_size):
-            batch = torch.stack([batchable_square(image, self.resize) for image in images[start : start + batch_size]])
+            batch = np.stack([centre_square(image, self.resize) for image in images[start : start + batch_size]])
             if index is None:
-                outputs.append(self.model(batch))
+                outputs.append(self.model.probabilities(batch))
             else:
                 probs, embedding = self.model.probabilities_and_embedding(batch)
-                outputs.append(combine(probs, torch.from_numpy(index.landmark_similarity(embedding.numpy())), self.rule))
+                outputs.append(combine(probs, index.landmark_similarity(embedding), self.rule))
         width = len(self.class_names) + (index.n_landmarks if index is not None else 0)
-        return torch.cat(outputs) if outputs else torch.empty(0, width)
+        return np.concatenate(outputs) if outputs else np.empty((0, width), dtype=np.float32)
 
     def _info(self, index: int) -> LandmarkInfo:
         n = len(self.class_names)
@@ -241,10 +263,11 @@ class Recognizer:
             return lookup(self.class_names[index])
         return self.gallery.landmarks[self.gallery_names[index - n]].info  # type: ignore[union-attr]
 
-    def decide(self, probs: torch.Tensor, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
-        """Turn one row of probabilities into a Recognition (pure: no model, no I/O)."""
+    def decide(self, probs, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
+        """Turn one row of probabilities (numpy, or a CPU torch tensor) into a Recognition (pure: no model, no I/O)."""
+        probs = np.asarray(probs)
         landmark_probs = probs[self.landmark_indices]
-        order = torch.argsort(landmark_probs, descending=True)[:top_k]
+        order = np.argsort(-landmark_probs, kind="stable")[:top_k]
         top = []
         names = self.class_names + self.gallery_names
         for i in order.tolist():

@@ -54,6 +54,7 @@ from pydantic import BaseModel, Field
 from src.data.images import MAX_PIXELS, decodes_within
 from src.serving.gallery_api import gallery_router
 from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
+from src.serving.runtime import PRECISIONS, RUNTIMES
 from src.serving.uploads import (
     BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
@@ -161,6 +162,8 @@ def create_app(
     memory_bytes: int | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
     recognizer: Recognizer | None = None,
+    runtime: str | None = None,
+    precision: str | None = None,
 ) -> FastAPI:
     """Build the service. Nothing is loaded here: the model is loaded once, at startup.
 
@@ -172,6 +175,7 @@ def create_app(
     memory_bytes: what decoding may use at once; None -> ``$LANDMARK_MEMORY_MB`` or 1024 MB.
     body_timeout_s: a request whose body sends nothing for this long is answered 408.
     recognizer: an already loaded Recognizer to serve (tests, embedding); skips loading.
+    runtime, precision: the model's engine (`src.serving.runtime`); None -> ``$LANDMARK_RUNTIME`` or "auto".
     """
     max_upload_bytes = max_upload_bytes or _env_int("LANDMARK_MAX_UPLOAD_MB", MAX_UPLOAD_BYTES, 1024 * 1024)
     max_pixels = max_pixels or _env_int("LANDMARK_MAX_PIXELS", MAX_PIXELS)
@@ -184,7 +188,7 @@ def create_app(
             if app.state.recognizer is None:
                 path = Path(model_path) if model_path else default_model_path()
                 log.info("loading model %s", path)
-                app.state.recognizer = Recognizer(path)
+                app.state.recognizer = Recognizer(path, runtime=runtime, precision=precision)
             return app.state.recognizer
 
     @asynccontextmanager
@@ -291,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: from --memory-mb, at most the CPU cores)")
     parser.add_argument("--memory-mb", type=float, default=None, help="memory for decoding at once (default $LANDMARK_MEMORY_MB or 1024)")
     parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_S, help="seconds a stalled upload may send nothing (default %(default)g)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default f32; bf16: see docs/openvino.md)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.exists():
@@ -305,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_concurrency=args.max_concurrency,
         memory_bytes=int(args.memory_mb * 2**20) if args.memory_mb else None,
         body_timeout_s=args.body_timeout,
+        runtime=args.runtime,
+        precision=args.precision,
     )
     # Idle keep-alive connections are closed after a few seconds; a stalled body is BodyLimit's 408.
     uvicorn.run(service, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5,

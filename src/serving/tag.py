@@ -55,6 +55,7 @@ from src.data.landmarks import LandmarkInfo
 from src.serving.exif import ExistingGPSError, UnsupportedFormatError, read_gps
 from src.serving.photo_files import Found, find_images, relative_destination
 from src.serving.recognize import Recognition, Recognizer
+from src.serving.runtime import PRECISIONS, RUNTIMES
 from src.serving.safe_write import remove_stale_temp_files
 from src.serving.tag_report import TagRow, TagStats, csv_text, write_report
 from src.serving.tag_writer import write_landmark
@@ -282,6 +283,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20, help="larger files are error rows, never read (default %(default)g)")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="larger images are error rows, never decoded (default %(default)d)")
     parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_BYTES / 2**20, help="memory for decoding at once; caps --workers (default %(default)g)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default f32; bf16: see docs/openvino.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scale = parser.add_argument_group("Ray engine (src.serving.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
     scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
@@ -332,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         return usage("no such file or folder: " + ", ".join(missing))
     try:
-        recognizer = Recognizer(args.model, threshold=args.threshold)
+        recognizer = Recognizer(args.model, threshold=args.threshold, runtime=args.runtime, precision=args.precision)
     except FileNotFoundError as error:
         return usage(str(error))
 
@@ -373,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {row.file}: {row.message}", file=sys.stderr)
     if not rows:
         print("no image files found", file=sys.stderr)
-    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g})", file=sys.stderr)
+    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, {recognizer.runtime})", file=sys.stderr)
     print(stats.summary(), file=sys.stderr)
     if args.output and args.output != "-":
         print(f"report: {args.output}", file=sys.stderr)

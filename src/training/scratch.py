@@ -15,6 +15,7 @@ import torch
 from src.data.loaders import DataConfig, make_loaders
 from src.data.transforms import Preprocessing
 from src.export import Predictor, export, predict_dataset
+from src.export_openvino import export_openvino_beside
 from src.models.scratch import MyModel
 from src.training import distributed
 from src.training.loop import History, load_checkpoint, optimize
@@ -100,4 +101,5 @@ def export_scratch(model: torch.nn.Module, loaders, recipe: ScratchRecipe, histo
         min_accuracy=2.0 / len(predictor.class_names),
         metadata={"model": "MyModel", "recipe": asdict(recipe), "valid_accuracy_by_size": valid_scores, "report": report},
     )
+    export_openvino_beside(path, network=model)  # the faster serving copy (src.serving.runtime)
     return path, report

@@ -52,6 +52,7 @@ from src.evaluation.openset import (
     is_landmark_label,
 )
 from src.export import Predictor, export
+from src.export_openvino import export_openvino_beside
 from src.machine import bf16_is_fast
 from src.models.backbones import (
     TransferModel,
@@ -332,6 +333,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
             "background_classes": [BACKGROUND_CLASS] if background else [], "recipe": asdict(recipe), "report": report,
         },
     )
+    export_openvino_beside(recipe.export_path, network=model)  # the faster serving copy (src.serving.runtime)
     report["export_path"] = recipe.export_path
     report["export_megabytes"] = Path(recipe.export_path).stat().st_size / 1e6
     return report

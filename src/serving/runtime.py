@@ -1,0 +1,166 @@
+"""Which engine runs the exported model: OpenVINO (the IR beside the `.pt`) or TorchScript (the `.pt`).
+
+Both take the photos' centre squares at the model's resize size as one uint8 NHWC numpy batch
+[N, S, S, 3] (`src.data.images.centre_square`) and return numpy arrays, so the Recognizer above does
+not care which one runs, and on the OpenVINO path nothing imports torch (a smaller, faster-starting
+service and tagger). The TorchScript file stays the source of truth: an IR that is missing, corrupt or
+older than its `.pt` is not used, and "auto" then falls back to TorchScript with one warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "openvino", "torchscript")
+PRECISIONS = ("f32", "bf16")
+# f32 by default: its answers equal TorchScript's (same top-1, probabilities within 1e-3); bf16 is
+# faster only on CPUs with native bfloat16 and moves probabilities more (docs/openvino.md).
+DEFAULT_PRECISION = "f32"
+# Mirrors src.export_openvino (not imported: it imports torch).
+PROBABILITIES, EMBEDDING, INPUT, IR_FORMAT = "probabilities", "embedding", "photos", 1
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The OpenVINO model cannot be used (missing, corrupt, stale or OpenVINO not installed)."""
+
+
+class Runtime(Protocol):
+    name: str
+    metadata: dict
+    can_embed: bool
+
+    def probabilities(self, squares: np.ndarray) -> np.ndarray: ...
+
+    def probabilities_and_embedding(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class TorchScriptRuntime:
+    """The exported `.pt` through TorchScript (imports torch)."""
+
+    name = "torchscript"
+
+    def __init__(self, model_path: Path):
+        from src.export import load_exported
+
+        self.module, self.metadata = load_exported(model_path)
+        self.can_embed = hasattr(self.module, "probabilities_and_embedding")  # files exported before embeddings lack it
+
+    @staticmethod
+    def _tensor(squares: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(squares)).permute(0, 3, 1, 2)
+
+    def probabilities(self, squares: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.module(self._tensor(squares)).numpy()
+
+    def probabilities_and_embedding(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            probs, embedding = self.module.probabilities_and_embedding(self._tensor(squares))
+        return probs.numpy(), embedding.numpy()
+
+
+def ir_files(model_path: Path) -> tuple[Path, Path, Path]:
+    """(.xml, .bin, .openvino.json) beside an exported `.pt` (as `src.export_openvino.ir_paths`)."""
+    return model_path.with_suffix(".xml"), model_path.with_suffix(".bin"), model_path.with_suffix(".openvino.json")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class OpenVINORuntime:
+    """The IR beside the `.pt` on OpenVINO's CPU plugin; one infer request per calling thread."""
+
+    name = "openvino"
+
+    def __init__(self, model_path: Path, precision: str = DEFAULT_PRECISION, threads: int | None = None):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        xml, bin_, sidecar = ir_files(model_path)
+        missing = [p.name for p in (xml, bin_, sidecar) if not p.exists()]
+        if missing:
+            raise RuntimeUnavailable(f"no OpenVINO model beside {model_path.name} ({', '.join(missing)} missing)")
+        try:
+            self.metadata = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as error:
+            raise RuntimeUnavailable(f"unreadable {sidecar.name}: {error}") from error
+        if self.metadata.get("ir_format") != IR_FORMAT:
+            raise RuntimeUnavailable(f"{xml.name} has format {self.metadata.get('ir_format')!r}, this version reads {IR_FORMAT}")
+        if model_path.exists() and self.metadata.get("source_sha256") != _sha256(model_path):
+            raise RuntimeUnavailable(f"{xml.name} was converted from another version of {model_path.name} (re-exported since)")
+        try:
+            import openvino as ov
+        except ImportError as error:
+            raise RuntimeUnavailable(f"OpenVINO is not installed ({error})") from error
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        except Exception as error:  # OpenVINO raises plain RuntimeErrors for unreadable or truncated files
+            raise RuntimeUnavailable(f"OpenVINO cannot load {xml.name}: {str(error).strip().splitlines()[-1] if str(error).strip() else error}") from error
+        self.precision = precision
+        self.can_embed = bool(self.metadata.get("embeds")) and any(EMBEDDING in o.get_names() for o in self.compiled.outputs)
+        prep = self.metadata["preprocessing"]
+        self.resize, self.crop = int(prep["resize"]), int(prep["crop"])
+        self._local = threading.local()
+
+    def _infer(self, squares: np.ndarray) -> dict:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        side = squares.shape[1]
+        top = round((side - self.crop) / 2.0)  # the exported model's centre crop (a view)
+        crops = squares if side == self.crop else squares[:, top : top + self.crop, top : top + self.crop]
+        request.infer({INPUT: np.ascontiguousarray(crops)})
+        return {name: request.get_tensor(name).data.copy() for name in ((PROBABILITIES, EMBEDDING) if self.can_embed else (PROBABILITIES,))}
+
+    def probabilities(self, squares: np.ndarray) -> np.ndarray:
+        return self._infer(squares)[PROBABILITIES]
+
+    def probabilities_and_embedding(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = self._infer(squares)
+        return outputs[PROBABILITIES], outputs[EMBEDDING]
+
+
+def default_runtime() -> str:
+    """$LANDMARK_RUNTIME, else "auto" (OpenVINO when its model is there, else TorchScript)."""
+    return os.environ.get("LANDMARK_RUNTIME") or "auto"
+
+
+def load_runtime(model_path: str | Path, runtime: str | None = None, precision: str | None = None,
+                 threads: int | None = None) -> Runtime:
+    """The engine for an exported `.pt`: "openvino" or "auto" use the IR beside it when it is usable and
+    fall back to TorchScript with one warning saying why; "torchscript" never touches OpenVINO."""
+    runtime = runtime or default_runtime()
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    model_path = Path(model_path)
+    if runtime != "torchscript":
+        try:
+            return OpenVINORuntime(model_path, precision or os.environ.get("LANDMARK_PRECISION") or DEFAULT_PRECISION, threads)
+        except RuntimeUnavailable as error:
+            log.warning("running %s through TorchScript (slower): %s; convert it with "
+                        "`python -m src export-openvino %s`", model_path.name, error, model_path)
+    return TorchScriptRuntime(model_path)
