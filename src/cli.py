@@ -1,7 +1,7 @@
 """One command line over every stage: `python -m src <command> ...`, `--help` on each.
 
     python -m src train --recipe default --data ROOT [ROOT ...] --no-landmark DIR
-    python -m src crossval --recipe fast --data ROOT --no-landmark DIR
+    python -m src crossval --recipe accurate --data ROOT --no-landmark DIR
     python -m src evaluate MODEL [MODEL ...] --data TEST_FOLDER --figures DIR
     python -m src tag PHOTOS_OR_FOLDERS ... --report tags.csv
     python -m src serve --port 8000

@@ -193,7 +193,7 @@ def _run_cli(recipe_data, folder: Path, *options: str) -> tuple[dict, Path]:
     runs, export_path = folder / "runs", folder / "model.pt"
     assert cli_main([
         "train", "--data", str(data), "--no-landmark", str(no_landmark), "--train-views", "1", "--finetune-epochs", "2",
-        "--export", str(export_path), "--runs", str(runs), "--generated-eval", "8", *options,
+        "--export", str(export_path), "--runs", str(runs), "--generated-eval", "8", "--generated-background", "8", *options,
     ]) == 0
     (record,) = load_runs(runs, kind="train")
     assert record["recipe"]["export_path"] == str(export_path) and record["data"]["no_landmark"] == str(no_landmark)
@@ -218,7 +218,7 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     assert "refit" in report["method"] and report["train_photos"] == 36  # 3 classes x 12: no validation split
     assert [epoch["valid_score"] for epoch in report["finetune"]["history"]] == [None, None]
     assert report["threshold"] == 0.3 and "valid_accuracy_probe" not in report
-    assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6}  # train + valid both train
+    assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6, "generated": 8}  # train + valid both train
     assert 0 <= report["test_accuracy"] <= 1 and report["test_images"] == 12
     _, metadata = load_exported(export_path)
     assert metadata["threshold"] == 0.3 and metadata["recipe"]["refit"] is True
@@ -288,13 +288,13 @@ def test_named_recipes_and_the_options_that_change_them():
         name = _recipe_name(list(argv), list(RECIPES))  # an unknown name exits here, as on the command line
         return recipe_from_options(recipe_parser("train", name, list(RECIPES), "").parse_args(list(argv)))
 
-    assert recipe() == RECIPES["default"] == TransferRecipe()
-    fast = recipe("--recipe", "fast", "--data", "photos")
-    assert fast == replace(RECIPES["fast"], data_dir="photos")
-    assert (fast.train_crop, fast.train_views) == (192, 3) and fast.finetune.epochs < TailFinetuneConfig.epochs
-    changed = recipe("--recipe", "fast", "--train-views", "1", "--finetune-epochs", "2", "--finetune-mixup-alpha", "0.2", "--eval-crop", "centre")
+    assert recipe() == RECIPES["default"] and recipe("--recipe", "accurate") == replace(TransferRecipe(), export_path=RECIPES["accurate"].export_path)
+    default = recipe("--recipe", "default", "--data", "photos")
+    assert default == replace(RECIPES["default"], data_dir="photos")
+    assert (default.train_crop, default.train_views) == (192, 3) and default.finetune.epochs < TailFinetuneConfig.epochs
+    changed = recipe("--recipe", "default", "--train-views", "1", "--finetune-epochs", "2", "--finetune-mixup-alpha", "0.2", "--eval-crop", "centre")
     assert (changed.train_views, changed.finetune.epochs, changed.finetune.mixup_alpha, changed.eval_crop) == (1, 2, 0.2, "centre")
-    assert (changed.train_crop, changed.threshold, changed.finetune.weight_decay) == (192, fast.threshold, fast.finetune.weight_decay)  # the rest: fast's
+    assert (changed.train_crop, changed.threshold, changed.finetune.weight_decay) == (192, default.threshold, default.finetune.weight_decay)  # the rest: the recipe's
     assert recipe("--data", "a", "b", "--no-refit", "--c-grid", "0.5", "2").data_dir == ("a", "b")
     assert recipe("--no-refit", "--c-grid", "0.5", "2").c_grid == (0.5, 2.0)
     assert recipe("--recipe", "scratch", "--widths", "8", "16").widths == (8, 16)
@@ -315,7 +315,7 @@ def test_recipe_reports_probe_and_finetune(recipe_run):
     assert chosen == max(report["finetune"]["valid_accuracy"], report["valid_accuracy_probe"])
     assert report["test_images"] == 12 and 0 <= report["test_accuracy"] <= 1
     assert 0 <= report["test_landmarks_rejected"] <= 1 and 0 <= report["generated_named"] <= 1 and report["generated_images"] == 8
-    assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6}  # 2 of 4 categories held out
+    assert report["background_photos"] == {"train": 4, "valid": 2, "held_out": 6, "generated": 8}  # 2 of 4 categories held out
     assert 0 <= report["held_out_no_landmark_named"] <= 1
     assert report["feature_seconds"] <= report["train_seconds_total"] <= report["wall_seconds_total"]
     assert 0.05 <= report["temperature"] <= 20  # fitted on the validation photos

@@ -1,7 +1,7 @@
 """The transfer recipe: frozen ImageNet trunk -> cached activations -> fine-tuned tail + head -> export.
 
-    python -m src.training.transfer --data ../shared/indian_monuments --no-landmark ../shared/no_landmark
-    python -m src.training.transfer --recipe fast ...    # half the compute (`RECIPES`)
+    python -m src train --data ../shared/indian_monuments ../shared/world_landmarks --no-landmark ../shared/no_landmark
+    python -m src train --recipe accurate ...    # more views and epochs (`RECIPES`)
 
 1. The backbone's trunk (all but its last block) runs once per photo and view; its activations are
    cached on disk (`src.training.features`).
