@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 import ipywidgets as widgets
 
 from src.data.images import BadImageError, load_rgb
-from src.serving.app_teach import TeachPanel
+from src.serving.app_teach import TeachPanel, uploaded_files
 from src.serving.maps import (
     figure_png,
     known_landmarks,
@@ -160,15 +160,6 @@ def _card(name: str, content: bytes, recognition: Recognition) -> widgets.Widget
     )
 
 
-def _files(value: Any) -> list[dict]:
-    """FileUpload.value (ipywidgets 8: a tuple of dicts) as a list of dicts; tolerates a dict of dicts."""
-    if not value:
-        return []
-    if isinstance(value, dict):  # ipywidgets 7 style: {name: {...}}
-        return [dict(item, name=item.get("name") or key) for key, item in value.items()]
-    return [dict(item) for item in value]
-
-
 class LandmarkApp:
     """The widgets and the upload handler; `build_app()` returns `self.widget`."""
 
@@ -191,7 +182,7 @@ class LandmarkApp:
         )
 
     def _on_upload(self, change: dict) -> None:
-        files = _files(change.get("new"))
+        files = uploaded_files(change.get("new"))
         if not files or self._busy:
             return
         self._busy = True

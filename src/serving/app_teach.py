@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 _STYLE = "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; font-size: 0.95em;"
 
 
-def _files(value: Any) -> list[dict]:
+def uploaded_files(value: Any) -> list[dict]:
+    """FileUpload.value (ipywidgets 8: a tuple of dicts) as a list of dicts; tolerates a dict of dicts."""
     if not value:
         return []
     if isinstance(value, dict):  # ipywidgets 7 style: {name: {...}}
@@ -53,7 +54,7 @@ class TeachPanel:
 
     def teach(self) -> bool:
         """Enrol the landmark from the uploaded photos; says what happened in `self.status`."""
-        files = _files(self.photos.value)
+        files = uploaded_files(self.photos.value)
         if not files:
             self._say("Add a few photos of the landmark first (5 or more work best).")
             return False

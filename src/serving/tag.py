@@ -243,12 +243,7 @@ def tag_paths(
         if pool is not None:
             pool.shutdown()
 
-    stats.files += len(rows)
-    stats.total_s += time.perf_counter() - started
-    for row in rows:
-        stats.counts[row.status] = stats.counts.get(row.status, 0) + 1
-        if row.written:
-            stats.counts["written"] = stats.counts.get("written", 0) + 1
+    stats.count(rows, time.perf_counter() - started)
     return rows
 
 

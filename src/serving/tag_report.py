@@ -48,6 +48,15 @@ class TagStats:
     def photos_per_second(self) -> float:
         return self.files / self.total_s if self.total_s > 0 else 0.0
 
+    def count(self, rows: Sequence[TagRow], seconds: float) -> None:
+        """Add a finished run's rows (per status, and those written) and its wall-clock time."""
+        self.files += len(rows)
+        self.total_s += seconds
+        for row in rows:
+            self.counts[row.status] = self.counts.get(row.status, 0) + 1
+            if row.written:
+                self.counts["written"] = self.counts.get("written", 0) + 1
+
     def summary(self) -> str:
         counts = ", ".join(f"{status} {self.counts.get(status, 0)}" for status in STATUSES)
         written = self.counts.get("written", 0)
