@@ -23,7 +23,17 @@ METADATA_FILE = "metadata.json"
 
 
 class Predictor(nn.Module):
-    """uint8 [B,3,H,W] (or [3,H,W]) or float in [0,1] -> softmax probabilities [B, classes]."""
+    """uint8 [B,3,H,W] (or [3,H,W]) or float in [0,1] -> softmax probabilities [B, classes].
+
+    A model with `logits_and_embedding` (MyModel, TransferModel) gets an `EmbeddingPredictor`, whose
+    exported file also answers `probabilities_and_embedding`; any other model a plain Predictor
+    (TorchScript compiles every exported method, so the method cannot exist without its model's).
+    """
+
+    def __new__(cls, model: nn.Module, *args, **kwargs):
+        if cls is Predictor and hasattr(model, "logits_and_embedding"):
+            cls = EmbeddingPredictor
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -49,6 +59,11 @@ class Predictor(nn.Module):
         with torch.no_grad():
             x = self.input(x)
             return torch.softmax(self.model(x), dim=1)
+
+
+
+class EmbeddingPredictor(Predictor):
+    """A Predictor whose model also gives the pooled features its classifier reads."""
 
     @torch.jit.export
     def probabilities_and_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
