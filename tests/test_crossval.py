@@ -41,7 +41,7 @@ def test_fold_plans_with_a_train_fraction_train_on_part_of_the_photos():
 
 def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     runs = tmp_path / "runs"
-    assert main(["crossval", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--runs", str(runs)]) == 0
+    assert main(["crossval", "--recipe", "accurate", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--runs", str(runs)]) == 0
     (record,) = load_runs(runs, kind="crossval")
     report = record["metrics"]
     assert record["recipe"]["folds"] == 3 and record["recipe"]["train_views"] == 1 and record["data"]["roots"] == [str(tiny_data)]
@@ -64,7 +64,7 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
 
 def test_crossval_validates_on_the_evaluation_crop(tmp_path, tiny_data):
     runs = tmp_path / "runs"  # "full" is the default (the test above); here the other choice
-    main(["crossval", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "1", "--folds", "2", "--eval-crop", "centre", "--runs", str(runs)])
+    main(["crossval", "--recipe", "accurate", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "1", "--folds", "2", "--eval-crop", "centre", "--runs", str(runs)])
     (record,) = load_runs(runs, kind="crossval")
     report = record["metrics"]
     assert report["eval_crop"] == "centre" and report["photos"] == 50

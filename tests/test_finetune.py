@@ -192,7 +192,7 @@ def _run_cli(recipe_data, folder: Path, *options: str) -> tuple[dict, Path]:
     data, no_landmark = recipe_data
     runs, export_path = folder / "runs", folder / "model.pt"
     assert cli_main([
-        "train", "--data", str(data), "--no-landmark", str(no_landmark), "--train-views", "1", "--finetune-epochs", "2",
+        "train", "--recipe", "accurate", "--data", str(data), "--no-landmark", str(no_landmark), "--train-views", "1", "--finetune-epochs", "2",
         "--export", str(export_path), "--runs", str(runs), "--generated-eval", "8", "--generated-background", "8", *options,
     ]) == 0
     (record,) = load_runs(runs, kind="train")
@@ -336,7 +336,7 @@ def test_probe_only_recipe(tmp_path, tiny_data):
     report = train_transfer(recipe)
     assert report["method"] == "linear probe" and report["finetune"] is None
     assert "test_accuracy" not in report  # training never reads the test split
-    assert 0 <= evaluate_export(report["export_path"], str(tiny_data))["test_accuracy"] <= 1
+    assert 0 <= evaluate_export(report["export_path"], [tiny_data / "test"])["test_accuracy"] <= 1
 
 
 def test_plot_finetune_history_marks_the_kept_epoch():

@@ -154,6 +154,8 @@ def evaluate_export(
     - with `generated`: `generated_named`, generated non-photos (blank, gradient, noise, text...)
       it names, drawn with a seed no training run uses.
     Training never scores the test split; this does, on the exported file."""
+    if isinstance(test_folders, (str, Path)):
+        raise TypeError("test_folders is a list of folders: pass [folder]")
     module, metadata = load_exported(model_path)
     names = list(metadata["class_names"])
     background = [i for i, name in enumerate(names) if name in set(metadata.get("background_classes", []))]

@@ -8,7 +8,7 @@ The pipeline is the local tagger's (`src.serving.tag`), cut into Ray Data stages
    ``.parquet`` with a ``file`` or ``path`` column) read by Ray Data itself, so a listing of millions
    of photos is never held by the driver;
 2. decoding, in parallel Ray tasks: the GPS check and decode of `tag._check_and_decode`, then the
-   model's centre square (`batchable_square`), as raw uint8 pixels;
+   model's centre square (`src.data.images.centre_square`), as raw uint8 pixels;
 3. recognition, in an actor pool: one exported model per actor (`Recognizer`, the decision rule of the
    app, the service and the local tagger), rows built by `tag._row_from`, GPS written by `tag._write_gps`
    (the same safe, atomic writer; only confident landmarks with coordinates).
@@ -38,6 +38,8 @@ from src.serving.tag import (
     _row_from,
     _write_gps,
     find_images,
+    held_back,
+    writing_confidence,
 )
 from src.serving.tag_report import COLUMNS, TagRow, TagStats
 
@@ -95,7 +97,7 @@ class _Decoder:
 
 def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None, in_place: bool) -> dict[str, list]:
     """Ray task: GPS check and decode of each photo; the model's centre square as raw uint8 bytes."""
-    from src.data.transforms import batchable_square
+    from src.data.images import centre_square
 
     decoder = _Decoder(resize)
     out: dict[str, list] = {key: [] for key in ("file", "destination", "kind", "message", "latitude", "longitude", "pixels")}
@@ -109,7 +111,7 @@ def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None,
         pixels, message, latitude, longitude = b"", "", None, None
         if kind == "image":
             try:
-                pixels = batchable_square(value, resize).numpy().tobytes()
+                pixels = np.ascontiguousarray(centre_square(value, resize)).tobytes()
             except Exception as error:  # noqa: BLE001 - one odd photo must not fail the job
                 kind, message = "error", f"Cannot read this file: unexpected {type(error).__name__}: {error}."
         elif kind == "has_gps":
@@ -125,7 +127,8 @@ def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None,
 class RecognizeActor:
     """Ray actor: one exported model; decoded squares in, report rows out (GPS written on the way)."""
 
-    def __init__(self, model_path: str, threshold: float | None, top_k: int, batch_size: int, write_gps: bool, in_place: bool, threads: int):
+    def __init__(self, model_path: str, threshold: float | None, top_k: int, batch_size: int, write_gps: bool, in_place: bool, threads: int,
+                 min_confidence: float | None = None):
         import torch
 
         from src.serving.recognize import Recognizer
@@ -133,20 +136,19 @@ class RecognizeActor:
         torch.set_num_threads(max(1, threads))
         self.recognizer = Recognizer(model_path, threshold=threshold)
         self.top_k, self.batch_size, self.write_gps, self.in_place = top_k, batch_size, write_gps, in_place
+        self.minimum = writing_confidence(self.recognizer) if min_confidence is None else min_confidence
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        import torch
-
         side = self.recognizer.resize
         kinds = [str(kind) for kind in batch["kind"]]
         images = [i for i, kind in enumerate(kinds) if kind == "image"]
-        squares = [torch.frombuffer(bytearray(batch["pixels"][i]), dtype=torch.uint8).view(3, side, side) for i in images]
+        squares = [np.frombuffer(batch["pixels"][i], dtype=np.uint8).reshape(side, side, 3) for i in images]
         results = {}
-        with torch.no_grad():
-            for start in range(0, len(squares), self.batch_size):
-                probs = self.recognizer.model(torch.stack(squares[start : start + self.batch_size]))
-                for index, row in zip(images[start : start + self.batch_size], probs):
-                    results[index] = self.recognizer.decide(row, top_k=self.top_k)
+        for start in range(0, len(squares), self.batch_size):
+            # the Recognizer's runtime (OpenVINO or TorchScript) on the decoded squares
+            probs = self.recognizer.model.probabilities(np.stack(squares[start : start + self.batch_size]))
+            for index, row in zip(images[start : start + self.batch_size], probs):
+                results[index] = self.recognizer.decide(row, top_k=self.top_k)
         rows = [self._row(batch, i, kind, results.get(i)) for i, kind in enumerate(kinds)]
         return {column: [getattr(row, column) for row in rows] for column in COLUMNS}
 
@@ -160,7 +162,7 @@ class RecognizeActor:
         if kind == "error":
             return TagRow(file=file, status="error", message=str(batch["message"][i]))
         row = _row_from(file, result)
-        if self.write_gps and result.status == "landmark":
+        if self.write_gps and result.status == "landmark" and not held_back(row, result, self.minimum):
             photo, destination = Path(file), Path(str(batch["destination"][i]))
             if not self.in_place and destination.resolve() == photo.resolve():
                 row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
@@ -254,6 +256,7 @@ def tag_paths_ray(
     config: RayTagConfig = RayTagConfig(),
     stats: TagStats | None = None,
     on_row: Callable[[TagRow], None] | None = None,
+    min_confidence: float | None = None,
 ) -> list[TagRow]:
     """`tag.tag_paths` on Ray: one TagRow per photo (photos and folders, or CSV/Parquet listings).
 
@@ -297,7 +300,7 @@ def tag_paths_ray(
                 num_cpus=config.actor_cpus,
                 fn_constructor_kwargs={
                     "model_path": str(Path(model_path).resolve()), "threshold": threshold, "top_k": top_k,
-                    "batch_size": config.batch_size, "write_gps": write_gps, "in_place": in_place,
+                    "batch_size": config.batch_size, "write_gps": write_gps, "in_place": in_place, "min_confidence": min_confidence,
                     "threads": max(1, round(config.actor_cpus)),
                 },
             )
@@ -322,7 +325,7 @@ def _tag_row(record: dict[str, Any]) -> TagRow:
     values = {}
     for column in COLUMNS:
         value = record.get(column)
-        if value is None and "Optional" not in str(_FIELD_TYPES[column]):
+        if value is None and "None" not in str(_FIELD_TYPES[column]):  # `float | None` fields keep None
             value = ""
         elif isinstance(value, float) and math.isnan(value):  # NaN from a numeric column: no value
             value = None

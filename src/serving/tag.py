@@ -143,6 +143,15 @@ def writing_confidence(recognizer: Recognizer) -> float:
     return float(recognizer.metadata.get("min_confidence", recognizer.threshold))
 
 
+def held_back(row: TagRow, result: Recognition, minimum: float) -> bool:
+    """True, and the row says why, when a named landmark is below the minimum confidence for writing."""
+    if result.confidence is None or result.confidence >= minimum:
+        return False
+    row.message += f"; position not written: confidence {result.confidence:.2f} below {minimum:.2f} for writing"
+    row.rule += f"; not written: confidence < min-confidence {minimum:.2f}"
+    return True
+
+
 def tag_paths(
     paths: Sequence[str | Path],
     recognizer: Recognizer,
@@ -224,10 +233,7 @@ def tag_paths(
                     result = next(results)
                     row = _row_from(str(photo), result)
                     destination = destinations.get(photo)
-                    if write_gps and result.status == "landmark" and result.confidence < minimum:
-                        row.message += f"; position not written: confidence {result.confidence:.2f} below {minimum:.2f} for writing"
-                        row.rule += f"; not written: confidence < min-confidence {minimum:.2f}"
-                    elif write_gps and result.status == "landmark":
+                    if write_gps and result.status == "landmark" and not held_back(row, result, minimum):
                         if destination is not None and os.path.realpath(destination) == str(photo):
                             row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
                         else:
@@ -347,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rows = tag_paths_ray(
                 args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=args.write_gps,
-                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats,
+                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats, min_confidence=args.min_confidence,
             )
         except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
             return usage(str(error))
