@@ -4,19 +4,17 @@ with a generated class it never saw. The gallery lives in a temporary $LANDMARK_
 from __future__ import annotations
 
 import datetime
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-import uvicorn
 
 from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
 from src.serving.app_teach import TeachPanel
 from src.serving.gallery import Gallery
 from src.serving.recognize import Recognizer
 from src.serving.service import create_app
-from tests.test_service import _free_port, _wait_healthy
+from tests.test_service import serving_in_thread
 
 TOKEN = "s3cret-token"
 
@@ -30,18 +28,8 @@ def photos(tmp_path_factory) -> list[bytes]:
 @pytest.fixture()
 def server(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("LANDMARK_HOME", str(tmp_path / "home"))
-    app = create_app(tiny_model)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url)
+    with serving_in_thread(create_app(tiny_model)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _teach(url: str, photos: list[bytes], name: str = "Test Tower", token: str | None = TOKEN, **fields) -> requests.Response:

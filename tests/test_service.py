@@ -4,6 +4,7 @@ limits. Every bad input must get a JSON {"detail": "..."} with a 4xx status, nev
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -73,10 +74,9 @@ def service(tiny_model) -> str:
         assert "Traceback" not in output, output
 
 
-@pytest.fixture(scope="module")
-def small_limits_service(tiny_model) -> str:
-    """An in-process server (uvicorn.Server in a thread) with a 50 KiB upload limit."""
-    app = create_app(tiny_model, max_upload_bytes=50 * 1024, max_pixels=2_000_000, body_timeout_s=1.0)
+@contextlib.contextmanager
+def serving_in_thread(app):
+    """`app` served by uvicorn in a thread of this process on a free port; yields its URL."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -88,6 +88,13 @@ def small_limits_service(tiny_model) -> str:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def small_limits_service(tiny_model) -> str:
+    """An in-process server (uvicorn.Server in a thread) with a 50 KiB upload limit."""
+    with serving_in_thread(create_app(tiny_model, max_upload_bytes=50 * 1024, max_pixels=2_000_000, body_timeout_s=1.0)) as url:
+        yield url
 
 
 def _jpeg(tiny_data, name: str = "01.Green_Square_Gate/000.jpg") -> bytes:
