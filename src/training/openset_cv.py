@@ -45,22 +45,28 @@ def landmark_groups(n_classes: int, groups: int, seed: int) -> list[list[int]]:
     return [sorted(part.tolist()) for part in np.array_split(order, groups)]
 
 
-def rule_scores(logits: torch.Tensor, features: torch.Tensor, temperature: float, train_features: torch.Tensor, train_labels: torch.Tensor) -> dict[str, torch.Tensor]:
+def training_references(train_features: torch.Tensor, train_labels: torch.Tensor, n_landmarks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the embedding rules compare with, once per fold: every training photo's normalised
+    embedding, and each landmark's normalised mean embedding (its prototype)."""
+    gallery = F.normalize(train_features, dim=1)
+    prototypes = F.normalize(torch.stack([train_features[train_labels == c].mean(dim=0) for c in range(n_landmarks)]), dim=1)
+    return gallery, prototypes
+
+
+def rule_scores(logits: torch.Tensor, features: torch.Tensor, temperature: float, gallery: torch.Tensor, prototypes: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every rule's score per row (higher: more like a known landmark). The last logit column is the
-    background class; where it beats the best landmark, every score is at its floor (rejected)."""
+    background class; where it beats the best landmark, every score is at its floor (rejected).
+    gallery, prototypes: `training_references` of the fold."""
     landmark_logits = logits[:, :-1]
     probs = torch.softmax(logits / temperature, dim=1)
     best_prob, best = probs[:, :-1].max(dim=1)
     background_wins = probs[:, -1] > best_prob
     embedding = F.normalize(features, dim=1)
-    gallery = F.normalize(train_features, dim=1)
-    similarity = embedding @ gallery.T
-    prototypes = F.normalize(torch.stack([train_features[train_labels == c].mean(dim=0) for c in range(landmark_logits.shape[1])]), dim=1)
     scores = {
         "max_probability": best_prob,
         "max_logit": landmark_logits.max(dim=1).values,
         "energy": torch.logsumexp(landmark_logits, dim=1),
-        "nearest_photo": similarity.max(dim=1).values,
+        "nearest_photo": (embedding @ gallery.T).max(dim=1).values,
         "nearest_prototype": (embedding * prototypes[best]).sum(dim=1),
     }
     return {name: torch.where(background_wins, torch.full_like(score, -torch.inf), score) for name, score in scores.items()}
@@ -160,8 +166,9 @@ def leave_landmarks_out(
         outputs = {"known": forward(eval_x[valid_idx]), "unknown": forward(eval_x[unknown_idx]), "objects": forward(objects_x), "generated": forward(generated_x)}
         valid_truth = mapping[labels[valid_idx]]
         temperature = fit_temperature(outputs["known"][0], valid_truth)
+        gallery, prototypes = training_references(train_features, mapping[labels[fit_idx]], len(known_classes))
         for group, (logits, features) in outputs.items():
-            for rule, score in rule_scores(logits, features, temperature, train_features, mapping[labels[fit_idx]]).items():
+            for rule, score in rule_scores(logits, features, temperature, gallery, prototypes).items():
                 pooled[group][rule].append(score)
         correct.append(outputs["known"][0][:, :-1].argmax(dim=1) == valid_truth)
         pooled_logits.append(outputs["known"][0])
