@@ -26,8 +26,11 @@ from src.models.backbones import (
 )
 from src.runs import load_runs
 from src.training.features import (
+    OpenVinoGraph,
     cached_activations,
     extract_features,
+    frozen_graph,
+    graph_label,
     inference_graph,
     run_in_batches,
 )
@@ -82,11 +85,12 @@ def test_cached_activations_are_float16_and_reused(lite0, tmp_path):
     hook = trunk.register_forward_hook(lambda module, inputs, output: calls.append(1))
     try:
         first = cached_activations("t", trunk, images, "three", "eval", prep, cache_dir=tmp_path)
+        ran = len(calls)  # tracing or converting the trunk calls it too
         again = cached_activations("t", trunk, images, "three", "eval", prep, cache_dir=tmp_path)
     finally:
         hook.remove()
     assert first.dtype == torch.float16 and first.shape == (3, 192, 2, 2)
-    assert len(calls) == 1 and torch.equal(first, again)  # one batch of 3 through the trunk, then the cache
+    assert ran >= 1 and len(calls) == ran and torch.equal(first, again)  # the second time: the cache only
     direct = extract_features(trunk, images, eval_transform(prep), bf16=False)
     relative_error = (first.float() - direct).norm() / direct.norm()
     # bf16 compute with BatchNorm folded (where native) and fp16 storage: close, not equal. On random
@@ -101,6 +105,25 @@ def test_inference_graph_matches_the_network_and_takes_a_smaller_last_batch(lite
     with torch.no_grad():
         assert torch.allclose(graph(x), trunk(x), atol=1e-4, rtol=1e-4)
         assert torch.allclose(graph(x[:1]), trunk(x[:1]), atol=1e-4, rtol=1e-4)
+
+
+def test_openvino_graph_matches_the_torch_graph_at_any_batch_size(lite0):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed: the frozen pass stays on torch")
+    trunk, _ = split_trunk_and_tail(lite0)
+    x = torch.randn(5, 3, 64, 64)
+    graph = OpenVinoGraph(trunk, x[:1], bf16=False)
+    with torch.no_grad():
+        expected = trunk.eval()(x)
+    outputs = graph.run([x[:4], x[4:]])  # in order, whatever request finishes first
+    assert [o.shape[0] for o in outputs] == [4, 1]
+    assert torch.allclose(torch.cat(outputs), expected, atol=1e-4, rtol=1e-4)
+    assert graph_label(graph) == "fp32-openvino" and graph_label(trunk, bf16=False) == "fp32-frozen"
+
+
+def test_landmark_runtime_torchscript_keeps_the_frozen_pass_on_torch(lite0, monkeypatch):
+    trunk, _ = split_trunk_and_tail(lite0)
+    monkeypatch.setenv("LANDMARK_RUNTIME", "torchscript")
+    assert isinstance(frozen_graph(trunk, torch.zeros(1, 3, 64, 64), bf16=False), torch.jit.ScriptModule)
 
 
 def _separable_activations(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,9 +14,13 @@ batch 64: 38 img/s eager float32, 90 eager bfloat16, 124 traced and frozen in bf
 (`python -m scripts.trunk_speed`), with the same validation accuracy of a probe on its activations.
 
 Small batches run the trunk faster: a batch of 4 keeps the early, large activation maps in the CPU's
-cache. On a 2-core AMD EPYC without native bfloat16 (Zen 3), traced and frozen in float32: 78-106
-img/s at batch 4 vs 40-48 at batch 64 (`python -m scripts.trunk_speed --batch 4 64`); on 512 real
-photos through `extract_features`, transform included, 96-105 vs 40 img/s, identical outputs.
+cache (`python -m scripts.trunk_speed --batch 4 64`).
+
+Where OpenVINO is installed the frozen pass runs on it instead (`OpenVinoGraph`): converted once per
+input size, BatchNorm folded, batches queued on as many parallel infer requests as the CPU wants, so
+the next batch is transformed while the last one runs. `$LANDMARK_RUNTIME=torchscript` (the switch the
+serving side reads too) keeps it on torch. Speeds of both: `python -m scripts.trunk_speed`; the
+results and the machine they ran on are in docs/openvino.md.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -59,9 +64,73 @@ def inference_graph(network: nn.Module, example: torch.Tensor, bf16: Optional[bo
         return torch.jit.freeze(scripted)
 
 
+def openvino_is_chosen() -> bool:
+    """Run frozen passes on OpenVINO: installed, and not switched off by $LANDMARK_RUNTIME=torchscript."""
+    if os.environ.get("LANDMARK_RUNTIME") == "torchscript":
+        return False
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OpenVinoGraph:
+    """`network` (eval mode) converted by OpenVINO for the CPU, any batch size, float32 (bfloat16 as in
+    `fast_autocast`). `run` queues batches on parallel infer requests and returns the outputs in order."""
+
+    def __init__(self, network: nn.Module, example: torch.Tensor, bf16: Optional[bool] = None):
+        import openvino as ov
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # timm's "same" padding reads the input size
+            warnings.simplefilter("ignore", FutureWarning)  # the converter traces with torch.jit, which torch deprecates
+            model = ov.convert_model(network.eval(), example_input=example.contiguous())
+        model.reshape([-1, *example.shape[1:]])
+        bf16 = bf16_is_fast() if bf16 is None else bf16
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "THROUGHPUT",
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self.precision = "bf16" if bf16 else "fp32"
+
+    def run(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(self.compiled)
+        outputs: dict[int, torch.Tensor] = {}
+        queue.set_callback(lambda request, index: outputs.__setitem__(index, torch.from_numpy(request.get_output_tensor(0).data.copy())))
+        count, threads = 0, torch.get_num_threads()
+        # The batches are transformed by torch in this thread while OpenVINO's threads run the last ones:
+        # torch's own thread pool would fight them for the cores (a third slower on 2 cores).
+        torch.set_num_threads(1)
+        try:
+            for count, batch in enumerate(batches, start=1):
+                queue.start_async(np.ascontiguousarray(batch.float().numpy()), userdata=count - 1)
+            queue.wait_all()
+        finally:
+            torch.set_num_threads(threads)
+        return [outputs[i] for i in range(count)]
+
+
+FrozenGraph = Union[torch.jit.ScriptModule, OpenVinoGraph]
+
+
+def frozen_graph(network: nn.Module, example: torch.Tensor, bf16: Optional[bool] = None) -> FrozenGraph:
+    """The fastest frozen form of `network` here: `OpenVinoGraph` where chosen (`openvino_is_chosen`), else
+    the traced, frozen torch graph (`inference_graph`). For a fixed input size (any batch)."""
+    return OpenVinoGraph(network, example, bf16) if openvino_is_chosen() else inference_graph(network, example, bf16)
+
+
+def graph_label(graph: nn.Module | OpenVinoGraph, bf16: Optional[bool] = None) -> str:
+    """What computed an activation (part of cache keys: the engines round differently)."""
+    if isinstance(graph, OpenVinoGraph):
+        return f"{graph.precision}-openvino"
+    return ("bf16" if (bf16_is_fast() if bf16 is None else bf16) else "fp32") + "-frozen"
+
+
 @torch.no_grad()  # not inference_mode: the outputs are later used where autograd is on
 def extract_features(
-    network: nn.Module,
+    network: nn.Module | OpenVinoGraph,
     images: Sequence[torch.Tensor],
     transform: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int = 4,  # faster than large batches on CPU (module docstring)
@@ -70,28 +139,48 @@ def extract_features(
     out_dtype: torch.dtype = torch.float32,
     trace: bool = True,
 ) -> torch.Tensor:
-    """Run `network` (eval mode) over uint8 images, each transformed first; returns the stacked outputs.
+    """Run `network` (eval mode, or a `frozen_graph`) over uint8 images, each transformed first; returns the
+    stacked outputs.
 
-    bf16: bfloat16 autocast (None: where the CPU has it natively). out_dtype: how to store the result
-    (float16 halves the size of cached activation maps). trace: run the traced, frozen graph
-    (`inference_graph`); the transform must then give every image the same size.
+    bf16: bfloat16 where the CPU has it natively (None) or as given. out_dtype: how to store the result
+    (float16 halves the size of cached activation maps). trace: run a module through `frozen_graph`
+    (OpenVINO or traced torch); the transform must then give every image the same size.
     """
-    network = network.eval().to(memory_format=torch.channels_last)
-    runner = None
-    outputs = []
+    if not isinstance(network, OpenVinoGraph):
+        network = network.eval().to(memory_format=torch.channels_last)
+    batches = _batches(images, transform, batch_size, desc)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("extract_features needs at least one image")
+    graph = network
+    if trace and isinstance(network, torch.jit.ScriptModule):
+        graph = inference_graph(network, first, bf16)  # already a graph: frozen as it is
+    elif trace and not isinstance(network, OpenVinoGraph):
+        graph = frozen_graph(network, first, bf16)
+    if isinstance(graph, OpenVinoGraph):
+        outputs = graph.run(_chain(first, batches))
+    else:
+        outputs = []
+        for batch in _chain(first, batches):
+            with fast_autocast(bf16):
+                outputs.append(graph(batch))
+    return torch.cat([output.to(out_dtype) for output in outputs])
+
+
+def _batches(images: Sequence[torch.Tensor], transform: Callable, batch_size: int, desc: str) -> Iterator[torch.Tensor]:
     for start in tqdm(range(0, len(images), batch_size), desc=desc, ncols=90):
         batch = torch.stack([transform(image) for image in images[start : start + batch_size]])
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        if runner is None:
-            runner = inference_graph(network, batch, bf16) if trace else network
-        with fast_autocast(bf16):
-            outputs.append(runner(batch).to(out_dtype))
-    return torch.cat(outputs)
+        yield batch.contiguous(memory_format=torch.channels_last)
+
+
+def _chain(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    yield first
+    yield from rest
 
 
 def cached_activations(
     network_name: str,
-    trunk: nn.Module,
+    trunk: nn.Module | OpenVinoGraph,
     images: Sequence[torch.Tensor],
     identity: str,
     view: str,
@@ -107,7 +196,7 @@ def cached_activations(
     shards are gathered on every rank; rank 0 writes the cache. Augmented views then draw their random
     crops per rank, so the key names the number of shards (a single process's cache is unchanged).
     """
-    precision = ("bf16" if bf16_is_fast() else "fp32") + "-frozen"  # folded BatchNorm rounds differently
+    precision = graph_label(trunk)  # folded BatchNorm and each engine round differently
     shards = distributed.world_size() if len(images) >= distributed.world_size() else 1
     sharding = f"|shards{shards}" if shards > 1 and view != "eval" else ""
     key = hashlib.sha1(f"{network_name}|{identity}|{view}|{prep}|{seed}|{len(images)}|{precision}{sharding}".encode()).hexdigest()[:16]

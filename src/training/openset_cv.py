@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
 from src.evaluation.openset import BACKGROUND_CLASS
-from src.training.features import cached_activations, inference_graph, run_in_batches
+from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
 from src.training.transfer import training_photos, zero_head
@@ -110,7 +110,7 @@ def wrong_position_curve(probability: dict[str, torch.Tensor], correct: torch.Te
 def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torch.Tensor], identity: str) -> torch.Tensor:
     """Trunk activations of photos as the exported model sees them (the recipe's evaluation input)."""
     prep = evaluation_preprocessing(recipe)
-    graph = inference_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
+    graph = frozen_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
     return cached_activations(f"{recipe.backbone}-trunk-{recipe.tail_stages}", graph, images, identity, "eval", prep)
 
 

@@ -61,7 +61,7 @@ from src.models.backbones import (
     split_trunk_and_tail,
 )
 from src.training import distributed
-from src.training.features import cached_activations, inference_graph, run_in_batches
+from src.training.features import FrozenGraph, cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import (
     TransferRecipe,
@@ -100,13 +100,13 @@ def compute_activations(
     trunk_name = f"{recipe.backbone}-trunk-{recipe.tail_stages}"
     # Training rows use the training crop; validation, test and held-out rows the evaluation input.
     train_prep, eval_prep = training_preprocessing(recipe), eval_prep or evaluation_preprocessing(recipe)
-    # Trace and freeze the trunk once per input size, for every split and view: building the graph
-    # costs 1-2 s, and `extract_features` would otherwise rebuild it for each of them.
-    graphs: dict[int, torch.jit.ScriptModule] = {}
+    # Convert or trace the trunk once per input size, for every split and view: building the graph
+    # costs seconds, and `extract_features` would otherwise rebuild it for each of them.
+    graphs: dict[int, FrozenGraph] = {}
 
     def activations(images, identity, view, prep, seed=0):
         if prep.crop not in graphs:
-            graphs[prep.crop] = inference_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
+            graphs[prep.crop] = frozen_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
         return cached_activations(trunk_name, graphs[prep.crop], images, identity, view, prep, seed=seed)
 
     x, y = {}, {}
