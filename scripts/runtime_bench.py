@@ -6,8 +6,8 @@ Prints the machine, then: the bare model's batch-1 latency (median) and batch-32
 TorchScript (frozen), OpenVINO f32 and OpenVINO bf16 (a hint: on CPUs without native bfloat16 OpenVINO
 runs f32); their answers' differences from TorchScript on real test photos; the model inside the
 Recognizer at batch 1 vs the bare OpenVINO model; the Recognizer end to end (JPEG bytes to an answer);
-and the batch tagger's photos/s (`src.serving.tag.tag_paths`, no writing). The IR is converted into a
-temporary folder when the model has none beside it.
+and the batch tagger's photos/s (`src.serving.tag.tag_paths` with the command line's decoding threads, no
+writing). The IR is converted into a temporary folder when the model has none beside it.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from src.machine import machine_info
     from src.serving.recognize import Recognizer
     from src.serving.runtime import OpenVINORuntime, TorchScriptRuntime
-    from src.serving.tag import tag_paths
+    from src.serving.tag import DEFAULT_WORKERS, tag_paths
 
     torch.set_num_threads(args.threads)
     print(json.dumps({k: v for k, v in machine_info().items() if k in ("cpu_model", "cpu_bf16_native", "usable_cores", "torch", "load_average")}))
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(1000 * (time.perf_counter() - start))
             p50 = statistics.median(times[5:])
             start = time.perf_counter()
-            rows = tag_paths([str(p) for p in files], recognizer, progress=False)
+            rows = tag_paths([str(p) for p in files], recognizer, progress=False, workers=DEFAULT_WORKERS)  # as `python -m src tag`
             rate = len(rows) / (time.perf_counter() - start)
             ratio = f" ({model_only / bare['openvino f32']:.2f}x the bare OpenVINO model)" if runtime == "openvino" else ""
             print(f"Recognizer {runtime:11s}: model at batch 1 {model_only:5.1f} ms{ratio}; decode+model {inside:5.1f} ms; "

@@ -37,7 +37,7 @@ class TagStats:
     """Where the time went (seconds, wall clock) and how many photos were processed."""
 
     files: int = 0
-    decode_s: float = 0.0  # reading files, EXIF check and decoding pixels
+    decode_s: float = 0.0  # waiting for photos to be read, checked and decoded (the next batch decodes during the model)
     model_s: float = 0.0  # probabilities + decision
     write_s: float = 0.0  # writing GPS into photos
     total_s: float = 0.0
