@@ -7,8 +7,8 @@
 
 Every client is a thread with its own keep-alive `requests.Session`, posting the same photo to
 ``/v1/predict`` back to back. Reports requests/s, photos/s, p50/p90/p99 latency, errors (non-200
-answers and connection failures) and the server's peak resident memory (VmHWM from
-/proc/PID/status; Linux only). ``--json`` prints the numbers as one JSON object.
+answers and connection failures) and the server's resident memory (from /proc/PID/status; Linux
+only): idle after the warm-up requests (VmRSS) and the peak under load (VmHWM). ``--json`` prints the numbers as one JSON object.
 Exit status 0 when no request failed, 1 otherwise, 2 when the service could not be reached.
 """
 
@@ -42,11 +42,11 @@ def _synthetic_photo() -> bytes:
     return buffer.getvalue()
 
 
-def peak_memory_mb(pid: int) -> Optional[float]:
-    """Peak resident set size (VmHWM) of a process, in MiB; None where /proc is unavailable."""
+def peak_memory_mb(pid: int, field: str = "VmHWM") -> Optional[float]:
+    """Peak resident set size (VmHWM; VmRSS: now) of a process, in MiB; None where /proc is unavailable."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024  # kB
     except OSError:
         return None
@@ -144,11 +144,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_service(model: Optional[Path], port: int) -> subprocess.Popen:
+def spawn_service(model: Optional[Path], port: int, runtime: Optional[str] = None) -> subprocess.Popen:
     """`python -m src.serving.service` on 127.0.0.1:port, from the repository root."""
     command = [sys.executable, "-m", "src.serving.service", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     if model is not None:
         command += ["--model", str(model)]
+    if runtime is not None:
+        command += ["--runtime", runtime]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen(command, cwd=ROOT, env=env)
 
@@ -171,7 +173,8 @@ def _print_report(result: dict) -> None:
     print(f"throughput {result['requests_per_s']} photos/s")
     print(f"latency   p50 {latency['p50']} ms, p90 {latency['p90']} ms, p99 {latency['p99']} ms, max {latency['max']} ms")
     if result.get("peak_memory_mb") is not None:
-        print(f"memory    server peak RSS (VmHWM) {result['peak_memory_mb']:.0f} MiB (pid {result['pid']})")
+        print(f"memory    server RSS idle after warm-up {result['idle_memory_mb']:.0f} MiB, "
+              f"peak (VmHWM) {result['peak_memory_mb']:.0f} MiB (pid {result['pid']}, runtime {result.get('runtime') or 'default'})")
     for example in result["error_examples"]:
         print(f"error     {example}")
 
@@ -182,6 +185,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     target.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of a running service")
     target.add_argument("--spawn", action="store_true", help="start `python -m src.serving.service` on a free port, check it, stop it")
     parser.add_argument("--model", type=Path, default=None, help="with --spawn: the model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--runtime", choices=("auto", "openvino", "torchscript"), default=None,
+                        help="with --spawn: the service's engine (default: $LANDMARK_RUNTIME or auto)")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--image", type=Path, default=None, help="photo to send (default: a generated 1024x768 JPEG)")
@@ -192,8 +197,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients must be >= 1 and --seconds > 0")
-    if args.model is not None and not args.spawn:
-        parser.error("--model only applies with --spawn")
+    if (args.model is not None or args.runtime is not None) and not args.spawn:
+        parser.error("--model and --runtime only apply with --spawn")
     image = args.image.read_bytes() if args.image else _synthetic_photo()
     filename = args.image.name if args.image else "photo.jpg"
 
@@ -202,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.spawn:
             port = _free_port()
-            process = spawn_service(args.model, port)
+            process = spawn_service(args.model, port, args.runtime)
             url, pid = f"http://127.0.0.1:{port}", process.pid
         try:
             health = wait_healthy(url, process=process)
@@ -211,8 +216,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         for _ in range(args.warmup):  # first calls pay for TorchScript's profiling runs
             requests.post(f"{url}/v1/predict", files={"file": (filename, image)}, timeout=120)
+        idle_memory_mb = peak_memory_mb(pid, "VmRSS") if pid else None
         result = run_load(url, image, args.clients, args.seconds, args.top_k, filename)
-        result.update(url=url, model=health.get("model"), warmup=args.warmup, pid=pid)
+        result.update(url=url, model=health.get("model"), warmup=args.warmup, pid=pid, runtime=args.runtime, idle_memory_mb=idle_memory_mb)
         result["peak_memory_mb"] = peak_memory_mb(pid) if pid else None
     finally:
         if process is not None:
