@@ -61,7 +61,7 @@ from src.models.backbones import (
     split_trunk_and_tail,
 )
 from src.training import distributed
-from src.training.features import FrozenGraph, cached_activations, frozen_graph, run_in_batches
+from src.training.features import FrozenGraph, cached_activations, frozen_graph, openvino_is_chosen, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import (
     TransferRecipe,
@@ -317,6 +317,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
         **fit.report,
         "threshold": fit.threshold,
         "feature_seconds": feature_seconds,  # trunk activations of everything the model is fitted on
+        "feature_engine": "openvino" if openvino_is_chosen() else "torch",  # what ran the trunk (features.frozen_graph)
         "train_seconds_total": time.perf_counter() - start,  # activations, fitting, threshold
         "background_photos": background_info,
     }
