@@ -15,6 +15,7 @@ from src.serving.gallery import Gallery, GalleryError, edit, read_export
 from src.serving.gallery_cli import main as gallery_main
 from src.serving.gallery_index import MISSING, GalleryIndex, IndexConfig
 from src.serving.recognize import GalleryRule, Recognizer, combine
+from src.serving.references import ReferenceRule, combine_by_reference
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -166,3 +167,37 @@ def test_command_line_add_list_remove_export_import(tiny_model, tmp_path, new_la
     assert read_export(archive, tmp_path / "unpacked").names == ["Test Tower"]
     assert gallery_main([*base, "add", "Empty", str(tmp_path / "missing.jpg"), "--lat", "1", "--lon", "2"]) == 1
     assert "nothing was added" in capsys.readouterr().err and "Empty" not in Gallery.load(folder).names
+
+
+def test_combine_by_reference_lets_a_taught_landmark_win_only_when_closer_than_every_reference():
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    similarity = np.array([[0.95, 0.5], [0.80, 0.5], [0.6, 0.99]], dtype=np.float32)  # two taught landmarks
+    nearest_reference = np.array([0.70, 0.79, 0.90], dtype=np.float32)
+    combined = combine_by_reference(probs, similarity, nearest_reference, ReferenceRule(margin=0.03, temperature=0.03))
+    assert combined.shape == (3, 4) and np.allclose(combined.sum(axis=1), 1)
+    assert combined[0, 2] > 0.99 and combined[0, :2].sum() == 0  # 0.95 >= 0.70 + 0.03: the taught landmark
+    assert np.allclose(combined[1], [0.9, 0.1, 0, 0])  # 0.80 < 0.79 + 0.03: the model decides, as without a gallery
+    assert combined[2, 3] > 0.99
+    assert np.allclose(combine_by_reference(probs, np.zeros((3, 0)), nearest_reference), probs)
+
+
+def test_references_are_made_for_one_model_and_used_by_the_recognizer(tiny_model, tiny_data, tmp_path, new_landmarks, capsys, caplog):
+    model = tmp_path / "model.pt"
+    model.write_bytes(tiny_model.read_bytes())  # the references are written beside the model
+    assert gallery_main(["--model", str(model), "references", "--data", str(tiny_data), "--per-class", "3"]) == 0
+    assert "reference photos of" in capsys.readouterr().out
+    folder = tmp_path / "gallery"
+    recognizer = Recognizer(model, gallery_dir=folder)
+    assert recognizer.references is not None and recognizer.references.shape[0] == 3 * len(recognizer.class_names)
+    photos = new_landmarks[f"{CLASS_NAMES[3]}/train"]
+    with edit(folder) as gallery:
+        gallery.add("Test Tower", photos, recognizer.embed, recognizer.model_id, latitude=48.85, longitude=2.29)
+    assert recognizer.recognize(photos[0].read_bytes()).landmark.class_name == "Test Tower"  # its own photo: similarity 1
+    trained = sorted((Path(tiny_data) / "train" / CLASS_NAMES[0]).glob("*.jpg"))[0]  # a reference itself: similarity 1
+    alone = Recognizer(model, use_gallery=False).recognize(trained.read_bytes())
+    assert recognizer.recognize(trained.read_bytes()).top[0].class_name == alone.top[0].class_name
+    with open(model, "ab") as handle:
+        handle.write(b"\0")  # another version of the file: its references no longer apply
+    with caplog.at_level(logging.WARNING):
+        assert Recognizer(model, gallery_dir=folder).references is None
+    assert "made by" in caplog.text

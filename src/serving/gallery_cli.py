@@ -6,6 +6,7 @@
     python -m src gallery remove "Sydney Opera House"
     python -m src gallery export my_landmarks.zip
     python -m src gallery import my_landmarks.zip [--replace]
+    python -m src gallery references --data ROOT... --no-landmark DIR   # once per model: its reference photos
 
 The gallery lives in $LANDMARK_HOME/gallery (default ~/.local/share/landmark_tagger/gallery); the app,
 the service and `python -m src tag` recognise its landmarks with no extra flag.
@@ -67,6 +68,39 @@ def add(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     count = len(report.landmark.photos)
     print(f"added {report.landmark.name!r} from {count} photo{'s' * (count != 1)} ({seconds:.1f} s) to {args.gallery}")
+    return 0
+
+
+def references(args: argparse.Namespace) -> int:
+    """Embed reference photos of the model's own classes (`src.serving.references`) and save them beside it."""
+    from src.data.folders import scan_split, split_no_landmark
+    from src.data.images import BadImageError
+    from src.evaluation.openset import BACKGROUND_CLASS
+    from src.serving.recognize import Recognizer
+    from src.serving.references import save_references
+
+    recognizer = Recognizer(args.model, use_gallery=False)
+    recognizer.require_embeddings()
+    scan = scan_split([Path(root) for root in args.data], "train")
+    chosen: list[tuple[Path, str]] = []
+    for index, name in enumerate(scan.classes):
+        chosen += [(path, name) for path in sorted(p for p, label in scan.samples if label == index)[: args.per_class]]
+    if args.no_landmark:
+        chosen += [(path, BACKGROUND_CLASS) for path in split_no_landmark(Path(args.no_landmark))["train"]]
+    unknown = sorted({name for _, name in chosen} - set(recognizer.class_names))
+    if unknown:
+        raise GalleryError(f"{recognizer.model_path.name} was not trained on {', '.join(unknown[:5])}: pass the data it was trained on")
+    images, labels = [], []
+    for path, name in chosen:
+        try:
+            images.append(recognizer.decode(path))
+            labels.append(name)
+        except BadImageError as error:
+            print(f"skipped {path}: {error}", file=sys.stderr)
+    start = time.perf_counter()
+    vectors = recognizer.embed(images)
+    path = save_references(recognizer.model_path, recognizer.model_id, vectors, labels)
+    print(f"wrote {path}: {len(labels)} reference photos of {len(set(labels))} classes ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -136,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("--replace", action="store_true", help="replace landmarks of the same name")
     p.set_defaults(run=import_)
+    p = sub.add_parser("references", help="embed the model's own training photos, so taught landmarks win by similarity")
+    p.add_argument("--data", nargs="+", required=True, help="the data roots the model was trained on (train/<class>/ photos)")
+    p.add_argument("--no-landmark", default=None, help="the no-landmark photos it was trained on (their training part is used)")
+    p.add_argument("--per-class", type=int, default=40, help="reference photos per class (default %(default)s)")
+    p.set_defaults(run=references)
     return parser
 
 

@@ -5,8 +5,11 @@ tagger all call `Recognizer.recognize` / `recognize_many`, so they agree on ever
 
 Landmarks taught from a few photos (`src.serving.gallery`, under $LANDMARK_HOME) join the trained
 classes in the same decision: the model's probabilities and the photo's similarity to each taught
-landmark's photos become one distribution (`combine`), and the "unknown" rule applies to it as it
-applied to the model alone. A gallery changed by another process is picked up on the next photo.
+landmark's photos become one distribution, and the "unknown" rule applies to it as it applied to the
+model alone. With reference photos beside the model (`src.serving.references`) a taught landmark wins
+a photo by being closer than everything the model was trained on (`combine_by_reference`); without
+them, by competing with the model's probabilities (`combine`). A gallery changed by another process is
+picked up on the next photo.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from src.evaluation.openset_rule import (
 )
 from src.serving.gallery import Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery_index import GalleryIndex, IndexConfig
+from src.serving.references import ReferenceRule, combine_by_reference, load_references
 from src.serving.runtime import Runtime, load_runtime
 
 log = logging.getLogger(__name__)
@@ -138,6 +142,7 @@ class Recognizer:
         gallery_dir: Optional[str | Path] = None,
         use_gallery: bool = True,
         rule: GalleryRule = GalleryRule(),
+        reference_rule: ReferenceRule = ReferenceRule(),
         index_config: Optional[IndexConfig] = None,
         runtime: Optional[str] = None,
         precision: Optional[str] = None,
@@ -158,9 +163,10 @@ class Recognizer:
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
-        self.rule, self.index_config = rule, index_config
+        self.rule, self.reference_rule, self.index_config = rule, reference_rule, index_config
         self.model_id = model_identity(self.model_path)
         self.can_embed = self.model.can_embed  # files exported before embeddings lack it
+        self.references = load_references(self.model_path, self.model_id) if use_gallery and self.can_embed else None
         self.gallery_dir: Optional[Path] = (Path(gallery_dir) if gallery_dir else default_gallery_dir()) if use_gallery else None
         self.gallery: Optional[Gallery] = None
         self.gallery_index: Optional[GalleryIndex] = None
@@ -243,7 +249,8 @@ class Recognizer:
         return load_rgb(source, short_side=self.resize, max_pixels=max_pixels)
 
     def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        """Probabilities [N, classes + taught landmarks] for decoded photos, in batches (`combine`)."""
+        """Probabilities [N, classes + taught landmarks] for decoded photos, in batches (`combine_by_reference`
+        where the model has references, else `combine`)."""
         self.refresh_gallery()
         index = self.gallery_index
         outputs = []
@@ -253,7 +260,12 @@ class Recognizer:
                 outputs.append(self.model.probabilities(batch))
             else:
                 probs, embedding = self.model.probabilities_and_embedding(batch)
-                outputs.append(combine(probs, index.landmark_similarity(embedding), self.rule))
+                similarity = index.landmark_similarity(embedding)
+                if self.references is None:
+                    outputs.append(combine(probs, similarity, self.rule))
+                else:
+                    nearest_reference = (embedding @ self.references.T).max(axis=1)
+                    outputs.append(combine_by_reference(probs, similarity, nearest_reference, self.reference_rule))
         width = len(self.class_names) + (index.n_landmarks if index is not None else 0)
         return np.concatenate(outputs) if outputs else np.empty((0, width), dtype=np.float32)
 
