@@ -84,6 +84,8 @@ def train_command(argv: Sequence[str]) -> int:
     parser.add_argument("--export", default=None, metavar="PATH", help=f"exported model (default: the recipe's, {RECIPES[name].export_path})")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluating the exported file on the test splits")
+    parser.add_argument("--no-references", action="store_true",
+                        help="skip embedding reference photos beside the export (taught landmarks then compete by probability)")
     parser.add_argument("--generated-eval", type=int, default=GENERATED_EVAL, metavar="N", help="generated non-photos the export is measured on (default: %(default)s)")
     options = parser.parse_args(argv)
     recipe = recipe_from_options(options)
@@ -105,8 +107,19 @@ def train_command(argv: Sequence[str]) -> int:
         return 0  # rank 0 exports, evaluates and writes the run record
     training["wall_seconds_total"] = time.perf_counter() - start
     metrics = {"training": training}
+    from src.data.location import data_roots
+
+    if not options.no_references:
+        from src.serving.gallery_cli import make_references
+
+        from src.serving.gallery import GalleryError
+
+        try:
+            references, count = make_references(Path(recipe.export_path), data_roots(recipe.data_dir), getattr(recipe, "no_landmark_dir", None))
+            print(f"reference photos for taught landmarks: {count} in {references}")
+        except (GalleryError, FileNotFoundError) as error:  # the model is exported and fine; only the references are missing
+            print(f"warning: no reference photos beside {recipe.export_path}: {error}", file=sys.stderr)
     if not options.no_evaluate:
-        from src.data.location import data_roots
         from src.evaluation.evaluate import evaluate_export
 
         folders = [root / "test" for root in data_roots(recipe.data_dir)]

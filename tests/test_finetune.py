@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from src.models.backbones import (
     split_trunk_and_tail,
 )
 from src.runs import load_runs
+from src.serving.references import references_path
 from src.training.features import (
     OpenVinoGraph,
     cached_activations,
@@ -245,6 +247,8 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     assert 0 <= report["test_accuracy"] <= 1 and report["test_images"] == 12
     _, metadata = load_exported(export_path)
     assert metadata["threshold"] == 0.3 and metadata["recipe"]["refit"] is True
+    with np.load(references_path(export_path)) as references:  # taught landmarks compete with these
+        assert sorted(set(references["labels"])) == sorted(metadata["class_names"])
     # the default eval crop: trained on Lite0's 224 centre crops of the 256-pixel short side, the export
     # answers on the whole 256 x 256
     assert metadata["recipe"]["eval_crop"] == "full"

@@ -185,7 +185,7 @@ def test_references_are_made_for_one_model_and_used_by_the_recognizer(tiny_model
     model = tmp_path / "model.pt"
     model.write_bytes(tiny_model.read_bytes())  # the references are written beside the model
     assert gallery_main(["--model", str(model), "references", "--data", str(tiny_data), "--per-class", "3"]) == 0
-    assert "reference photos of" in capsys.readouterr().out
+    assert "reference photos" in capsys.readouterr().out
     folder = tmp_path / "gallery"
     recognizer = Recognizer(model, gallery_dir=folder)
     assert recognizer.references is not None and recognizer.references.shape[0] == 3 * len(recognizer.class_names)

@@ -71,22 +71,24 @@ def add(args: argparse.Namespace) -> int:
     return 0
 
 
-def references(args: argparse.Namespace) -> int:
-    """Embed reference photos of the model's own classes (`src.serving.references`) and save them beside it."""
+def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path | None, per_class: int = 40) -> tuple[Path, int]:
+    """Embed reference photos of the model's own classes (`src.serving.references`): the first `per_class`
+    training photos of each class under `roots` and the training part of `no_landmark`; saved beside
+    the model. Returns the file and the number of photos."""
     from src.data.folders import scan_split, split_no_landmark
     from src.data.images import BadImageError
     from src.evaluation.openset import BACKGROUND_CLASS
     from src.serving.recognize import Recognizer
     from src.serving.references import save_references
 
-    recognizer = Recognizer(args.model, use_gallery=False)
+    recognizer = Recognizer(model, use_gallery=False)
     recognizer.require_embeddings()
-    scan = scan_split([Path(root) for root in args.data], "train")
+    scan = scan_split([Path(root) for root in roots], "train")
     chosen: list[tuple[Path, str]] = []
     for index, name in enumerate(scan.classes):
-        chosen += [(path, name) for path in sorted(p for p, label in scan.samples if label == index)[: args.per_class]]
-    if args.no_landmark:
-        chosen += [(path, BACKGROUND_CLASS) for path in split_no_landmark(Path(args.no_landmark))["train"]]
+        chosen += [(path, name) for path in sorted(p for p, label in scan.samples if label == index)[:per_class]]
+    if no_landmark:
+        chosen += [(path, BACKGROUND_CLASS) for path in split_no_landmark(Path(no_landmark))["train"]]
     unknown = sorted({name for _, name in chosen} - set(recognizer.class_names))
     if unknown:
         raise GalleryError(f"{recognizer.model_path.name} was not trained on {', '.join(unknown[:5])}: pass the data it was trained on")
@@ -97,10 +99,13 @@ def references(args: argparse.Namespace) -> int:
             labels.append(name)
         except BadImageError as error:
             print(f"skipped {path}: {error}", file=sys.stderr)
+    return save_references(recognizer.model_path, recognizer.model_id, recognizer.embed(images), labels), len(labels)
+
+
+def references(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    vectors = recognizer.embed(images)
-    path = save_references(recognizer.model_path, recognizer.model_id, vectors, labels)
-    print(f"wrote {path}: {len(labels)} reference photos of {len(set(labels))} classes ({time.perf_counter() - start:.1f} s)")
+    path, count = make_references(args.model, args.data, args.no_landmark, args.per_class)
+    print(f"wrote {path}: {count} reference photos ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
