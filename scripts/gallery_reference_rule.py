@@ -28,14 +28,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
 from scripts.gallery_eval import KS, TRAINED_WEIGHT, Features, pick
+from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset import is_landmark
 from src.runs import RUNS_DIR, save_run
 from src.serving.gallery_index import GalleryIndex
-from src.serving.references import ReferenceRule, combine_by_reference
 
 MARGINS = np.round(np.arange(-0.10, 0.2001, 0.01), 3)
 

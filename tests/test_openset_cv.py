@@ -65,3 +65,8 @@ def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     assert report["rules"]["max_probability"]["known_rejected"] <= 0.5  # 3 % of 8 photos rounds to none or one
     assert 0.05 <= report["temperature_out_of_fold"] <= 20
     assert [point["min_confidence"] for point in report["min_confidence_curve"]][:2] == [0.3, 0.31]
+    taught = report["taught"]  # each left-out landmark taught from 5 photos, its other 3 scored
+    assert taught["shots"] == 5 and taught["taught_photos_scored"] == 4 * 3
+    assert taught["objects_named_after"] is None and 0 <= taught["generated_named_after"] <= 1
+    assert all(0 <= taught[key] <= 1 for key in ("taught_top1", "taught_named_correctly", "known_named_correctly_before", "known_named_correctly_after"))
+    assert taught["taught_named_correctly"] <= taught["taught_top1"]

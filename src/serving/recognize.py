@@ -32,6 +32,7 @@ from src.data.images import (
     load_rgb,
 )
 from src.data.landmarks import LandmarkInfo, lookup
+from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset_rule import (
     MIN_SIDE,
     is_landmark,
@@ -40,7 +41,7 @@ from src.evaluation.openset_rule import (
 )
 from src.serving.gallery import Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery_index import GalleryIndex, IndexConfig
-from src.serving.references import ReferenceRule, combine_by_reference, load_references
+from src.serving.references import load_references
 from src.serving.runtime import Runtime, load_runtime
 
 log = logging.getLogger(__name__)

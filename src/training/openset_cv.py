@@ -14,6 +14,10 @@ categories that training never saw (`split_no_landmark`'s held-out half) and gen
 For each, the threshold that rejects at most `max_rejected` of the known landmarks' photos is read
 off the pooled out-of-fold scores, and the rates it gives on every group are reported, so the rule to
 ship is chosen on photos no model trained on. The test split is never read.
+
+The left-out landmarks are also taught to each fold's model as a user would (`GALLERY_SHOTS` photos
+each, with reference photos of the fold's own classes; `src.evaluation.gallery_rule`), and their
+other photos scored: the gallery measured on landmarks new to the model that embeds them.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from sklearn.model_selection import train_test_split
 
 from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
+from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset import BACKGROUND_CLASS
+from src.evaluation.openset_rule import is_landmark
 from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
@@ -37,6 +43,8 @@ from src.training.transfer import training_photos, zero_head
 
 RULES = ("max_probability", "max_logit", "energy", "nearest_photo", "nearest_prototype")
 GROUPS = ("known", "unknown", "objects", "generated")
+GALLERY_SHOTS = 5  # photos a user enrols per taught landmark
+REFERENCES_PER_CLASS = 40  # as `python -m src gallery references`
 
 
 def landmark_groups(n_classes: int, groups: int, seed: int) -> list[list[int]]:
@@ -107,6 +115,66 @@ def wrong_position_curve(probability: dict[str, torch.Tensor], correct: torch.Te
     return curve
 
 
+def teach_fold(
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], temperature: float, train_features: torch.Tensor, train_labels: torch.Tensor,
+    background_features: torch.Tensor, unknown_labels: torch.Tensor, shots: int, seed: int, rule: ReferenceRule = ReferenceRule(),
+) -> dict[str, np.ndarray]:
+    """One fold's left-out landmarks taught from `shots` photos each: the combined probabilities
+    (`combine_by_reference`, trained classes then taught landmarks) of their other photos and of the
+    known, object and generated photos, with the model's own probabilities for comparison."""
+    rng = np.random.default_rng(seed)
+    landmarks = sorted(set(unknown_labels.tolist()))
+    shot_rows = np.concatenate([rng.permutation(np.flatnonzero(unknown_labels.numpy() == c))[:shots] for c in landmarks])
+    query_rows = np.setdiff1d(np.arange(len(unknown_labels)), shot_rows)
+    taught_labels = np.array([landmarks.index(c) for c in unknown_labels.numpy()])
+    unknown_logits, unknown_features = outputs["unknown"]
+    enrolled = F.normalize(unknown_features[shot_rows], dim=1).numpy()
+    keep = np.concatenate([np.flatnonzero(train_labels.numpy() == c)[:REFERENCES_PER_CLASS] for c in sorted(set(train_labels.tolist()))])
+    references = F.normalize(torch.cat([train_features[keep], background_features]), dim=1).numpy()
+
+    def combined(logits: torch.Tensor, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        probs = torch.softmax(logits / temperature, dim=1).numpy()
+        embedding = F.normalize(features, dim=1).numpy()
+        similarity = embedding @ enrolled.T
+        per_landmark = np.stack([similarity[:, taught_labels[shot_rows] == t].max(axis=1) for t in range(len(landmarks))], axis=1)
+        return combine_by_reference(probs, per_landmark, (embedding @ references.T).max(axis=1), rule), probs
+
+    out = {"taught_truth": unknown_logits.shape[1] + taught_labels[query_rows]}  # taught columns follow the trained ones
+    out["taught"], _ = combined(unknown_logits[query_rows], unknown_features[query_rows])
+    for group in ("known", "objects", "generated"):
+        out[group], out[f"{group}_alone"] = combined(*outputs[group])
+    return out
+
+
+def taught_rates(folds: list[dict[str, np.ndarray]], known_truth: list[torch.Tensor], threshold: float) -> dict[str, float]:
+    """Pooled over folds at the model's threshold: taught landmarks' photos named right, and what
+    teaching did to the known landmarks, objects and generated images (the background is the last
+    trained column)."""
+    counts: dict[str, list[float]] = {}
+
+    def add(key: str, values: np.ndarray) -> None:
+        counts.setdefault(key, []).extend(values.astype(float).tolist())
+
+    for fold, truth in zip(folds, known_truth):
+        background = [fold["known_alone"].shape[1] - 1]
+
+        def decide(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            scores = probs.copy()
+            scores[:, background] = -1
+            return scores.argmax(axis=1), is_landmark(probs, background, threshold)
+
+        top, named = decide(fold["taught"])
+        add("taught_top1", top == fold["taught_truth"])
+        add("taught_named_correctly", named & (top == fold["taught_truth"]))
+        for when, key in (("before", "known_alone"), ("after", "known")):
+            top, named = decide(fold[key])
+            add(f"known_named_correctly_{when}", named & (top == truth.numpy()))
+        for group in ("objects", "generated"):
+            add(f"{group}_named_before", decide(fold[f"{group}_alone"])[1])
+            add(f"{group}_named_after", decide(fold[group])[1])
+    return {key: float(np.mean(values)) if values else None for key, values in counts.items()} | {"taught_photos_scored": len(counts["taught_top1"])}
+
+
 def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torch.Tensor], identity: str) -> torch.Tensor:
     """Trunk activations of photos as the exported model sees them (the recipe's evaluation input)."""
     prep = evaluation_preprocessing(recipe)
@@ -139,6 +207,7 @@ def leave_landmarks_out(
     background_rows = torch.arange(views * n, len(x))
     pooled = {group: {rule: [] for rule in RULES} for group in GROUPS}
     pooled_logits, pooled_labels, correct = [], [], []
+    taught_folds: list[dict[str, np.ndarray]] = []
     folds = landmark_groups(n_landmarks, groups, seed)
     for k, unknown in enumerate(folds):
         known_classes = [c for c in range(n_landmarks) if c not in unknown]
@@ -170,6 +239,8 @@ def leave_landmarks_out(
         for group, (logits, features) in outputs.items():
             for rule, score in rule_scores(logits, features, temperature, gallery, prototypes).items():
                 pooled[group][rule].append(score)
+        taught_folds.append(teach_fold(outputs, temperature, train_features, mapping[labels[fit_idx]], forward(x[background_rows])[1],
+                                       labels[unknown_idx], GALLERY_SHOTS, seed + k))
         correct.append(outputs["known"][0][:, :-1].argmax(dim=1) == valid_truth)
         pooled_logits.append(outputs["known"][0])
         pooled_labels.append(valid_truth)
@@ -178,6 +249,7 @@ def leave_landmarks_out(
 
     scores = {group: {rule: torch.cat(values) for rule, values in rules.items()} for group, rules in pooled.items()}
     correct_all = torch.cat(correct)
+    rules = choose_rule_thresholds(scores, correct_all, max_rejected)
     return {
         "groups": groups,
         "group_seed": seed,
@@ -187,7 +259,10 @@ def leave_landmarks_out(
         "known_accuracy": correct_all.float().mean().item(),
         "temperature_out_of_fold": float(np.median([fit_temperature(lg, lb) for lg, lb in zip(pooled_logits, pooled_labels)])),
         "max_rejected": max_rejected,
-        "rules": choose_rule_thresholds(scores, correct_all, max_rejected),
+        "rules": rules,
+        "taught": {"shots": GALLERY_SHOTS, "references_per_class": REFERENCES_PER_CLASS, "rule": vars(ReferenceRule()),
+                   "threshold": rules["max_probability"]["threshold"],
+                   **taught_rates(taught_folds, pooled_labels, rules["max_probability"]["threshold"])},
         "min_confidence_curve": wrong_position_curve({g: scores[g]["max_probability"] for g in GROUPS}, correct_all),
         "activation_seconds": activation_seconds,
         "seconds_total": time.perf_counter() - start,
