@@ -77,7 +77,7 @@ def openvino_is_chosen() -> bool:
 
 class OpenVinoGraph:
     """`network` (eval mode) converted by OpenVINO for the CPU, any batch size, float32 (bfloat16 as in
-    `fast_autocast`). `run` queues batches on parallel infer requests and returns the outputs in order."""
+    `fast_autocast`). `run` keeps one batch running per stream and returns the outputs in order."""
 
     def __init__(self, network: nn.Module, example: torch.Tensor, bf16: Optional[bool] = None):
         import openvino as ov
@@ -91,25 +91,38 @@ class OpenVinoGraph:
         config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "THROUGHPUT",
                   "INFERENCE_NUM_THREADS": torch.get_num_threads()}
         self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self.streams = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self.precision = "bf16" if bf16 else "fp32"
 
     def run(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
-        import openvino as ov
+        # One infer request per stream, used in turn: batch i waits for batch i - streams to finish.
+        # No Python callbacks: OpenVINO's threads never need the GIL (a callback could deadlock
+        # against the compiled model's destructor, which joins those threads holding the GIL).
+        requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
+        pending: list[Optional[int]] = [None] * len(requests)
+        outputs: list[torch.Tensor] = []
 
-        queue = ov.AsyncInferQueue(self.compiled)
-        outputs: dict[int, torch.Tensor] = {}
-        queue.set_callback(lambda request, index: outputs.__setitem__(index, torch.from_numpy(request.get_output_tensor(0).data.copy())))
-        count, threads = 0, torch.get_num_threads()
+        def collect(slot: int) -> None:
+            if pending[slot] is not None:
+                requests[slot].wait()
+                outputs.append(torch.from_numpy(requests[slot].get_output_tensor(0).data.copy()))
+                pending[slot] = None
+
+        threads = torch.get_num_threads()
         # The batches are transformed by torch in this thread while OpenVINO's threads run the last ones:
         # torch's own thread pool would fight them for the cores (a third slower on 2 cores).
         torch.set_num_threads(1)
         try:
-            for count, batch in enumerate(batches, start=1):
-                queue.start_async(np.ascontiguousarray(batch.float().numpy()), userdata=count - 1)
-            queue.wait_all()
+            for index, batch in enumerate(batches):
+                slot = index % len(requests)
+                collect(slot)  # in order: the oldest batch still running is in this slot
+                requests[slot].start_async({0: np.ascontiguousarray(batch.float().numpy())}, share_inputs=False)
+                pending[slot] = index
+            for slot in sorted((s for s in range(len(requests)) if pending[s] is not None), key=lambda s: pending[s]):
+                collect(slot)
         finally:
             torch.set_num_threads(threads)
-        return [outputs[i] for i in range(count)]
+        return outputs
 
 
 FrozenGraph = Union[torch.jit.ScriptModule, OpenVinoGraph]
