@@ -96,3 +96,15 @@ def test_crossval_label_names_what_a_setting_changed():
     assert crossval_label(changed) == "lite0, 4 views, 4 epochs, full-frame eval, mixup 0.2, EMA 0.998, 80% of photos"
     assert crossval_label({**base, "train_crop": 224}) == "lite0, 4 views"  # the backbone's own crop
     assert crossval_label({**base, "train_crop": 192}) == "lite0, 4 views, 192-px views"
+
+
+def test_accuracy_by_root_scores_each_roots_landmarks(tmp_path):
+    from src.training.crossval import accuracy_by_root
+
+    for root, name in [("a", "00.Alpha"), ("a", "01.Beta"), ("b", "00.Gamma")]:
+        (tmp_path / root / "train" / name).mkdir(parents=True)
+    classes = ["00.Alpha", "01.Beta", "00.Gamma", "no_landmark"]
+    labels = torch.tensor([0, 1, 2, 2])
+    logits = torch.tensor([[5.0, 0, 0, 0], [5.0, 0, 0, 9], [0, 0, 5.0, 0], [0, 5.0, 0, 0]])  # the background is not a guess
+    by_root = accuracy_by_root(logits, labels, classes, [3], [tmp_path / "a", tmp_path / "b"])
+    assert by_root == {str(tmp_path / "a"): 0.5, str(tmp_path / "b"): 0.5}

@@ -385,3 +385,13 @@ def test_run_in_batches_fast_is_close_to_float32(lite0):
     # bfloat16 where native (else float32 exactly): ~10 % relative on random activations, 1 % on real
     # Lite2 activations of indian_monuments photos
     assert (fast - exact).norm() / exact.norm() < 0.2
+
+
+def test_class_weights_favour_small_classes_and_keep_the_average_row_at_one():
+    from src.training.finetune import class_weights
+
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    assert class_weights(labels, 0.0, 3) is None
+    weights = class_weights(labels, 0.5, 3)
+    assert weights[2] == 0 and weights[1] / weights[0] == pytest.approx(3.0)  # sqrt(90 / 10)
+    assert (weights[labels]).mean().item() == pytest.approx(1.0)

@@ -132,7 +132,20 @@ def cross_validate(
     if eval_inputs:
         report["accuracy_final_epoch_by_eval_input"] = {str(size): photo_weighted_mean(scores, plans) for size, scores in other_scores.items()}
     report.update(calibrate_out_of_fold(out_of_fold, torch.tensor(labels), background))
+    if not isinstance(recipe.data_dir, (str, Path)) and recipe.data_dir and len(recipe.data_dir) > 1:
+        report["accuracy_final_epoch_by_root"] = accuracy_by_root(out_of_fold, torch.tensor(labels), classes, background, recipe.data_dir)
     return report
+
+
+def accuracy_by_root(logits: torch.Tensor, labels: torch.Tensor, classes: list[str], background: list[int], roots: Sequence[str | Path]) -> dict[str, float]:
+    """Out-of-fold accuracy of each data root's landmark photos (a class belongs to the root whose
+    train/ folder holds it)."""
+    out = {}
+    for root in roots:
+        own = torch.tensor([(Path(root) / "train" / classes[label]).is_dir() for label in labels.tolist()])
+        if own.any():
+            out[str(root)] = closed_set_accuracy(logits[own], labels[own], background)
+    return out
 
 
 def calibrate_out_of_fold(logits: torch.Tensor, labels: torch.Tensor, background: list[int]) -> dict:

@@ -37,6 +37,7 @@ class TailFinetuneConfig:
     warmup_fraction: float = 0.15  # one-cycle schedule: warm up, then cosine down to ~0
     mixup_alpha: float = 0.0  # > 0: mix pairs of activation maps and their labels (lambda ~ Beta(a, a))
     ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
+    class_balance: float = 0.0  # loss weight of a class ~ (its training rows)^-class_balance: 0 none, 0.5 inverse square root
     seed: int = 0
     bf16: Optional[bool] = None  # None: bfloat16 autocast where the CPU has it natively
 
@@ -46,6 +47,16 @@ class FinetuneResult:
     best_epoch: int
     best_valid_score: float
     history: list[dict] = field(default_factory=list)  # per epoch: loss, valid score, seconds
+
+
+def class_weights(labels: torch.Tensor, power: float, n_classes: int) -> Optional[torch.Tensor]:
+    """Per-class loss weights ~ count^-power, scaled so that the average training row weighs 1
+    (None for power 0: plain cross-entropy). Classes absent from `labels` weigh 0."""
+    if power == 0:
+        return None
+    counts = torch.bincount(labels, minlength=n_classes).float()
+    weights = torch.where(counts > 0, counts.clamp(min=1) ** -power, torch.zeros_like(counts))
+    return weights * len(labels) / (weights * counts).sum()
 
 
 def _freeze_batchnorm(module: nn.Module) -> None:
@@ -98,6 +109,7 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
     average = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay > 0 else None
     kept = model if average is None else average.module
     mix = np.random.default_rng(config.seed)
+    weights = class_weights(train_y, config.class_balance, head.out_features)
 
     @torch.no_grad()
     def score() -> float:
@@ -121,9 +133,9 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
                 x = lam * x + (1 - lam) * x[partner]
             with fast_autocast(config.bf16):
                 logits = model(x.contiguous(memory_format=torch.channels_last)).float()
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
             if config.mixup_alpha > 0:
-                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner], label_smoothing=config.label_smoothing)
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner], weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
