@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from src.evaluation.openset import is_landmark
+from src.evaluation.openset_rule import best_landmark
 from src.runs import RUNS_DIR, save_run
 from src.serving.gallery_index import GalleryIndex
 from src.serving.recognize import GalleryRule, combine
@@ -64,9 +65,7 @@ def enrol(vectors: np.ndarray, labels: np.ndarray, n: int) -> GalleryIndex:
 def decide(probs: np.ndarray, similarity: np.ndarray, rule: GalleryRule, background: list[int], threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(top landmark index in the combined space, named?) for each photo, as `Recognizer.decide`."""
     combined = combine(torch.from_numpy(probs), torch.from_numpy(similarity), rule)
-    scores = combined.clone()
-    scores[:, background] = -1
-    return scores.argmax(dim=1).numpy(), is_landmark(combined, background, threshold).numpy()
+    return best_landmark(combined.numpy(), background), is_landmark(combined, background, threshold).numpy()
 
 
 def pick(rng: np.random.Generator, labels: np.ndarray, k, landmarks) -> np.ndarray:

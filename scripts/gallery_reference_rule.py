@@ -28,11 +28,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from scripts.gallery_eval import KS, TRAINED_WEIGHT, Features, pick
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
-from src.evaluation.openset import is_landmark
+from src.evaluation.openset_rule import best_landmark, is_landmark
 from src.runs import RUNS_DIR, save_run
 from src.serving.gallery_index import GalleryIndex
 
@@ -42,10 +41,7 @@ MARGINS = np.round(np.arange(-0.10, 0.2001, 0.01), 3)
 def model_decision(f: Features, split: str, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(top trained landmark, named?) of the model alone: its best landmark and the unknown rule."""
     probs = f.get(split, "probs")
-    named = is_landmark(torch.from_numpy(probs), f.background, threshold).numpy()
-    scores = probs.copy()
-    scores[:, f.background] = -1
-    return scores.argmax(axis=1), named
+    return best_landmark(probs, f.background), is_landmark(probs, f.background, threshold)
 
 
 def decide(f: Features, split: str, embedding: str, gallery: tuple[np.ndarray, np.ndarray], references: np.ndarray,
@@ -57,10 +53,8 @@ def decide(f: Features, split: str, embedding: str, gallery: tuple[np.ndarray, n
     vectors_enrolled, labels = gallery
     similarity = GalleryIndex(vectors_enrolled, labels, int(labels.max()) + 1).landmark_similarity(vectors)
     combined = combine_by_reference(probs, similarity, (vectors @ references.T).max(axis=1), ReferenceRule(margin=float(margin)))
-    scores = combined.copy()
-    scores[:, f.background] = -1
     taught = combined[:, probs.shape[1]:].sum(axis=1) > 0
-    return taught, scores.argmax(axis=1), is_landmark(torch.from_numpy(combined), f.background, threshold).numpy()
+    return taught, best_landmark(combined, f.background), is_landmark(combined, f.background, threshold)
 
 
 def reference_vectors(f: Features, embedding: str, every: slice = slice(None)) -> np.ndarray:

@@ -31,3 +31,10 @@ def is_landmark(probs: np.ndarray, background: Sequence[int], threshold: float) 
     reaches the threshold and beats the "no landmark" classes."""
     best, background_total = landmark_confidence(probs, background)
     return (best >= threshold) & (best >= background_total)
+
+
+def best_landmark(probs: np.ndarray, background: Sequence[int]) -> np.ndarray:
+    """Per row: the index of the most probable landmark (a background class never wins)."""
+    scores = np.array(probs, dtype=np.float32, copy=True)
+    scores[..., np.asarray(list(background), dtype=np.int64)] = -np.inf
+    return scores.argmax(axis=-1)

@@ -35,7 +35,7 @@ from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset import BACKGROUND_CLASS
-from src.evaluation.openset_rule import is_landmark
+from src.evaluation.openset_rule import best_landmark, is_landmark
 from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
@@ -159,9 +159,7 @@ def taught_rates(folds: list[dict[str, np.ndarray]], known_truth: list[torch.Ten
         background = [fold["known_alone"].shape[1] - 1]
 
         def decide(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            scores = probs.copy()
-            scores[:, background] = -1
-            return scores.argmax(axis=1), is_landmark(probs, background, threshold)
+            return best_landmark(probs, background), is_landmark(probs, background, threshold)
 
         top, named = decide(fold["taught"])
         add("taught_top1", top == fold["taught_truth"])
