@@ -110,9 +110,8 @@ def train_command(argv: Sequence[str]) -> int:
     from src.data.location import data_roots
 
     if not options.no_references:
-        from src.serving.gallery_cli import make_references
-
         from src.serving.gallery import GalleryError
+        from src.serving.gallery_cli import make_references
 
         try:
             references, count = make_references(Path(recipe.export_path), data_roots(recipe.data_dir), getattr(recipe, "no_landmark_dir", None))

@@ -17,8 +17,8 @@ Small batches run the trunk faster: a batch of 4 keeps the early, large activati
 cache (`python -m scripts.trunk_speed --batch 4 64`).
 
 Where OpenVINO is installed the frozen pass runs on it instead (`OpenVinoGraph`): converted once per
-input size, BatchNorm folded, batches queued on as many parallel infer requests as the CPU wants, so
-the next batch is transformed while the last one runs. `$LANDMARK_RUNTIME=torchscript` (the switch the
+input size, BatchNorm folded, one batch running per CPU stream, so the next batch is transformed
+while the last one runs. `$LANDMARK_RUNTIME=torchscript` (the switch the
 serving side reads too) keeps it on torch. Speeds of both: `python -m scripts.trunk_speed`; the
 results and the machine they ran on are in docs/openvino.md.
 """
