@@ -141,6 +141,9 @@ def crossval_command(argv: Sequence[str]) -> int:
     parser.add_argument("--eval-inputs", type=int, nargs="*", default=[], help="also score the fold models on the whole frame at these sizes (pixels)")
     parser.add_argument("--leave-landmarks-out", type=int, default=0, metavar="GROUPS",
                         help="instead: leave whole landmarks out, in this many groups, and measure the 'unknown landmark' rules")
+    parser.add_argument("--negative-groups", type=int, default=0, metavar="N",
+                        help="with --leave-landmarks-out: train the N groups after each left-out one as background "
+                             "(other landmarks as negatives) instead of as landmarks (default: %(default)s)")
     parser.add_argument("--generated-eval", type=int, default=400, metavar="N",
                         help="with --leave-landmarks-out: generated non-photos to measure on (default: %(default)s)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
@@ -151,8 +154,10 @@ def crossval_command(argv: Sequence[str]) -> int:
     if options.leave_landmarks_out:
         from src.training.openset_cv import leave_landmarks_out
 
-        report = leave_landmarks_out(recipe, groups=options.leave_landmarks_out, seed=options.fold_seed, generated_eval=options.generated_eval)
-        settings = {"leave_landmarks_out": options.leave_landmarks_out, "fold_seed": options.fold_seed, "generated_eval": options.generated_eval}
+        report = leave_landmarks_out(recipe, groups=options.leave_landmarks_out, seed=options.fold_seed, generated_eval=options.generated_eval,
+                                     negative_groups=options.negative_groups)
+        settings = {"leave_landmarks_out": options.leave_landmarks_out, "fold_seed": options.fold_seed, "generated_eval": options.generated_eval,
+                    "negative_groups": options.negative_groups}
         path = save_run("crossval", f"openset-{options.recipe}", {**asdict(recipe), **settings}, _data_record(recipe), report, folder=options.runs)
         print(json.dumps({k: v for k, v in report.items() if k != "min_confidence_curve"}, indent=2))
         print(f"run record {path}")

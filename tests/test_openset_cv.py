@@ -16,6 +16,7 @@ from src.training.openset_cv import (
     RULES,
     choose_min_confidence,
     landmark_groups,
+    negative_landmarks,
     rates_at,
 )
 
@@ -70,3 +71,21 @@ def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     assert taught["objects_named_after"] is None and 0 <= taught["generated_named_after"] <= 1
     assert all(0 <= taught[key] <= 1 for key in ("taught_top1", "taught_named_correctly", "known_named_correctly_before", "known_named_correctly_after"))
     assert taught["taught_named_correctly"] <= taught["taught_top1"]
+
+
+def test_negative_groups_train_other_landmarks_as_background(tmp_path):
+    assert negative_landmarks([[0, 1], [2], [3, 4], [5]], 3, 2) == [0, 1, 2]  # the groups after the left-out one, wrapping
+    assert negative_landmarks([[0, 1], [2]], 0, 0) == []
+    data = make_synthetic_dataset(tmp_path / "data", n_classes=4, n_train=8, n_test=2, with_bad_files=False)
+    runs = tmp_path / "runs"
+    argv = ["crossval", "--data", str(data), "--generated-background", "16", "--train-views", "1", "--finetune-epochs", "1",
+            "--leave-landmarks-out", "4", "--generated-eval", "8", "--runs", str(runs)]
+    with pytest.raises(ValueError, match="negative_groups must be between 0 and groups - 2"):
+        main(argv + ["--negative-groups", "3"])
+    assert main(argv + ["--negative-groups", "1"]) == 0
+    (record,) = load_runs(runs, kind="crossval")
+    report = record["metrics"]
+    assert record["recipe"]["negative_groups"] == report["negative_groups"] == 1
+    left_out, negatives = report["landmarks_left_out"], report["negative_landmarks_by_fold"]
+    assert all(neg == left_out[(k + 1) % 4] for k, neg in enumerate(negatives))  # trained as background, never scored in that fold
+    assert report["photos"]["unknown"] == 32  # each landmark is still scored as unknown once

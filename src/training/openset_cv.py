@@ -15,6 +15,11 @@ For each, the threshold that rejects at most `max_rejected` of the known landmar
 off the pooled out-of-fold scores, and the rates it gives on every group are reported, so the rule to
 ship is chosen on photos no model trained on. The test split is never read.
 
+With `negative_groups` > 0 the next groups after the left-out one are not scored but trained as
+background ("other landmarks", the Google Landmarks v2 way of saying "none of these"): this measures
+whether photos of other landmarks teach the model to reject landmarks it has seen neither as a class
+nor as a negative.
+
 The left-out landmarks are also taught to each fold's model as a user would (`GALLERY_SHOTS` photos
 each, with reference photos of the fold's own classes; `src.evaluation.gallery_rule`), and their
 other photos scored: the gallery measured on landmarks new to the model that embeds them.
@@ -51,6 +56,11 @@ def landmark_groups(n_classes: int, groups: int, seed: int) -> list[list[int]]:
     """The landmark classes shuffled (seeded) into `groups` folds of nearly equal size."""
     order = np.random.default_rng(seed).permutation(n_classes)
     return [sorted(part.tolist()) for part in np.array_split(order, groups)]
+
+
+def negative_landmarks(folds: list[list[int]], fold: int, negative_groups: int) -> list[int]:
+    """The landmarks fold `fold` trains as background: the `negative_groups` groups after its left-out one."""
+    return sorted(c for j in range(1, negative_groups + 1) for c in folds[(fold + j) % len(folds)])
 
 
 def training_references(train_features: torch.Tensor, train_labels: torch.Tensor, n_landmarks: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +192,7 @@ def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torc
 
 def leave_landmarks_out(
     recipe: TransferRecipe, groups: int = 5, seed: int = 0, known_valid: float = 0.2, generated_eval: int = 400,
-    max_rejected: float = 0.03, progress: bool = True,
+    max_rejected: float = 0.03, progress: bool = True, negative_groups: int = 0,
 ) -> dict:
     """Out-of-fold scores of every rule on the four groups of photos, the threshold each rule needs
     and the rates it gives, the pooled temperature, and the minimum-confidence curve for writing GPS."""
@@ -194,6 +204,8 @@ def leave_landmarks_out(
     background_info = cached.background_info
     if BACKGROUND_CLASS not in classes:
         raise ValueError("leave-landmarks-out CV needs a background class: give no_landmark_dir or generated_background")
+    if not 0 <= negative_groups <= groups - 2:
+        raise ValueError(f"negative_groups must be between 0 and groups - 2 = {groups - 2} (one group is left out, one or more trained): got {negative_groups}")
     x, y = cached.activations.x["train"], cached.activations.y["train"]
     objects_x = cached.activations.x.get("no_landmark_held_out", x[:0])
     eval_x = cached.evaluation_rows()
@@ -207,16 +219,19 @@ def leave_landmarks_out(
     pooled_logits, pooled_labels, correct = [], [], []
     taught_folds: list[dict[str, np.ndarray]] = []
     folds = landmark_groups(n_landmarks, groups, seed)
+    negatives_by_fold = [negative_landmarks(folds, k, negative_groups) for k in range(groups)]
     for k, unknown in enumerate(folds):
-        known_classes = [c for c in range(n_landmarks) if c not in unknown]
+        negatives = negatives_by_fold[k]
+        known_classes = [c for c in range(n_landmarks) if c not in unknown and c not in negatives]
         mapping = torch.full((n_landmarks + 1,), -1, dtype=torch.long)
         mapping[known_classes] = torch.arange(len(known_classes))
-        mapping[n_landmarks] = len(known_classes)  # the background class stays last
+        mapping[negatives + [n_landmarks]] = len(known_classes)  # the background class stays last
         known_idx = torch.nonzero(torch.isin(labels, torch.tensor(known_classes))).flatten()
         unknown_idx = torch.nonzero(torch.isin(labels, torch.tensor(unknown))).flatten()
+        negative_idx = torch.nonzero(torch.isin(labels, torch.tensor(negatives, dtype=torch.long))).flatten()
         fit_idx, valid_idx = train_test_split(known_idx.numpy(), test_size=known_valid, stratify=labels[known_idx].numpy(), random_state=seed + k)
         fit_idx, valid_idx = torch.from_numpy(fit_idx), torch.from_numpy(valid_idx)
-        rows = torch.cat([fit_idx + view * n for view in range(views)] + [background_rows])
+        rows = torch.cat([torch.cat([fit_idx, negative_idx]) + view * n for view in range(views)] + [background_rows])
         fold_tail = copy.deepcopy(tail)
         head = zero_head(extractor.feature_dim, len(known_classes) + 1)
         finetune_tail(fold_tail, head, x[rows], mapping[y[rows]], None, None, recipe.finetune, progress=progress)
@@ -252,6 +267,8 @@ def leave_landmarks_out(
         "groups": groups,
         "group_seed": seed,
         "landmarks_left_out": [[classes[c] for c in fold] for fold in folds],
+        "negative_groups": negative_groups,
+        "negative_landmarks_by_fold": [[classes[c] for c in fold] for fold in negatives_by_fold],
         "photos": {group: len(scores[group]["max_probability"]) for group in GROUPS},
         "background_photos": background_info,
         "known_accuracy": correct_all.float().mean().item(),
