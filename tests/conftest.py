@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let timm/huggingface reach
 # Session fixtures run before function-scoped ones: point the cache at a temporary folder right away,
 # so nothing the tests do lands in the user's ~/.cache.
 os.environ["LANDMARK_CACHE"] = tempfile.mkdtemp(prefix="landmark_test_cache_")
+atexit.register(shutil.rmtree, os.environ["LANDMARK_CACHE"], ignore_errors=True)  # up to tens of MB per run otherwise stay in /tmp
 # The test models are tiny: one thread is as fast, and far faster when the CPU is shared.
 torch.set_num_threads(1)
 
