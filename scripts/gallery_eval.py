@@ -37,6 +37,9 @@ from src.serving.gallery_index import GalleryIndex
 from src.serving.recognize import GalleryRule, combine
 
 CANDIDATES = ("pooled", "gem", "imagenet")
+# Measured beside the candidates, not chosen from: each needs a second pass (the mirrored photo) or a
+# second network (`imagenet`) at serving time; they say whether the embedding family is flat.
+VARIANTS = ("pooled+imagenet", "pooled+flip", "imagenet+flip")
 KS = (1, 3, 5, 10, "all")
 BIASES = np.round(np.arange(0.0, 0.951, 0.025), 3)
 TEMPERATURES = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -77,17 +80,37 @@ def pick(rng: np.random.Generator, labels: np.ndarray, k, landmarks) -> np.ndarr
     return np.array(sorted(rows))
 
 
+def _normalized(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def embedding_vectors(f: Features, split: str, name: str) -> np.ndarray:
+    """A candidate's vectors: stored ones, "a+b" (two embeddings side by side), "a+flip" (the photo and
+    its mirror image averaged, for enrolled and query photos alike); None where the features lack it."""
+    first, _, second = name.partition("+")
+    if not second:
+        return f.get(split, name)
+    if f"{split}/{first}" not in f.data or f"{split}/{second if second != 'flip' else first + '_flip'}" not in f.data:
+        return None
+    if second == "flip":
+        return _normalized(f.get(split, first) + f.get(split, f"{first}_flip"))
+    return _normalized(np.concatenate([f.get(split, first), f.get(split, second)], axis=1))
+
+
 def choose_embedding(f: Features, seed: int, draws: int = 5) -> dict:
-    """Nearest-landmark accuracy among the world landmarks' TRAIN photos for each candidate: enrol half
-    of each landmark's photos (or 5, averaged over draws) and score the rest; the k = 5 score chooses."""
+    """Nearest-landmark accuracy among the world landmarks' TRAIN photos for each candidate (and each
+    VARIANT the features allow): enrol half of each landmark's photos (or 5, averaged over draws) and
+    score the rest; the k = 5 score chooses among CANDIDATES."""
     names = sorted(set(f.get("world_train", "labels")))
     labels = np.array([names.index(x) for x in f.get("world_train", "labels")])
     rng = np.random.default_rng(seed)
     splits = {"half": [np.concatenate([rng.permutation(np.flatnonzero(labels == i))[: max(1, (labels == i).sum() // 2)] for i in range(len(names))])],
               "k5": [pick(rng, labels, 5, range(len(names))) for _ in range(draws)]}
     scores: dict[str, dict[str, float]] = {}
-    for candidate in CANDIDATES:
-        vectors = f.get("world_train", candidate)
+    for candidate in CANDIDATES + VARIANTS:
+        vectors = embedding_vectors(f, "world_train", candidate)
+        if vectors is None:
+            continue
         for split, enrolments in splits.items():
             right = []
             for enrolled in enrolments:
@@ -95,7 +118,7 @@ def choose_embedding(f: Features, seed: int, draws: int = 5) -> dict:
                 best = enrol(vectors[enrolled], labels[enrolled], len(names)).landmark_similarity(vectors[queries]).argmax(axis=1)
                 right.append(float((best == labels[queries]).mean()))
             scores.setdefault(split, {})[candidate] = float(np.mean(right))
-    return {"accuracy": scores, "chosen": max(scores["k5"], key=scores["k5"].get), "photos": len(labels)}
+    return {"accuracy": scores, "chosen": max(CANDIDATES, key=scores["k5"].get), "photos": len(labels)}
 
 
 def choose_rule(f: Features, embedding: str, threshold: float, seed: int) -> dict:

@@ -11,12 +11,14 @@ L2-normalised: `pooled` (average pooling: the vector the classifier reads, what
 `imagenet`: the same photo through the backbone as ImageNet trained it (the frozen trunk and its
 original, not fine-tuned, last stage; average pooled): features that never saw a landmark label. One pass
 of the network per photo (two with `imagenet`); the model file may predate `probabilities_and_embedding` (its submodules
-are used).
+are used). `--flip` also stores each embedding of the mirrored photo (`pooled_flip`, ...), for the
+test-time-augmentation candidates of `scripts.gallery_eval`.
 """
 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--only", nargs="*", default=None, help="compute only these sets (e.g. indian_train)")
     parser.add_argument("--per-class", type=int, default=None, help="at most this many photos per class (the first, sorted)")
+    parser.add_argument("--flip", action="store_true", help="also embed every photo mirrored left-right (a second pass)")
     args = parser.parse_args()
     module, metadata = load_exported(args.model, optimize=False)
     side = int(metadata.get("preprocessing", {}).get("resize", 256))
@@ -105,11 +108,17 @@ def main() -> None:
                 usable.append((path, label))
             except BadImageError as error:
                 print(f"skipped {path}: {error}")
-        outputs = []
+        outputs, mirrored = [], []
         for start in tqdm(range(0, len(images), args.batch), desc=set_name, ncols=90):
             batch = torch.stack(images[start : start + args.batch])
-            outputs.append(graph(batch) if len(batch) == args.batch else embed_batch(module, imagenet, batch))  # the trace is for one size
+            run = graph if len(batch) == args.batch else partial(embed_batch, module, imagenet)  # the trace is for one size
+            outputs.append(run(batch))
+            if args.flip:
+                mirrored.append(run(torch.flip(batch, dims=[3])))
         probs, pooled, gem, imagenet_pooled = (torch.cat(parts).numpy() for parts in zip(*outputs))
+        if args.flip:
+            arrays.update({f"{set_name}/{name}_flip": torch.cat(parts).numpy()
+                           for name, parts in zip(("probs", "pooled", "gem", "imagenet"), zip(*mirrored)) if name != "probs"})
         check = module(torch.stack(images[:4]))  # the head on the pooled vector is the model's own answer
         assert torch.allclose(check, torch.from_numpy(probs[:4]), atol=1e-4), "head(pooled) differs from the model's output"
         arrays.update({f"{set_name}/probs": probs, f"{set_name}/pooled": pooled, f"{set_name}/gem": gem, f"{set_name}/imagenet": imagenet_pooled,
