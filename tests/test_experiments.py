@@ -82,3 +82,6 @@ def test_formatting_helpers():
     assert experiments.count_of(0.97138, 699) == "679/699"
     assert experiments.minutes(525.5) == "8.8 min"
     assert experiments.machine_label({"cpu_model": "X", "cpu_bf16_native": True}) == "X, bf16"
+    assert experiments._negatives({}) == "none" and experiments._negatives({"negative_landmarks_by_fold": [[], []]}) == "none"
+    assert experiments._negatives({"negative_landmarks_by_fold": [["a", "b"], ["c", "d"]]}) == "2 per fold"
+    assert experiments._negatives({"negative_landmarks_by_fold": [["a"], ["b", "c"]]}) == "1–2 per fold"

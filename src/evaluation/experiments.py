@@ -129,20 +129,29 @@ def crossval_table(records: list[dict[str, Any]], out_dir: Path) -> str:
 
 def open_set_table(records: list[dict[str, Any]], out_dir: Path) -> str:
     """Leave-landmarks-out runs (`--leave-landmarks-out`): each rule at its out-of-fold threshold."""
-    header = ["recipe", "groups", "known top-1", "rule", "threshold", "known rejected", "known named wrong",
+    header = ["recipe", "groups", "other landmarks as background", "known top-1", "rule", "threshold", "known rejected", "known named wrong",
               "unknown landmarks named", "objects named", "generated named", "temperature", "machine", "time", "record"]
     rows = []
     for record in _order([r for r in records if "rules" in r.get("metrics", {})]):
         metrics = record["metrics"]
         for rule, rates in metrics["rules"].items():
             rows.append([
-                record.get("recipe_name", ""), str(metrics.get("groups", "")), pct(metrics.get("known_accuracy")), rule,
+                record.get("recipe_name", ""), str(metrics.get("groups", "")), _negatives(metrics), pct(metrics.get("known_accuracy")), rule,
                 number(rates.get("threshold"), ".3f"), pct(rates.get("known_rejected")), pct(rates.get("known_named_wrong")),
                 f"**{pct(rates.get('unknown_named'))}**", pct(rates.get("objects_named")), pct(rates.get("generated_named")),
                 number(metrics.get("temperature_out_of_fold"), ".2f"), machine_label(record.get("machine", {})),
                 minutes(metrics.get("seconds_total")), _link(record, out_dir),
             ])
-    return _table(header, ["---", "---:", "---:", "---"] + ["---:"] * 7 + ["---", "---:", "---"], rows)
+    return _table(header, ["---", "---:", "---:", "---:", "---"] + ["---:"] * 7 + ["---", "---:", "---"], rows)
+
+
+def _negatives(metrics: dict[str, Any]) -> str:
+    """'none', or how many landmarks each fold trained as background (`--negative-groups`)."""
+    counts = [len(fold) for fold in metrics.get("negative_landmarks_by_fold") or []]
+    if not any(counts):
+        return "none"
+    low, high = min(counts), max(counts)
+    return f"{low} per fold" if low == high else f"{low}–{high} per fold"
 
 
 def _flat_training_metrics(metrics: dict[str, Any]) -> tuple[dict[str, Any], str]:
