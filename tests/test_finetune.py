@@ -36,14 +36,14 @@ from src.training.features import (
     inference_graph,
     run_in_batches,
 )
-from src.training.finetune import TailFinetuneConfig, finetune_tail
+from src.training.finetune import TailFinetuneConfig, finetune_tail, normalized_tail
 from src.training.recipes import (
     RECIPES,
     TransferRecipe,
     evaluation_preprocessing,
     training_preprocessing,
 )
-from src.training.transfer import train_transfer
+from src.training.transfer import train_transfer, zero_head
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,32 @@ def test_finetune_tail_options_still_learn(options):
     with torch.no_grad():  # the kept (for EMA: averaged) weights are in the modules
         assert accuracy(head(run_in_batches(tail, valid_x))) == pytest.approx(result.best_valid_score)
     assert result.best_valid_score > 0.9
+
+
+def test_cosine_classifier_folds_into_a_plain_head_on_unit_features():
+    torch.manual_seed(0)
+    config = TailFinetuneConfig(epochs=4, batch_size=32, tail_lr=1e-2, head_lr=3e-2, bf16=False, cosine_scale=16.0)
+    plain_tail = nn.Sequential(nn.Conv2d(4, 8, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    head = zero_head(8, 3)
+    with pytest.raises(ValueError, match="normalized_tail"):
+        finetune_tail(plain_tail, head, *_separable_activations(64, 0), None, None, config, progress=False)
+    tail = normalized_tail(plain_tail, config)
+    train_x, train_y = _separable_activations(512, 0)
+    valid_x, valid_y = _separable_activations(96, 1)
+    accuracy = lambda logits: (logits.argmax(1) == valid_y).float().mean().item()
+    result = finetune_tail(tail, head, train_x, train_y, valid_x, accuracy, config, progress=False)
+    with torch.no_grad():
+        features = run_in_batches(tail, valid_x)
+        assert torch.allclose(features.norm(dim=1), torch.ones(len(features)), atol=1e-5)
+        assert torch.allclose(head.weight.norm(dim=1), torch.full((3,), 16.0)) and not head.bias.any()
+        assert accuracy(head(features)) == pytest.approx(result.best_valid_score) and result.best_valid_score > 0.9
+    assert normalized_tail(plain_tail, TailFinetuneConfig()) is plain_tail
+
+
+def test_train_refuses_the_cosine_classifier_it_cannot_export(tmp_path, tiny_data):
+    recipe = TransferRecipe(data_dir=str(tiny_data), finetune=TailFinetuneConfig(cosine_scale=16.0), export_path=str(tmp_path / "m.pt"))
+    with pytest.raises(ValueError, match="cosine"):
+        train_transfer(recipe)
 
 
 def test_finetune_tail_rejects_bad_input():

@@ -44,7 +44,7 @@ from src.models.backbones import (
 )
 from src.runs import RUNS_DIR, load_runs
 from src.training.features import run_in_batches
-from src.training.finetune import TailFinetuneConfig, finetune_tail
+from src.training.finetune import TailFinetuneConfig, finetune_tail, normalized_tail
 from src.training.recipes import (
     TransferRecipe,
     evaluation_preprocessing,
@@ -91,6 +91,8 @@ def cross_validate(
     short side resized to the size, all of it kept): which serving input suits the training views."""
     if recipe.finetune is None:
         raise ValueError("cross-validation measures the fine-tuned recipe: give recipe.finetune")
+    if eval_inputs and recipe.finetune.cosine_scale > 0:
+        raise ValueError("--eval-inputs scores the plain head during training; it does not measure a cosine classifier")
     start = time.perf_counter()
     cached = training_photos(recipe)
     extractor, tail, every_photo, classes = cached.extractor, cached.tail, cached.photos, cached.classes
@@ -109,7 +111,7 @@ def cross_validate(
     other_scores: dict[int, list[float]] = {size: [] for size in eval_inputs}  # per fold, final epoch
     for k, plan in enumerate(plans):
         fold_other: dict[int, float] = {}  # this fold on the other inputs, rewritten every epoch: the final one stays
-        fold_tail = copy.deepcopy(pristine_tail)
+        fold_tail = normalized_tail(copy.deepcopy(pristine_tail), recipe.finetune)
         head = zero_head(extractor.feature_dim, len(classes))
         valid_y = y[plan.valid_rows]
 

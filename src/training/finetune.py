@@ -38,6 +38,7 @@ class TailFinetuneConfig:
     mixup_alpha: float = 0.0  # > 0: mix pairs of activation maps and their labels (lambda ~ Beta(a, a))
     ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
     class_balance: float = 0.0  # loss weight of a class ~ (its training rows)^-class_balance: 0 none, 0.5 inverse square root
+    cosine_scale: float = 0.0  # > 0: a cosine classifier (unit features and weights, logits x this scale); the tail must end in L2Normalize (`normalized_tail`)
     seed: int = 0
     bf16: Optional[bool] = None  # None: bfloat16 autocast where the CPU has it natively
 
@@ -57,6 +58,38 @@ def class_weights(labels: torch.Tensor, power: float, n_classes: int) -> Optiona
     counts = torch.bincount(labels, minlength=n_classes).float()
     weights = torch.where(counts > 0, counts.clamp(min=1) ** -power, torch.zeros_like(counts))
     return weights * len(labels) / (weights * counts).sum()
+
+
+class L2Normalize(nn.Module):
+    """Features scaled to unit length: the end of the tail under a cosine classifier."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1)
+
+
+def normalized_tail(tail: nn.Module, config: TailFinetuneConfig) -> nn.Module:
+    """The tail to fine-tune and score with: `tail` itself, or `tail` then L2Normalize when the
+    config asks for a cosine classifier (its head is then a plain Linear on unit features)."""
+    return nn.Sequential(tail, L2Normalize()) if config.cosine_scale > 0 else tail
+
+
+class _CosineLinear(nn.Module):
+    """scale x cos(feature, class weight), training `head`'s weight (NormSoftmax); `fold` turns it
+    into the plain Linear that gives the same logits on unit features."""
+
+    def __init__(self, head: nn.Linear, scale: float):
+        super().__init__()
+        self.head, self.scale = head, scale
+        if not head.weight.detach().abs().sum():  # a zero head has no direction to normalise
+            nn.init.normal_(head.weight, std=0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.head.weight, dim=1))
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        self.head.weight.copy_(self.scale * F.normalize(self.head.weight, dim=1))
+        self.head.bias.zero_()
 
 
 def _freeze_batchnorm(module: nn.Module) -> None:
@@ -92,7 +125,10 @@ def finetune_tail(
 
 def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progress) -> FinetuneResult:
     generator = torch.Generator().manual_seed(config.seed)
-    model = nn.Sequential(tail, nn.Dropout(config.dropout), head).to(memory_format=torch.channels_last)
+    if config.cosine_scale > 0 and not isinstance(list(tail.modules())[-1], L2Normalize):
+        raise ValueError("a cosine classifier reads unit features: fine-tune normalized_tail(tail, config)")
+    classifier = _CosineLinear(head, config.cosine_scale) if config.cosine_scale > 0 else head
+    model = nn.Sequential(tail, nn.Dropout(config.dropout), classifier).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         [
             {"params": [p for p in tail.parameters() if p.requires_grad], "lr": config.tail_lr},
@@ -155,4 +191,6 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
         best_state = kept.state_dict()
     model.load_state_dict(best_state)
     model.eval()
+    if isinstance(classifier, _CosineLinear):
+        classifier.fold()
     return result

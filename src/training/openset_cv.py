@@ -42,7 +42,7 @@ from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset import BACKGROUND_CLASS
 from src.evaluation.openset_rule import best_landmark, is_landmark
 from src.training.features import cached_activations, frozen_graph, run_in_batches
-from src.training.finetune import finetune_tail
+from src.training.finetune import finetune_tail, normalized_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
 from src.training.transfer import training_photos, zero_head
 
@@ -232,7 +232,7 @@ def leave_landmarks_out(
         fit_idx, valid_idx = train_test_split(known_idx.numpy(), test_size=known_valid, stratify=labels[known_idx].numpy(), random_state=seed + k)
         fit_idx, valid_idx = torch.from_numpy(fit_idx), torch.from_numpy(valid_idx)
         rows = torch.cat([torch.cat([fit_idx, negative_idx]) + view * n for view in range(views)] + [background_rows])
-        fold_tail = copy.deepcopy(tail)
+        fold_tail = normalized_tail(copy.deepcopy(tail), recipe.finetune)
         head = zero_head(extractor.feature_dim, len(known_classes) + 1)
         finetune_tail(fold_tail, head, x[rows], mapping[y[rows]], None, None, recipe.finetune, progress=progress)
         head.eval()

@@ -290,6 +290,8 @@ def train_transfer(recipe: TransferRecipe) -> dict:
     (`features.cached_activations`); rank 0 alone then fits, exports and reports (others return {}).
     """
     distributed.setup()
+    if recipe.finetune is not None and recipe.finetune.cosine_scale > 0:
+        raise ValueError("the cosine classifier is measured by `crossval` only: the exported model has no L2Normalize after pooling")
     if recipe.refit and recipe.finetune is None:
         raise ValueError("refit fine-tunes the tail for a cross-validated number of epochs: give recipe.finetune, or refit=False for a linear probe")
     start = time.perf_counter()
