@@ -93,6 +93,10 @@ def _changes(recipe: dict[str, Any]) -> str:
         parts.append(f"mixup {finetune['mixup_alpha']}")
     if finetune.get("ema_decay"):
         parts.append(f"EMA {finetune['ema_decay']}")
+    if finetune.get("class_balance"):
+        parts.append(f"class balance {finetune['class_balance']}")
+    if finetune.get("cosine_scale"):
+        parts.append(f"cosine head x{finetune['cosine_scale']:g}")
     if recipe.get("train_fraction") not in (None, 1.0):
         parts.append(f"{pct(recipe['train_fraction'], 0)} of each fold")
     return ", ".join(parts)
@@ -129,14 +133,14 @@ def crossval_table(records: list[dict[str, Any]], out_dir: Path) -> str:
 
 def open_set_table(records: list[dict[str, Any]], out_dir: Path) -> str:
     """Leave-landmarks-out runs (`--leave-landmarks-out`): each rule at its out-of-fold threshold."""
-    header = ["recipe", "groups", "other landmarks as background", "known top-1", "rule", "threshold", "known rejected", "known named wrong",
+    header = ["recipe", "groups", "changes", "known top-1", "rule", "threshold", "known rejected", "known named wrong",
               "unknown landmarks named", "objects named", "generated named", "temperature", "machine", "time", "record"]
     rows = []
     for record in _order([r for r in records if "rules" in r.get("metrics", {})]):
         metrics = record["metrics"]
         for rule, rates in metrics["rules"].items():
             rows.append([
-                record.get("recipe_name", ""), str(metrics.get("groups", "")), _negatives(metrics), pct(metrics.get("known_accuracy")), rule,
+                record.get("recipe_name", ""), str(metrics.get("groups", "")), ", ".join(filter(None, [_changes(record.get("recipe", {})), _negatives(metrics)])), pct(metrics.get("known_accuracy")), rule,
                 number(rates.get("threshold"), ".3f"), pct(rates.get("known_rejected")), pct(rates.get("known_named_wrong")),
                 f"**{pct(rates.get('unknown_named'))}**", pct(rates.get("objects_named")), pct(rates.get("generated_named")),
                 number(metrics.get("temperature_out_of_fold"), ".2f"), machine_label(record.get("machine", {})),
@@ -146,12 +150,12 @@ def open_set_table(records: list[dict[str, Any]], out_dir: Path) -> str:
 
 
 def _negatives(metrics: dict[str, Any]) -> str:
-    """'none', or how many landmarks each fold trained as background (`--negative-groups`)."""
+    """How many other landmarks each fold trained as background (`--negative-groups`), or ''."""
     counts = [len(fold) for fold in metrics.get("negative_landmarks_by_fold") or []]
     if not any(counts):
-        return "none"
+        return ""
     low, high = min(counts), max(counts)
-    return f"{low} per fold" if low == high else f"{low}–{high} per fold"
+    return f"{low if low == high else f'{low}–{high}'} landmarks per fold as background"
 
 
 def _flat_training_metrics(metrics: dict[str, Any]) -> tuple[dict[str, Any], str]:
