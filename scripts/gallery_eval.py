@@ -90,11 +90,12 @@ def embedding_vectors(f: Features, split: str, name: str) -> np.ndarray:
     first, _, second = name.partition("+")
     if not second:
         return f.get(split, name)
-    if f"{split}/{first}" not in f.data or f"{split}/{second if second != 'flip' else first + '_flip'}" not in f.data:
+    other = f"{first}_flip" if second == "flip" else second
+    if f"{split}/{first}" not in f.data or f"{split}/{other}" not in f.data:
         return None
     if second == "flip":
-        return _normalized(f.get(split, first) + f.get(split, f"{first}_flip"))
-    return _normalized(np.concatenate([f.get(split, first), f.get(split, second)], axis=1))
+        return _normalized(f.get(split, first) + f.get(split, other))
+    return _normalized(np.concatenate([f.get(split, first), f.get(split, other)], axis=1))
 
 
 def choose_embedding(f: Features, seed: int, draws: int = 5) -> dict:

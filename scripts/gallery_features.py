@@ -117,8 +117,8 @@ def main() -> None:
                 mirrored.append(run(torch.flip(batch, dims=[3])))
         probs, pooled, gem, imagenet_pooled = (torch.cat(parts).numpy() for parts in zip(*outputs))
         if args.flip:
-            arrays.update({f"{set_name}/{name}_flip": torch.cat(parts).numpy()
-                           for name, parts in zip(("probs", "pooled", "gem", "imagenet"), zip(*mirrored)) if name != "probs"})
+            _, *embeddings = zip(*mirrored)  # the mirrored photo's probabilities are not kept
+            arrays.update({f"{set_name}/{name}_flip": torch.cat(parts).numpy() for name, parts in zip(("pooled", "gem", "imagenet"), embeddings)})
         check = module(torch.stack(images[:4]))  # the head on the pooled vector is the model's own answer
         assert torch.allclose(check, torch.from_numpy(probs[:4]), atol=1e-4), "head(pooled) differs from the model's output"
         arrays.update({f"{set_name}/probs": probs, f"{set_name}/pooled": pooled, f"{set_name}/gem": gem, f"{set_name}/imagenet": imagenet_pooled,

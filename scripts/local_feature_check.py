@@ -100,8 +100,8 @@ def unknown_check(f: Features, matcher: Matcher, threshold: float, neighbours: i
     unknown = np.flatnonzero(named_u)
     inl_k, inl_u = most_inliers("indian_test", known, top_k), most_inliers("world_train", unknown, top_u)
     scores = {"probability": (p_k[known], p_u[unknown]), "inliers": (inl_k, inl_u)}
+    log_odds = lambda p: np.log(p / np.clip(1 - p, 1e-9, None))
     for weight in (1.0, 2.0):
-        log_odds = lambda p: np.log(p / np.clip(1 - p, 1e-9, None))
         scores[f"log-odds + {weight} x log(1 + inliers)"] = (log_odds(p_k[known]) + weight * np.log1p(inl_k),
                                                               log_odds(p_u[unknown]) + weight * np.log1p(inl_u))
     table = {name: {f"unknown_kept_at_known_kept_{kept}": float(np.mean(u >= np.quantile(k, 1 - kept))) for kept in KEPT}

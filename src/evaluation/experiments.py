@@ -138,9 +138,10 @@ def open_set_table(records: list[dict[str, Any]], out_dir: Path) -> str:
     rows = []
     for record in _order([r for r in records if "rules" in r.get("metrics", {})]):
         metrics = record["metrics"]
+        changes = ", ".join(filter(None, [_changes(record.get("recipe", {})), _negatives(metrics)]))
         for rule, rates in metrics["rules"].items():
             rows.append([
-                record.get("recipe_name", ""), str(metrics.get("groups", "")), ", ".join(filter(None, [_changes(record.get("recipe", {})), _negatives(metrics)])), pct(metrics.get("known_accuracy")), rule,
+                record.get("recipe_name", ""), str(metrics.get("groups", "")), changes, pct(metrics.get("known_accuracy")), rule,
                 number(rates.get("threshold"), ".3f"), pct(rates.get("known_rejected")), pct(rates.get("known_named_wrong")),
                 f"**{pct(rates.get('unknown_named'))}**", pct(rates.get("objects_named")), pct(rates.get("generated_named")),
                 number(metrics.get("temperature_out_of_fold"), ".2f"), machine_label(record.get("machine", {})),
