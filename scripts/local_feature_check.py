@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from scripts.gallery_eval import Features, pick
-from src.evaluation.openset_rule import best_landmark, is_landmark
+from src.evaluation.openset_rule import best_landmark, is_landmark, landmark_confidence
 from src.runs import RUNS_DIR, save_run
 from src.serving.gallery_index import GalleryIndex
 
@@ -82,7 +82,7 @@ def unknown_check(f: Features, matcher: Matcher, threshold: float, neighbours: i
     def named_rows(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         probs = f.get(split, "probs")
         top = best_landmark(probs, f.background)
-        return top, is_landmark(probs, f.background, threshold), probs[np.arange(len(probs)), top]
+        return top, is_landmark(probs, f.background, threshold), landmark_confidence(probs, f.background)[0]
 
     def most_inliers(split: str, rows: np.ndarray, top: np.ndarray) -> np.ndarray:
         vectors, paths = f.get(split, "pooled"), f.get(split, "paths")
