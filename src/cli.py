@@ -146,18 +146,27 @@ def crossval_command(argv: Sequence[str]) -> int:
                              "(other landmarks as negatives) instead of as landmarks (default: %(default)s)")
     parser.add_argument("--generated-eval", type=int, default=400, metavar="N",
                         help="with --leave-landmarks-out: generated non-photos to measure on (default: %(default)s)")
+    parser.add_argument("--other-landmarks", default=None, metavar="ROOT",
+                        help="with --leave-landmarks-out: landmarks outside --data (their train/ photos) used in every fold, never scored as unknown")
+    parser.add_argument("--other-role", choices=["references", "background"], default="references",
+                        help="with --other-landmarks: distractor references (a photo nearest to one is not ours) or trained as background (default: %(default)s)")
+    parser.add_argument("--outputs", type=Path, default=None, metavar="NPZ",
+                        help="with --leave-landmarks-out: save every fold's per-photo outputs here, for `python -m src.evaluation.placement` "
+                             "(default: under $LANDMARK_CACHE, named in the run record)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
     options = parser.parse_args(argv)
     from src.training.crossval import cross_validate
 
     recipe = recipe_from_options(options)
     if options.leave_landmarks_out:
-        from src.training.openset_cv import leave_landmarks_out
+        from src.training.openset_cv import default_outputs_path, leave_landmarks_out
 
-        report = leave_landmarks_out(recipe, groups=options.leave_landmarks_out, seed=options.fold_seed, generated_eval=options.generated_eval,
-                                     negative_groups=options.negative_groups)
         settings = {"leave_landmarks_out": options.leave_landmarks_out, "fold_seed": options.fold_seed, "generated_eval": options.generated_eval,
-                    "negative_groups": options.negative_groups}
+                    "negative_groups": options.negative_groups, "other_landmarks": options.other_landmarks, "other_role": options.other_role}
+        outputs = options.outputs or default_outputs_path({**asdict(recipe), **settings})
+        report = leave_landmarks_out(recipe, groups=options.leave_landmarks_out, seed=options.fold_seed, generated_eval=options.generated_eval,
+                                     negative_groups=options.negative_groups, other_landmarks=options.other_landmarks,
+                                     other_role=options.other_role, outputs_path=outputs)
         path = save_run("crossval", f"openset-{options.recipe}", {**asdict(recipe), **settings}, _data_record(recipe), report, folder=options.runs)
         print(json.dumps({k: v for k, v in report.items() if k != "min_confidence_curve"}, indent=2))
         print(f"run record {path}")

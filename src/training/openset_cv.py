@@ -23,12 +23,23 @@ nor as a negative.
 The left-out landmarks are also taught to each fold's model as a user would (`GALLERY_SHOTS` photos
 each, with reference photos of the fold's own classes; `src.evaluation.gallery_rule`), and their
 other photos scored: the gallery measured on landmarks new to the model that embeds them.
+
+`other_landmarks` (a root whose train/ holds landmarks outside the data roots, e.g.
+../shared/other_landmarks) joins every fold in one `other_role`: "references" (their embeddings are
+distractors: a photo nearest to one of them is "some other landmark") or "background" (trained as
+part of the "no landmark" class). Either way they are never scored as unknown. With `outputs_path`
+every fold's per-photo outputs (probabilities of the photo and of its mirror image, embeddings, true
+landmarks) are saved, so the placement rule's candidates (`src.evaluation.placement`) can be measured
+on them without training again.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -36,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
+from src.data.folders import DecodedImageDataset, decode_folder, default_cache_dir, decode_paths, scan_split, split_no_landmark
+from src.data.location import data_roots
 from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
@@ -190,9 +203,23 @@ def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torc
     return cached_activations(f"{recipe.backbone}-trunk-{recipe.tail_stages}", graph, images, identity, "eval", prep)
 
 
+OTHER_ROLES = ("references", "background")
+
+
+def _other_landmark_photos(root: str) -> list[torch.Tensor]:
+    """Every training photo of `root`'s landmarks, decoded (cached) as the data roots are."""
+    return DecodedImageDataset(decode_folder(scan_split(data_roots(root), "train"))).decoded.images
+
+
+def mirrored(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each CHW photo flipped left to right: the second look of a test-time mirror."""
+    return [torch.flip(image, dims=[-1]) for image in images]
+
+
 def leave_landmarks_out(
     recipe: TransferRecipe, groups: int = 5, seed: int = 0, known_valid: float = 0.2, generated_eval: int = 400,
     max_rejected: float = 0.03, progress: bool = True, negative_groups: int = 0,
+    other_landmarks: Optional[str] = None, other_role: str = "references", outputs_path: Optional[Path] = None,
 ) -> dict:
     """Out-of-fold scores of every rule on the four groups of photos, the threshold each rule needs
     and the rates it gives, the pooled temperature, and the minimum-confidence curve for writing GPS."""
@@ -206,10 +233,25 @@ def leave_landmarks_out(
         raise ValueError("leave-landmarks-out CV needs a background class: give no_landmark_dir or generated_background")
     if not 0 <= negative_groups <= groups - 2:
         raise ValueError(f"negative_groups must be between 0 and groups - 2 = {groups - 2} (one group is left out, one or more trained): got {negative_groups}")
+    if other_role not in OTHER_ROLES:
+        raise ValueError(f"other_role must be one of {OTHER_ROLES}, got {other_role!r}")
     x, y = cached.activations.x["train"], cached.activations.y["train"]
     objects_x = cached.activations.x.get("no_landmark_held_out", x[:0])
     eval_x = cached.evaluation_rows()
     generated_x = _eval_rows(recipe, trunk, degenerate_tensors(generated_eval, seed=recipe.seed + 1), f"generated|{generated_eval}|{recipe.seed + 1}")
+    other_x = x[:0]
+    if other_landmarks:
+        other_images = _other_landmark_photos(other_landmarks)
+        other_x = _eval_rows(recipe, trunk, other_images, f"other|{other_landmarks}|{len(other_images)}")
+    mirror_x: dict[str, torch.Tensor] = {}
+    if outputs_path is not None:  # the mirror image of every scored photo, for a test-time second look
+        photos = [every_photo.raw(i)[0] for i in range(len(every_photo))]
+        mirror_x["photos"] = _eval_rows(recipe, trunk, mirrored(photos), "mirrored|" + "|".join(every_photo.decoded.paths))
+        held_out = split_no_landmark(Path(recipe.no_landmark_dir), recipe.seed)["held_out"] if recipe.no_landmark_dir else []
+        mirror_x["objects"] = _eval_rows(recipe, trunk, mirrored(decode_paths(held_out, Path(recipe.no_landmark_dir), BACKGROUND_CLASS)),
+                                         "mirrored|" + "|".join(map(str, held_out))) if held_out else objects_x
+        mirror_x["generated"] = _eval_rows(recipe, trunk, mirrored(degenerate_tensors(generated_eval, seed=recipe.seed + 1)),
+                                           f"mirrored|generated|{generated_eval}|{recipe.seed + 1}")
     activation_seconds = time.perf_counter() - start
 
     labels = torch.tensor(every_photo.targets)
@@ -218,6 +260,7 @@ def leave_landmarks_out(
     pooled = {group: {rule: [] for rule in RULES} for group in GROUPS}
     pooled_logits, pooled_labels, correct = [], [], []
     taught_folds: list[dict[str, np.ndarray]] = []
+    fold_outputs: list[dict[str, np.ndarray]] = []
     folds = landmark_groups(n_landmarks, groups, seed)
     negatives_by_fold = [negative_landmarks(folds, k, negative_groups) for k in range(groups)]
     for k, unknown in enumerate(folds):
@@ -232,9 +275,12 @@ def leave_landmarks_out(
         fit_idx, valid_idx = train_test_split(known_idx.numpy(), test_size=known_valid, stratify=labels[known_idx].numpy(), random_state=seed + k)
         fit_idx, valid_idx = torch.from_numpy(fit_idx), torch.from_numpy(valid_idx)
         rows = torch.cat([torch.cat([fit_idx, negative_idx]) + view * n for view in range(views)] + [background_rows])
+        fold_x, fold_y = x[rows], mapping[y[rows]]
+        if other_role == "background" and len(other_x):  # other landmarks taught as "none of ours"
+            fold_x, fold_y = torch.cat([fold_x, other_x]), torch.cat([fold_y, torch.full((len(other_x),), len(known_classes))])
         fold_tail = normalized_tail(copy.deepcopy(tail), recipe.finetune)
         head = zero_head(extractor.feature_dim, len(known_classes) + 1)
-        finetune_tail(fold_tail, head, x[rows], mapping[y[rows]], None, None, recipe.finetune, progress=progress)
+        finetune_tail(fold_tail, head, fold_x, fold_y, None, None, recipe.finetune, progress=progress)
         head.eval()
 
         def forward(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,6 +300,13 @@ def leave_landmarks_out(
                 pooled[group][rule].append(score)
         taught_folds.append(teach_fold(outputs, temperature, train_features, mapping[labels[fit_idx]], forward(x[background_rows])[1],
                                        labels[unknown_idx], GALLERY_SHOTS, seed + k))
+        if outputs_path is not None:
+            mirror_inputs = {"known": mirror_x["photos"][valid_idx], "unknown": mirror_x["photos"][unknown_idx],
+                             "objects": mirror_x["objects"], "generated": mirror_x["generated"]}
+            truths = {"known": labels[valid_idx], "unknown": labels[unknown_idx]}
+            fold_outputs.append(fold_placement_outputs(
+                outputs, {g: forward(v) for g, v in mirror_inputs.items()}, temperature, truths, known_classes,
+                train_features, labels[fit_idx], forward(other_x)[1]))
         correct.append(outputs["known"][0][:, :-1].argmax(dim=1) == valid_truth)
         pooled_logits.append(outputs["known"][0])
         pooled_labels.append(valid_truth)
@@ -263,7 +316,13 @@ def leave_landmarks_out(
     scores = {group: {rule: torch.cat(values) for rule, values in rules.items()} for group, rules in pooled.items()}
     correct_all = torch.cat(correct)
     rules = choose_rule_thresholds(scores, correct_all, max_rejected)
+    if outputs_path is not None:
+        save_fold_outputs(outputs_path, fold_outputs, classes)
     return {
+        "other_landmarks": other_landmarks,
+        "other_role": other_role if other_landmarks else None,
+        "other_photos": len(other_x),
+        "outputs": str(outputs_path) if outputs_path is not None else None,
         "groups": groups,
         "group_seed": seed,
         "landmarks_left_out": [[classes[c] for c in fold] for fold in folds],
@@ -282,6 +341,47 @@ def leave_landmarks_out(
         "activation_seconds": activation_seconds,
         "seconds_total": time.perf_counter() - start,
     }
+
+
+def fold_placement_outputs(
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], mirror: dict[str, tuple[torch.Tensor, torch.Tensor]], temperature: float,
+    truths: dict[str, torch.Tensor], known_classes: list[int], train_features: torch.Tensor, train_labels: torch.Tensor,
+    other_features: torch.Tensor,
+) -> dict[str, np.ndarray]:
+    """One fold's per-photo outputs in global terms: for each group its calibrated probabilities
+    (background last), those of the mirror image, normalised embeddings and true landmark (-1 for
+    objects and generated images); and the fold's references: its training photos' embeddings with
+    their landmarks, and the other landmarks' embeddings."""
+    out: dict[str, np.ndarray] = {"known_classes": np.asarray(known_classes), "temperature": np.float32(temperature)}
+    for group, (logits, features) in outputs.items():
+        out[f"{group}_probs"] = torch.softmax(logits / temperature, dim=1).numpy().astype(np.float32)
+        out[f"{group}_mirror_probs"] = torch.softmax(mirror[group][0] / temperature, dim=1).numpy().astype(np.float32)
+        out[f"{group}_embedding"] = F.normalize(features, dim=1).numpy().astype(np.float16)
+        out[f"{group}_truth"] = truths[group].numpy() if group in truths else np.full(len(logits), -1)
+    out["references_embedding"] = F.normalize(train_features, dim=1).numpy().astype(np.float16)
+    out["references_truth"] = train_labels.numpy()
+    out["other_embedding"] = F.normalize(other_features, dim=1).numpy().astype(np.float16)
+    return out
+
+
+def default_outputs_path(settings: dict) -> Path:
+    """Where a run's per-photo outputs go by default: the cache folder, named by the run's settings."""
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return default_cache_dir() / "openset" / f"outputs-{key}.npz"
+
+
+def save_fold_outputs(path: Path, folds: list[dict[str, np.ndarray]], classes: list[str]) -> None:
+    """Every fold's `fold_placement_outputs` in one .npz (keys "<fold>/<name>"), with the class names."""
+    arrays = {f"{k}/{name}": value for k, fold in enumerate(folds) for name, value in fold.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, classes=np.asarray(classes), folds=np.int64(len(folds)), **arrays)
+
+
+def load_fold_outputs(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """What `save_fold_outputs` wrote: the folds' arrays and the class names."""
+    with np.load(path) as data:
+        folds = [{key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(f"{k}/")} for k in range(int(data["folds"]))]
+        return folds, data["classes"].tolist()
 
 
 def choose_min_confidence(curve: list[dict[str, float]], max_wrong: float = 0.01) -> Optional[dict[str, float]]:
