@@ -1,5 +1,8 @@
 """The machine a figure was measured on: CPU, cores, native bfloat16, memory, versions (a leaf module:
-every stage may import it). Speed figures are only comparable with the machine they ran on."""
+every stage may import it). Speed figures are only comparable with the machine they ran on.
+
+It imports no torch: the service and the tagger read `bf16_is_fast` too, and on their OpenVINO path
+torch is never loaded (hundreds of MB resident and seconds of start-up for nothing)."""
 
 from __future__ import annotations
 
@@ -8,18 +11,45 @@ import functools
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-import torch
+# CPU flags (as /proc/cpuinfo and lscpu name them) of native bfloat16 arithmetic: AVX512-BF16
+# (Cooper Lake, Sapphire Rapids, Zen 4 and later) and AMX (Sapphire Rapids and later). CPUs with plain
+# AVX-512 only emulate it, slower than float32.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags() -> Optional[frozenset[str]]:
+    """The CPU's feature flags from /proc/cpuinfo; None where there is no such file (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def _openvino_reports_bf16() -> bool:
+    """OpenVINO's CPU plugin lists BF16 among its capabilities only where the CPU computes it natively."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - not installed, or no CPU plugin: then no bfloat16
+        return False
 
 
 @functools.lru_cache(maxsize=1)
 def bf16_is_fast() -> bool:
-    """True when this CPU computes bfloat16 natively (oneDNN says so)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """True when this CPU computes bfloat16 natively. The one decision of float32 vs bfloat16, for
+    training's trunk pass and autocast and for inference's `--precision auto` alike."""
+    flags = cpu_flags()
+    if flags is not None:
+        return bool(flags & BF16_CPU_FLAGS)
+    return _openvino_reports_bf16()
 
 
 def _cpu_model() -> str:
@@ -40,7 +70,9 @@ def usable_cores() -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU, cores, torch threads, RAM, versions, load average and the date."""
+    """CPU, cores, torch threads, RAM, versions, load average and the date (imports torch: the
+    commands that write run records train or measure with it)."""
+    import torch
     import torchvision
 
     info: dict[str, Any] = {
