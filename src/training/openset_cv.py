@@ -54,6 +54,7 @@ from src.evaluation.calibration import fit_temperature
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset import BACKGROUND_CLASS
 from src.evaluation.openset_rule import best_landmark, is_landmark
+from src.evaluation.placement import save_fold_outputs
 from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail, normalized_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
@@ -368,20 +369,6 @@ def default_outputs_path(settings: dict) -> Path:
     """Where a run's per-photo outputs go by default: the cache folder, named by the run's settings."""
     key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return default_cache_dir() / "openset" / f"outputs-{key}.npz"
-
-
-def save_fold_outputs(path: Path, folds: list[dict[str, np.ndarray]], classes: list[str]) -> None:
-    """Every fold's `fold_placement_outputs` in one .npz (keys "<fold>/<name>"), with the class names."""
-    arrays = {f"{k}/{name}": value for k, fold in enumerate(folds) for name, value in fold.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, classes=np.asarray(classes), folds=np.int64(len(folds)), **arrays)
-
-
-def load_fold_outputs(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
-    """What `save_fold_outputs` wrote: the folds' arrays and the class names."""
-    with np.load(path) as data:
-        folds = [{key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(f"{k}/")} for k in range(int(data["folds"]))]
-        return folds, data["classes"].tolist()
 
 
 def choose_min_confidence(curve: list[dict[str, float]], max_wrong: float = 0.01) -> Optional[dict[str, float]]:

@@ -1,0 +1,365 @@
+"""Where a position may be written: the placement rule, measured on landmarks the model never saw.
+
+A position written into a photo is right only when the photo shows a landmark the model knows and
+names right. Naming (`src.evaluation.openset_rule.is_landmark`) answers "is it one of ours?";
+placing asks more: "sure enough to write a place that maps, search and photo libraries will copy?".
+A placement score (`SCORES`) must reach the rule's threshold.
+
+The threshold is read off leave-landmarks-out cross-validation (`python -m src crossval
+--leave-landmarks-out`, which saves every fold's per-photo outputs): the `placement_curve` pairs, for
+every threshold, the share of photos of landmarks the model never saw that would get a (necessarily
+wrong) position with the share of known landmarks' photos that would get the right one. The named
+points (`POINTS`) are the thresholds that keep the unknown share under a budget; "strict", the
+default, keeps it under 1 %. `stream_precision` turns a point into what a photo platform sees: the
+share of written positions that are right when a given share of its landmark photos are of known
+landmarks.
+
+    python -m src.evaluation.placement OUTPUTS.npz [--figure static_images/placement_curve.png]
+
+Plain numpy (no torch): the service and the tagger import the rule from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+GROUPS = ("known", "unknown", "objects", "generated")
+STREAM_SHARES = (0.1, 0.5, 0.9)  # share of a platform's landmark photos that show a known landmark
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a placement point may cost, each a share of its group's photos."""
+
+    unknown: float  # photos of landmarks the model never saw that get a position
+    known_wrong: float = 0.005  # known landmarks' photos that get the wrong position
+    objects: float = 0.005  # object photos that get a position
+
+
+POINTS: dict[str, Budget] = {"strict": Budget(unknown=0.01), "balanced": Budget(unknown=0.05)}
+DEFAULT_POINT = "strict"
+
+
+# ---- placement scores: per photo, higher = surer; the best landmark is what would be placed --------
+
+
+def _best(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best landmark (background excluded: the last column) and its probability, 0 where the
+    background class beats it (such a photo is never named, so never placed)."""
+    landmark = probs[:, :-1]
+    best = landmark.argmax(axis=1)
+    probability = landmark[np.arange(len(probs)), best]
+    return best, np.where(probs[:, -1] > probability, 0.0, probability)
+
+
+def score_probability(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """The best landmark's calibrated probability (the rule the naming threshold already uses)."""
+    return _best(fold[f"{group}_probs"])
+
+
+def score_mirror(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """A second look: the best landmark's probability in the photo AND in its mirror image, the
+    smaller of the two (both looks must be sure of the same landmark)."""
+    best, probability = _best(fold[f"{group}_probs"])
+    mirror = fold[f"{group}_mirror_probs"]
+    mirror_probability = np.where(mirror[:, -1] > mirror[np.arange(len(best)), best], 0.0, mirror[np.arange(len(best)), best])
+    return best, np.minimum(probability, mirror_probability)
+
+
+def nearest_is_other(embedding: np.ndarray, best: np.ndarray, references: np.ndarray, reference_truth: np.ndarray,
+                     others: np.ndarray) -> np.ndarray:
+    """True where the photo's most similar reference photo of its best landmark is less similar than
+    the most similar photo of some other landmark (a distractor): "it looks more like a landmark that
+    is not ours"."""
+    if len(others) == 0:
+        return np.zeros(len(best), dtype=bool)
+    own = np.full(len(best), -np.inf, dtype=np.float32)
+    similarity = embedding.astype(np.float32) @ references.astype(np.float32).T
+    for landmark in np.unique(best):
+        rows = best == landmark
+        columns = reference_truth == landmark
+        if columns.any():
+            own[rows] = similarity[np.ix_(rows, columns)].max(axis=1)
+    other = (embedding.astype(np.float32) @ others.astype(np.float32).T).max(axis=1)
+    return other > own
+
+
+def score_distractors(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """The probability, 0 where the photo is nearer to a distractor (other landmarks' photos) than to
+    every reference photo of its best landmark."""
+    best, probability = score_probability(fold, group)
+    known_classes = fold["known_classes"]
+    others = nearest_is_other(fold[f"{group}_embedding"], best, fold["references_embedding"],
+                              np.searchsorted(known_classes, fold["references_truth"]), fold["other_embedding"])
+    return best, np.where(others, 0.0, probability)
+
+
+def score_mirror_distractors(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both the mirror image's second look and the distractor check."""
+    best, probability = score_mirror(fold, group)
+    _, distractor = score_distractors(fold, group)
+    return best, np.where(distractor == 0, 0.0, probability)
+
+
+SCORES: dict[str, Callable[[dict[str, np.ndarray], str], tuple[np.ndarray, np.ndarray]]] = {
+    "probability": score_probability,
+    "mirror": score_mirror,
+    "distractors": score_distractors,
+    "mirror+distractors": score_mirror_distractors,
+}
+
+
+# ---- the curve ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PooledScores:
+    """One score's out-of-fold values per group, and whether each known photo's best landmark is right."""
+
+    scores: dict[str, np.ndarray]
+    known_correct: np.ndarray
+    known_root: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))  # e.g. "indian_monuments" per known photo
+
+
+def pool(folds: Sequence[dict[str, np.ndarray]], score: str, class_roots: Optional[Sequence[str]] = None) -> PooledScores:
+    """`score` over every fold's groups; a known photo is right when its best landmark (the fold's
+    own class index mapped back to the global one) is its true landmark."""
+    function = SCORES[score]
+    values: dict[str, list[np.ndarray]] = {group: [] for group in GROUPS}
+    correct, roots = [], []
+    for fold in folds:
+        for group in GROUPS:
+            best, value = function(fold, group)
+            values[group].append(value)
+            if group == "known":
+                correct.append(fold["known_classes"][best] == fold["known_truth"])
+                if class_roots is not None:
+                    roots.append(np.asarray(class_roots, dtype=object)[fold["known_truth"]])
+    return PooledScores({g: np.concatenate(v) for g, v in values.items()}, np.concatenate(correct),
+                        np.concatenate(roots) if roots else np.empty(0, dtype=object))
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    threshold: float
+    known_placed_right: float
+    known_placed_wrong: float
+    unknown_placed: float
+    objects_placed: float
+    generated_placed: float
+
+
+def rates(pooled: PooledScores, threshold: float, known_rows: Optional[np.ndarray] = None) -> CurvePoint:
+    """Each group's share placed at `threshold` (known: right and wrong apart; known_rows: a subset)."""
+    known = pooled.scores["known"] >= threshold
+    correct = pooled.known_correct
+    if known_rows is not None:
+        known, correct = known[known_rows], correct[known_rows]
+
+    def share(group: str) -> float:
+        values = pooled.scores[group]
+        return float((values >= threshold).mean()) if len(values) else 0.0
+
+    return CurvePoint(threshold, float((known & correct).mean()), float((known & ~correct).mean()),
+                      share("unknown"), share("objects"), share("generated"))
+
+
+def candidate_thresholds(pooled: PooledScores, count: int = 400) -> np.ndarray:
+    """Thresholds where the curve moves: quantiles of the known and unknown scores above 0, densest
+    near 1 where the budgets are met."""
+    values = np.concatenate([pooled.scores["known"], pooled.scores["unknown"]])
+    values = values[values > 0]
+    levels = 1 - np.geomspace(1, 1e-4, count)  # 0 .. 0.9999, ever finer towards the top
+    return np.unique(np.concatenate([np.quantile(values, levels), [1.0]]))
+
+
+def placement_curve(pooled: PooledScores) -> list[CurvePoint]:
+    return [rates(pooled, float(t)) for t in candidate_thresholds(pooled)]
+
+
+def choose_point(curve: Sequence[CurvePoint], budget: Budget) -> Optional[CurvePoint]:
+    """The lowest threshold (most photos placed) within every share of the budget; generated images
+    are never placed (None when no threshold qualifies)."""
+    ok = [p for p in curve if p.unknown_placed <= budget.unknown and p.known_placed_wrong <= budget.known_wrong
+          and p.objects_placed <= budget.objects and p.generated_placed == 0]
+    return min(ok, key=lambda p: p.threshold) if ok else None
+
+
+def stream_precision(point: CurvePoint, known_share: float) -> float:
+    """The share of written positions that are right on a stream where `known_share` of the landmark
+    photos show a landmark the model knows and the rest one it never saw."""
+    right = known_share * point.known_placed_right
+    written = right + known_share * point.known_placed_wrong + (1 - known_share) * point.unknown_placed
+    return right / written if written > 0 else 1.0
+
+
+# ---- the rule shipped beside a model ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlacementRule:
+    """What the tagger, service and app place by: a score (`SCORES`) and one threshold per named point.
+    Stored beside the exported model as `<model>.placement.json` (`save_rule`, `load_rule`)."""
+
+    score: str
+    thresholds: dict[str, float]
+    default: str = DEFAULT_POINT
+    record: str = ""  # the run record the thresholds were read from
+
+    def threshold(self, point: Optional[str] = None) -> float:
+        name = point or self.default
+        if name not in self.thresholds:
+            raise ValueError(f"unknown placement point {name!r}: choose one of {', '.join(self.thresholds)} or give a number")
+        return self.thresholds[name]
+
+
+def rule_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".placement.json")
+
+
+def save_rule(rule: PlacementRule, model_path: str | Path) -> Path:
+    path = rule_path(model_path)
+    path.write_text(json.dumps(asdict(rule), indent=2) + "\n")
+    return path
+
+
+def load_rule(model_path: str | Path) -> Optional[PlacementRule]:
+    """The rule beside the model, or None for a model exported before placement rules existed."""
+    path = rule_path(model_path)
+    if not path.exists():
+        return None
+    return PlacementRule(**json.loads(path.read_text()))
+
+
+def save_fold_outputs(path: Path, folds: list[dict[str, np.ndarray]], classes: list[str]) -> None:
+    """Every fold's `fold_placement_outputs` in one .npz (keys "<fold>/<name>"), with the class names."""
+    arrays = {f"{k}/{name}": value for k, fold in enumerate(folds) for name, value in fold.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, classes=np.asarray(classes), folds=np.int64(len(folds)), **arrays)
+
+
+def load_fold_outputs(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """What `save_fold_outputs` wrote: the folds' arrays and the class names."""
+    with np.load(path) as data:
+        folds = [{key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(f"{k}/")} for k in range(int(data["folds"]))]
+        return folds, data["classes"].tolist()
+
+
+# ---- the report and its figure ----------------------------------------------------------------
+
+
+def placement_report(folds: Sequence[dict[str, np.ndarray]], classes: Sequence[str], class_roots: Optional[Sequence[str]] = None,
+                     scores: Sequence[str] = tuple(SCORES)) -> dict:
+    """Per score: its curve, the named points, each point's rates per data root and stream precision."""
+    report: dict = {"points": {name: asdict(budget) for name, budget in POINTS.items()}, "scores": {}}
+    usable = [s for s in scores if s == "probability" or all(k in folds[0] for k in _needs(s))]
+    for score in usable:
+        pooled = pool(folds, score, class_roots)
+        curve = placement_curve(pooled)
+        chosen = {}
+        for name, budget in POINTS.items():
+            point = choose_point(curve, budget)
+            if point is None:
+                chosen[name] = None
+                continue
+            per_root = {str(root): asdict(rates(pooled, point.threshold, pooled.known_root == root)) for root in np.unique(pooled.known_root)}
+            chosen[name] = {**asdict(point), "per_root": per_root,
+                            "stream_precision": {f"{share:.0%}": stream_precision(point, share) for share in STREAM_SHARES}}
+        report["scores"][score] = {"points": chosen, "curve": [asdict(p) for p in curve]}
+    report["photos"] = {group: int(sum(len(f[f"{group}_truth"]) for f in folds)) for group in GROUPS}
+    return report
+
+
+def _needs(score: str) -> tuple[str, ...]:
+    keys = {"mirror": ("known_mirror_probs",), "distractors": ("other_embedding",)}
+    return tuple(k for part in score.split("+") for k in keys.get(part, ()))
+
+
+def plot_curves(report: dict, path: str | Path, chosen_score: str, title: str = "") -> Path:
+    """Known photos placed right against unknown landmarks placed, per score; the points marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.6), dpi=110)
+    for score, data in report["scores"].items():
+        curve = data["curve"]
+        x = [100 * p["unknown_placed"] for p in curve]
+        y = [100 * p["known_placed_right"] for p in curve]
+        ax.plot(x, y, lw=2.4 if score == chosen_score else 1.2, label=score + (" (shipped)" if score == chosen_score else ""))
+    for name, point in report["scores"][chosen_score]["points"].items():
+        if point:
+            ax.plot(100 * point["unknown_placed"], 100 * point["known_placed_right"], "o", color="black")
+            ax.annotate(f"{name}: threshold {point['threshold']:.4f}\n{100 * point['known_placed_right']:.1f} % right, "
+                        f"{100 * point['unknown_placed']:.1f} % unknown", (100 * point["unknown_placed"], 100 * point["known_placed_right"]),
+                        textcoords="offset points", xytext=(10, -28), fontsize=8)
+    ax.axvline(1.0, color="grey", ls=":", lw=1)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("photos of landmarks it never saw that get a position (%)")
+    ax.set_ylabel("known landmarks' photos placed right (%)")
+    ax.set_title(title or "Placement: leave-landmarks-out cross-validation", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def class_roots_of(classes: Sequence[str], roots: Sequence[str | Path]) -> list[str]:
+    """Each class's data root name (e.g. "world_landmarks"), read off the roots' train/ folders."""
+    where = {}
+    for root in roots:
+        train = Path(root) / "train"
+        for folder in train.iterdir() if train.is_dir() else []:
+            where.setdefault(folder.name, Path(root).name)
+    return [where.get(name, "") for name in classes]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.evaluation.placement", description=__doc__.split("\n\n")[0])
+    parser.add_argument("outputs", type=Path, help="per-photo fold outputs saved by `python -m src crossval --leave-landmarks-out`")
+    parser.add_argument("--roots", nargs="*", default=[], help="the data roots of that run, to report known photos per root")
+    parser.add_argument("--figure", type=Path, default=None, help="draw the curves into this PNG")
+    parser.add_argument("--shipped", default="probability", choices=list(SCORES), help="the score drawn bold (default: %(default)s)")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    args = parser.parse_args(argv)
+    folds, classes = load_fold_outputs(args.outputs)
+    report = placement_report(folds, classes, class_roots_of(classes, args.roots) if args.roots else None)
+    print(format_report(report))
+    if args.figure:
+        print(f"figure {plot_curves(report, args.figure, args.shipped)}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def format_report(report: dict) -> str:
+    lines = [f"photos: {report['photos']}"]
+    header = "score | point | threshold | known right | known wrong | unknown | objects | generated | per root right | precision 10/50/90 %"
+    lines += [header, "-" * len(header)]
+    for score, data in report["scores"].items():
+        for name, p in data["points"].items():
+            if p is None:
+                lines.append(f"{score} | {name} | none within budget")
+                continue
+            roots = ", ".join(f"{r} {100 * v['known_placed_right']:.1f}" for r, v in p["per_root"].items())
+            precision = "/".join(f"{100 * v:.1f}" for v in p["stream_precision"].values())
+            lines.append(f"{score} | {name} | {p['threshold']:.4f} | {100 * p['known_placed_right']:.1f} | {100 * p['known_placed_wrong']:.2f} | "
+                         f"{100 * p['unknown_placed']:.2f} | {100 * p['objects_placed']:.2f} | {100 * p['generated_placed']:.2f} | {roots} | {precision}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

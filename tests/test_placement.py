@@ -1,0 +1,122 @@
+"""The placement rule (src.evaluation.placement): scores, curve, chosen points, stream precision, storage."""
+
+import numpy as np
+import pytest
+
+from src.evaluation.placement import (
+    Budget,
+    CurvePoint,
+    PlacementRule,
+    PooledScores,
+    choose_point,
+    load_fold_outputs,
+    load_rule,
+    nearest_is_other,
+    placement_curve,
+    placement_report,
+    rates,
+    save_fold_outputs,
+    save_rule,
+    score_mirror,
+    score_probability,
+    stream_precision,
+)
+
+
+def _fold(rng: np.random.Generator, n_known: int = 200, n_unknown: int = 300) -> dict[str, np.ndarray]:
+    """A fold of 3 known landmarks (global ids 0, 2, 5) + background: known photos sure of the right
+    landmark, unknown photos spread out, objects and generated images given to the background."""
+
+    def probs(n: int, sure: float, label: np.ndarray | None) -> np.ndarray:
+        p = rng.dirichlet(np.ones(4), size=n).astype(np.float32) * (1 - sure)
+        columns = label if label is not None else rng.integers(0, 3, size=n)
+        p[np.arange(n), columns] += sure
+        return p
+
+    known_truth_local = rng.integers(0, 3, size=n_known)
+    fold = {
+        "known_classes": np.array([0, 2, 5]), "temperature": np.float32(1.0),
+        "known_probs": probs(n_known, 0.97, known_truth_local), "known_truth": np.array([0, 2, 5])[known_truth_local],
+        "unknown_probs": probs(n_unknown, 0.6, None), "unknown_truth": np.full(n_unknown, 7),
+        "objects_probs": probs(50, 0.9, np.full(50, 3)), "objects_truth": np.full(50, -1),
+        "generated_probs": probs(20, 0.99, np.full(20, 3)), "generated_truth": np.full(20, -1),
+    }
+    for group in ("known", "unknown", "objects", "generated"):
+        fold[f"{group}_mirror_probs"] = fold[f"{group}_probs"][::-1].copy() if group == "unknown" else fold[f"{group}_probs"]
+        fold[f"{group}_embedding"] = rng.normal(size=(len(fold[f"{group}_probs"]), 8)).astype(np.float16)
+    fold["references_embedding"] = rng.normal(size=(12, 8)).astype(np.float16)
+    fold["references_truth"] = np.repeat([0, 2, 5], 4)
+    fold["other_embedding"] = rng.normal(size=(5, 8)).astype(np.float16)
+    return fold
+
+
+def test_probability_score_is_zero_where_the_background_wins():
+    fold = {"known_probs": np.array([[0.7, 0.1, 0.2], [0.2, 0.1, 0.7]], dtype=np.float32)}
+    best, score = score_probability(fold, "known")
+    assert best.tolist() == [0, 0] and score.tolist() == pytest.approx([0.7, 0.0])
+
+
+def test_mirror_score_needs_both_looks_sure_of_the_same_landmark():
+    fold = {"known_probs": np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05]], dtype=np.float32),
+            "known_mirror_probs": np.array([[0.8, 0.1, 0.1], [0.1, 0.85, 0.05]], dtype=np.float32)}
+    best, score = score_mirror(fold, "known")
+    assert best.tolist() == [0, 0] and score.tolist() == pytest.approx([0.8, 0.1])
+
+
+def test_nearest_is_other_compares_the_best_landmarks_references_with_the_distractors():
+    references = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    truth = np.array([0, 1])
+    others = np.array([[0, 0, 1]], dtype=np.float32)
+    photos = np.array([[0.9, 0.1, 0.0], [0.1, 0.0, 0.9]], dtype=np.float32)
+    assert nearest_is_other(photos, np.array([0, 0]), references, truth, others).tolist() == [False, True]
+    assert nearest_is_other(photos, np.array([0, 0]), references, truth, others[:0]).tolist() == [False, False]
+
+
+def test_rates_and_the_chosen_point_keep_to_the_budget():
+    pooled = PooledScores(
+        scores={"known": np.array([0.99, 0.97, 0.9, 0.5]), "unknown": np.array([0.98, 0.6, 0.3, 0.2]),
+                "objects": np.array([0.1]), "generated": np.array([0.0])},
+        known_correct=np.array([True, True, False, True]),
+    )
+    point = rates(pooled, 0.95)
+    assert (point.known_placed_right, point.known_placed_wrong, point.unknown_placed) == (0.5, 0.0, 0.25)
+    curve = placement_curve(pooled)
+    strict = choose_point(curve, Budget(unknown=0.0))
+    assert strict is not None and strict.unknown_placed == 0 and strict.known_placed_right == 0.25
+    loose = choose_point(curve, Budget(unknown=0.25, known_wrong=0.25))
+    assert loose.known_placed_right >= strict.known_placed_right and loose.threshold < strict.threshold
+    assert choose_point([CurvePoint(0.5, 0.9, 0.0, 0.2, 0.0, 0.01)], Budget(unknown=0.5)) is None  # a generated image placed
+
+
+def test_stream_precision_weighs_known_and_unknown_photos():
+    point = CurvePoint(0.99, known_placed_right=0.8, known_placed_wrong=0.0, unknown_placed=0.01, objects_placed=0, generated_placed=0)
+    assert stream_precision(point, 0.5) == pytest.approx(0.8 / 0.81)
+    assert stream_precision(point, 0.1) == pytest.approx(0.08 / (0.08 + 0.009))
+    assert stream_precision(CurvePoint(1.0, 0, 0, 0, 0, 0), 0.5) == 1.0  # nothing written, nothing wrong
+
+
+def test_report_over_saved_folds(tmp_path):
+    rng = np.random.default_rng(0)
+    folds = [_fold(rng), _fold(rng)]
+    path = tmp_path / "outputs.npz"
+    save_fold_outputs(path, folds, ["a", "b", "c", "d", "e", "f", "g", "h", "no_landmark"])
+    loaded, classes = load_fold_outputs(path)
+    assert classes[-1] == "no_landmark" and len(loaded) == 2
+    assert set(loaded[0]) == set(folds[0]) and np.array_equal(loaded[1]["known_probs"], folds[1]["known_probs"])
+    report = placement_report(loaded, classes, class_roots=["india"] * 4 + ["world"] * 5)
+    assert set(report["scores"]) == {"probability", "mirror", "distractors", "mirror+distractors"}
+    strict = report["scores"]["probability"]["points"]["strict"]
+    assert strict["unknown_placed"] <= 0.01 and strict["known_placed_right"] > 0.5
+    assert set(strict["per_root"]) == {"india", "world"} and set(strict["stream_precision"]) == {"10%", "50%", "90%"}
+    assert report["photos"] == {"known": 400, "unknown": 600, "objects": 100, "generated": 40}
+
+
+def test_rule_beside_the_model(tmp_path):
+    model = tmp_path / "m.pt"
+    assert load_rule(model) is None
+    rule = PlacementRule(score="probability", thresholds={"strict": 0.999, "balanced": 0.98}, record="crossval-x.json")
+    save_rule(rule, model)
+    assert (tmp_path / "m.placement.json").exists() and load_rule(model) == rule
+    assert rule.threshold() == 0.999 and rule.threshold("balanced") == 0.98
+    with pytest.raises(ValueError, match="strict, balanced"):
+        rule.threshold("loose")
