@@ -145,8 +145,8 @@ def _free_port() -> int:
 
 
 def spawn_service(model: Optional[Path], port: int, runtime: Optional[str] = None) -> subprocess.Popen:
-    """`python -m src.serving.service` on 127.0.0.1:port, from the repository root."""
-    command = [sys.executable, "-m", "src.serving.service", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    """`python -m src serve` (the README's command) on 127.0.0.1:port, from the repository root."""
+    command = [sys.executable, "-m", "src", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     if model is not None:
         command += ["--model", str(model)]
     if runtime is not None:
@@ -183,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Concurrent-client load check for the landmark service.")
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of a running service")
-    target.add_argument("--spawn", action="store_true", help="start `python -m src.serving.service` on a free port, check it, stop it")
+    target.add_argument("--spawn", action="store_true", help="start `python -m src serve` on a free port, check it, stop it")
     parser.add_argument("--model", type=Path, default=None, help="with --spawn: the model (default: $LANDMARK_MODEL or checkpoints/)")
     parser.add_argument("--runtime", choices=("auto", "openvino", "torchscript"), default=None,
                         help="with --spawn: the service's engine (default: $LANDMARK_RUNTIME or auto)")

@@ -1,12 +1,10 @@
-"""The OpenVINO model beside an exported file: equal answers, fallback to TorchScript, serving without torch."""
+"""The OpenVINO model beside an exported file: equal answers, fallback to TorchScript (serving without torch: test_readme_commands.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,22 +78,6 @@ def test_a_broken_openvino_model_falls_back_with_one_warning(converted, tmp_path
     assert recognizer.runtime == "torchscript" and len(warnings) == 1
     assert "TorchScript" in warnings[0].getMessage() and "export-openvino" in warnings[0].getMessage()
     assert recognizer.recognize(_photos(tiny_data, 1)[0]).status in ("landmark", "unknown")
-
-
-def test_the_openvino_path_never_imports_torch(converted, tiny_data):
-    photo = min((tiny_data / "test").rglob("*.jpg"))
-    code = (
-        "import sys, json\n"
-        "from src.serving.recognize import Recognizer\n"
-        "import src.serving.service, src.serving.tag\n"
-        f"r = Recognizer({str(converted)!r}, runtime='openvino', use_gallery=False)\n"
-        f"result = r.recognize(open({str(photo)!r}, 'rb').read())\n"
-        "print(json.dumps([r.runtime, result.status, 'torch' in sys.modules]))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
-    runtime, status, torch_loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    assert runtime == "openvino" and status in ("landmark", "unknown") and torch_loaded is False
-    assert "FutureWarning" not in done.stderr
 
 
 @NEEDS_SHARED
