@@ -52,7 +52,7 @@ def bf16_is_fast() -> bool:
     return _openvino_reports_bf16()
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -76,7 +76,7 @@ def machine_info() -> dict[str, Any]:
     import torchvision
 
     info: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_bf16_native": bf16_is_fast(),  # decides float32 vs bfloat16 for the trunk activations
         "os_cpu_count": os.cpu_count(),
         "usable_cores": usable_cores(),

@@ -18,15 +18,28 @@ from typing import Protocol
 
 import numpy as np
 
+from src.machine import bf16_is_fast
+
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "openvino", "torchscript")
-PRECISIONS = ("f32", "bf16")
-# f32 by default: its answers equal TorchScript's (same top-1, probabilities within 1e-3); bf16 is
-# faster only on CPUs with native bfloat16 and moves probabilities more (docs/openvino.md).
-DEFAULT_PRECISION = "f32"
+PRECISIONS = ("auto", "f32", "bf16")
+# auto: bf16 where the CPU computes bfloat16 natively (`src.machine.bf16_is_fast`, the decision training
+# uses too), f32 elsewhere, where a bf16 hint only costs time. On a bf16 CPU it is several times faster
+# and agrees with f32 on top-1 within the check in docs/openvino.md; f32 answers exactly like TorchScript.
+DEFAULT_PRECISION = "auto"
 # Mirrors src.export_openvino (not imported: it imports torch).
 PROBABILITIES, EMBEDDING, INPUT, IR_FORMAT = "probabilities", "embedding", "photos", 1
+
+
+def resolve_precision(precision: str | None = None) -> str:
+    """"f32" or "bf16" for OpenVINO: `precision`, else $LANDMARK_PRECISION, else auto (by the CPU)."""
+    precision = precision or os.environ.get("LANDMARK_PRECISION") or DEFAULT_PRECISION
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if bf16_is_fast() else "f32"
+    return precision
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -94,9 +107,8 @@ class OpenVINORuntime:
 
     name = "openvino"
 
-    def __init__(self, model_path: Path, precision: str = DEFAULT_PRECISION, threads: int | None = None):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    def __init__(self, model_path: Path, precision: str | None = None, threads: int | None = None):
+        precision = resolve_precision(precision)
         xml, bin_, sidecar = ir_files(model_path)
         missing = [p.name for p in (xml, bin_, sidecar) if not p.exists()]
         if missing:
@@ -159,7 +171,7 @@ def load_runtime(model_path: str | Path, runtime: str | None = None, precision: 
     model_path = Path(model_path)
     if runtime != "torchscript":
         try:
-            return OpenVINORuntime(model_path, precision or os.environ.get("LANDMARK_PRECISION") or DEFAULT_PRECISION, threads)
+            return OpenVINORuntime(model_path, precision, threads)
         except RuntimeUnavailable as error:
             log.warning("running %s through TorchScript (slower): %s; convert it with "
                         "`python -m src export-openvino %s`", model_path.name, error, model_path)

@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_S, help="seconds a stalled upload may send nothing (default %(default)g)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default f32; bf16: see docs/openvino.md)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.exists():

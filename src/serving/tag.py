@@ -294,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_BYTES / 2**20, help="memory for decoding at once; caps --workers (default %(default)g)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default f32; bf16: see docs/openvino.md)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scale = parser.add_argument_group("Ray engine (src.serving.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
     scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
