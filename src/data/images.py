@@ -11,6 +11,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -52,13 +53,14 @@ _FILE_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character 
                stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
 
 
-def read_photo_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; never blocks and never reads more.
+def open_regular_file(path: str | Path, max_bytes: int, what: str = "photo file") -> BinaryIO:
+    """The open file at ``path`` when it is a regular file of at most ``max_bytes``; never blocks.
 
-    A FIFO, device or socket named like a photo would block a plain ``read_bytes()`` forever or
-    grow until memory runs out (``/dev/zero``): the file is opened non-blocking and checked with
-    fstat (on the open descriptor, so it cannot be swapped in between) before anything is read.
+    A FIFO, device or socket named like a photo (or a gallery file) would block a plain ``open`` or
+    ``read`` forever or grow until memory runs out (``/dev/zero``): the file is opened non-blocking
+    and checked with fstat (on the open descriptor, so it cannot be swapped in between).
 
+    what: how the file is called in the refusal ("not a photo file: it is a FIFO (named pipe)").
     Raises BadImageError (not a regular file, too large) or OSError (missing, no permission, ...).
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -67,13 +69,21 @@ def read_photo_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = next((name for test, name in _FILE_KINDS.items() if test(info.st_mode)), "not a regular file")
-            raise BadImageError(f"not a photo file: it is {kind}")
+            raise BadImageError(f"not a {what}: it is {kind}")
         if info.st_size > max_bytes:
             raise BadImageError(f"the file is too large ({info.st_size / 2**20:.0f} MiB; limit {max_bytes / 2**20:.0f} MiB)")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(max_bytes + 1)  # a file that grew since fstat is still cut off
-    finally:
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def read_photo_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES, what: str = "photo file") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; never blocks and never reads more
+    (`open_regular_file`). Raises BadImageError (not a regular file, too large) or OSError (missing,
+    no permission, ...)."""
+    with open_regular_file(path, max_bytes, what) as handle:
+        data = handle.read(max_bytes + 1)  # a file that grew since fstat is still cut off
     if len(data) > max_bytes:
         raise BadImageError(f"the file is too large (more than {max_bytes / 2**20:.0f} MiB)")
     return data

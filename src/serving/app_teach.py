@@ -9,7 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from src.serving.gallery import GalleryError, edit
+from src.serving.gallery import GalleryError, enrol
 from src.serving.recognize import Recognizer
 
 log = logging.getLogger(__name__)
@@ -58,20 +58,22 @@ class TeachPanel:
         if not files:
             self._say("Add a few photos of the landmark first (5 or more work best).")
             return False
-        try:
-            with edit(self.recognizer.gallery_dir) as gallery:
-                report = gallery.add(
-                    self.name.value, [bytes(item.get("content") or b"") for item in files], self.recognizer.embed, self.recognizer.model_id,
-                    latitude=float(self.latitude.value), longitude=float(self.longitude.value), country=self.country.value,
-                    city=self.city.value, tags=self.tags.value or None,
-                )
-                if report.landmark is None:
-                    raise GalleryError("none of the photos could be read: nothing was added")
+        try:  # decoded and embedded before the gallery is locked (`enrol`)
+            report = enrol(
+                self.recognizer.gallery_dir, self.name.value, [bytes(item.get("content") or b"") for item in files],
+                self.recognizer.embed, self.recognizer.model_id, latitude=float(self.latitude.value),
+                longitude=float(self.longitude.value), country=self.country.value, city=self.city.value,
+                tags=self.tags.value or None, trained=self.recognizer.class_names,
+                names=[str(item.get("name") or f"photo {i + 1}") for i, item in enumerate(files)],
+            )
+            if report.landmark is None:
+                reasons = "; ".join(f"{name}: {why}" for name, why in report.skipped[:3])
+                raise GalleryError(f"none of the photos could be used ({reasons}): nothing was added")
         except GalleryError as error:
             self._say(f"Not added: {error}")
             return False
         self.recognizer.refresh_gallery()
-        skipped = f" Skipped {len(report.skipped)} unreadable photo(s)." if report.skipped else ""
+        skipped = f" Skipped {', '.join(name for name, _ in report.skipped)}." if report.skipped else ""
         self._say(f"Learned {report.landmark.name} from {len(report.landmark.photos)} photo(s): upload a photo of it to try.{skipped}")
         self.photos.value = ()
         return True

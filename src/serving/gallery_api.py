@@ -5,10 +5,13 @@
     DELETE /v1/landmarks/{name}   forget one
 
 Writes need ``Authorization: Bearer $LANDMARK_ADMIN_TOKEN``; with the variable unset, writes are off
-(403), a missing token is 401, a wrong one 403. Writes are serialised (a lock here, a file lock in
-`src.serving.gallery.edit`, atomic file replacement), so concurrent requests never lose an edit. The
-request body is bounded by the service's own upload limit, and each photo is checked like a predict
-upload; an unusable photo is reported and skipped.
+(403), a missing or malformed token is 401, a wrong one 403, answered before the body is read.
+Writes are serialised (a lock here, a file lock in `src.serving.gallery.edit`, atomic file
+replacement), so concurrent requests never lose an edit. The request body is bounded by the service's
+own upload limit; fields are checked by `src.serving.validation` (as the command line and imports
+are); each photo is checked like a predict upload, then decoded and embedded within the service's
+pixel and memory budget before the gallery is locked; an unusable photo is reported, by its file
+name, and skipped. An unreadable gallery file is 503, with how to restore it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,24 @@ import threading
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
+from starlette.datastructures import FormData
 
-from src.serving.gallery import Gallery, GalleryError, edit
+from src.serving.gallery import Enrolment, Gallery, GalleryError, edit, prepare_photos
 from src.serving.recognize import Recognizer
 from src.serving.uploads import RejectedUpload, check_upload
+from src.serving.validation import (
+    MAX_NAME,
+    MAX_TAGS_TEXT,
+    MAX_TEXT,
+    GalleryUnreadable,
+    LandmarkFields,
+    bearer_token,
+    landmark_fields,
+    parse_flag,
+    parse_number,
+)
 
 ADMIN_TOKEN_ENV = "LANDMARK_ADMIN_TOKEN"
 MAX_PHOTOS_PER_REQUEST = 50
@@ -52,15 +67,63 @@ def _describe(gallery: Gallery, name: str) -> TaughtLandmark:
 
 
 def require_admin(authorization: str | None) -> None:
-    """401 without a bearer token, 403 when writes are off or the token is wrong."""
+    """401 without a well-formed bearer token (``Bearer TOKEN``, one space, nothing around it), 403 when
+    writes are off or the token is wrong. Runs before one byte of a request body is read."""
     expected = os.environ.get(ADMIN_TOKEN_ENV)
     if not expected:
         raise HTTPException(403, f"teaching landmarks is off on this server: set {ADMIN_TOKEN_ENV} to enable it")
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(401, "send Authorization: Bearer <admin token>", headers={"WWW-Authenticate": "Bearer"})
-    if not secrets.compare_digest(token.strip().encode(), expected.encode()):
+    token = bearer_token(authorization)
+    if token is None:
+        raise HTTPException(401, "send Authorization: Bearer <admin token> (one space, no other whitespace)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not secrets.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(403, "wrong admin token")
+
+
+# The multipart body of POST /v1/landmarks, documented by hand: the endpoint parses it itself, after
+# the token is checked (FastAPI reads declared form fields before any check runs).
+_ADD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object",
+    "required": ["name", "latitude", "longitude", "files"],
+    "properties": {
+        "name": {"type": "string", "maxLength": MAX_NAME, "description": "not one of the model's own landmarks"},
+        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        "country": {"type": "string", "maxLength": MAX_TEXT},
+        "city": {"type": "string", "maxLength": MAX_TEXT},
+        "tags": {"type": "string", "maxLength": MAX_TAGS_TEXT, "description": "hashtags, e.g. '#SydneyOperaHouse #Sydney'"},
+        "replace": {"type": "boolean", "default": False},
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": MAX_PHOTOS_PER_REQUEST,
+                  "description": "photos of the landmark (at least 32 px a side)"},
+    },
+}}}}}
+_FIELDS = ("name", "latitude", "longitude", "country", "city", "tags", "replace")
+
+
+def _text(form: FormData, key: str, required: bool = False) -> str:
+    values = form.getlist(key)
+    if len(values) > 1:
+        raise GalleryError(f"the field {key!r} appears more than once")
+    if not values:
+        if required:
+            raise GalleryError(f"the field {key!r} is missing")
+        return ""
+    if not isinstance(values[0], str):
+        raise GalleryError(f"the field {key!r} must be text, not a file")
+    return values[0]
+
+
+def landmark_form(form: FormData, trained: list[str]) -> tuple[LandmarkFields, bool]:
+    """The form's fields, checked by `src.serving.validation` as the command line and imports are."""
+    unknown = sorted(set(form.keys()) - set(_FIELDS) - {"files"})
+    if unknown:
+        raise GalleryError(f"unknown fields {unknown}: expected {', '.join(_FIELDS)} and files")
+    fields = landmark_fields(
+        _text(form, "name", required=True), parse_number(_text(form, "latitude", required=True), "latitude"),
+        parse_number(_text(form, "longitude", required=True), "longitude"), country=_text(form, "country"),
+        city=_text(form, "city"), tags=_text(form, "tags") or None, trained=trained,
+    )
+    return fields, parse_flag(_text(form, "replace"), "replace")
 
 
 def gallery_router() -> APIRouter:
@@ -76,58 +139,70 @@ def gallery_router() -> APIRouter:
 
     @router.get("", response_model=list[TaughtLandmark])
     async def list_landmarks(request: Request) -> list[TaughtLandmark]:
-        """The landmarks taught to this server (they are recognised by /v1/predict)."""
+        """The landmarks taught to this server (they are recognised by /v1/predict); 503 when the
+        gallery file is unreadable (the answer says how to restore it)."""
         recognizer = recognizer_of(request)
-        gallery = Gallery.load(recognizer.gallery_dir) if recognizer.gallery_dir else None
-        return [_describe(gallery, name) for name in gallery.names] if gallery else []
+        if not recognizer.gallery_dir:
+            return []
+        try:
+            gallery = Gallery.load(recognizer.gallery_dir)
+        except GalleryError as error:
+            raise HTTPException(503, str(error)) from error
+        return [_describe(gallery, name) for name in gallery.names]
 
-    @router.post("", response_model=AddResult, status_code=201)
-    async def add_landmark(
-        request: Request,
-        files: Annotated[list[UploadFile], File(description="photos of the landmark")],
-        name: str = Form(..., max_length=100),
-        latitude: float = Form(..., ge=-90, le=90),
-        longitude: float = Form(..., ge=-180, le=180),
-        country: str = Form("", max_length=100),
-        city: str = Form("", max_length=100),
-        tags: str = Form("", max_length=500),
-        replace: bool = Form(False),
-        authorization: str | None = Header(None),
-    ) -> AddResult:
-        """Teach a landmark from a few photos; at once recognised by /v1/predict."""
-        require_admin(authorization)
+    @router.post("", response_model=AddResult, status_code=201, openapi_extra=_ADD_BODY)
+    async def add_landmark(request: Request, authorization: str | None = Header(None)) -> AddResult:
+        """Teach a landmark from a few photos; at once recognised by /v1/predict. Multipart form: name,
+        latitude, longitude, [country, city, tags, replace], files."""
+        require_admin(authorization)  # before the body: a client without the token never gets it read
         recognizer = recognizer_of(request)
         if recognizer.gallery_dir is None:
             raise HTTPException(409, "this server runs without a gallery")
-        if len(files) > MAX_PHOTOS_PER_REQUEST:
+        form = await request.form(max_files=MAX_PHOTOS_PER_REQUEST + 1, max_fields=len(_FIELDS) + 1)
+        uploads = form.getlist("files")
+        if len(uploads) > MAX_PHOTOS_PER_REQUEST:
             raise HTTPException(413, f"at most {MAX_PHOTOS_PER_REQUEST} photos per request")
-        photos, skipped = [], []
-        for upload in files:
-            data = await upload.read(request.app.state.max_upload_bytes + 1)
+        try:
+            fields, replace = landmark_form(form, recognizer.class_names)
+            recognizer.require_embeddings()
+        except GalleryError as error:
+            raise HTTPException(422, {"message": str(error), "skipped": []}) from error
+        photos, names, skipped = [], [], []
+        for index, upload in enumerate(uploads):
+            label = getattr(upload, "filename", None) or f"photo {index + 1}"
             try:
+                if isinstance(upload, str):
+                    raise RejectedUpload(422, "a text value, not an uploaded file")
+                data = await upload.read(request.app.state.max_upload_bytes + 1)
                 if len(data) > request.app.state.max_upload_bytes:
                     raise RejectedUpload(413, "the photo is too large")
                 check_upload(data, request.app.state.max_pixels)
                 photos.append(data)
+                names.append(label)
             except RejectedUpload as error:
-                skipped.append({"photo": upload.filename or "photo", "reason": error.detail})
+                skipped.append({"photo": label, "reason": error.detail})
 
-        def write() -> AddResult:
+        def prepare() -> Enrolment:  # decoding and embedding: the service's memory budget, no gallery lock
+            return prepare_photos(photos, recognizer.embed, names=names, max_pixels=request.app.state.max_pixels)
+
+        def write(enrolment: Enrolment) -> AddResult:
             with write_lock, edit(recognizer.gallery_dir) as gallery:
-                report = gallery.add(name, photos, recognizer.embed, recognizer.model_id, latitude=latitude, longitude=longitude,
-                                     country=country, city=city, tags=tags or None, replace=replace)
-                if report.landmark is None:
-                    raise GalleryError("no usable photo: nothing was added")
-                result = AddResult(landmark=_describe(gallery, report.landmark.name),
+                report = gallery.add_prepared(fields.name, enrolment, recognizer.model_id, latitude=fields.latitude,
+                                              longitude=fields.longitude, country=fields.country, city=fields.city,
+                                              tags=list(fields.tags), replace=replace, trained=recognizer.class_names)
+                result = AddResult(landmark=_describe(gallery, fields.name),
                                    skipped=skipped + [{"photo": source, "reason": why} for source, why in report.skipped])
             recognizer.refresh_gallery()
             return result
 
         try:
-            if not photos:
+            enrolment = await anyio.to_thread.run_sync(prepare, limiter=request.app.state.limiter) if photos else None
+            if enrolment is None or not enrolment.images:
+                skipped += [{"photo": source, "reason": why} for source, why in (enrolment.skipped if enrolment else [])]
                 raise GalleryError("no usable photo: nothing was added")
-            recognizer.require_embeddings()
-            return await anyio.to_thread.run_sync(write)
+            return await anyio.to_thread.run_sync(write, enrolment)
+        except GalleryUnreadable as error:
+            raise HTTPException(503, {"message": str(error), "skipped": skipped}) from error
         except GalleryError as error:
             status = 409 if "already has" in str(error) else 422
             raise HTTPException(status, {"message": str(error), "skipped": skipped}) from error
@@ -147,6 +222,9 @@ def gallery_router() -> APIRouter:
             recognizer.refresh_gallery()
             return described
 
-        return await anyio.to_thread.run_sync(write)
+        try:
+            return await anyio.to_thread.run_sync(write)
+        except GalleryError as error:
+            raise HTTPException(503 if isinstance(error, GalleryUnreadable) else 409, str(error)) from error
 
     return router

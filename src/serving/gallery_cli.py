@@ -15,35 +15,44 @@ the service and `python -m src tag` recognise its landmarks with no extra flag.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.data.images import is_image_file
 from src.serving.gallery import (
     Gallery,
     GalleryError,
     default_gallery_dir,
     edit,
+    enrol,
+    prepare_import,
     read_export,
 )
+from src.serving.photo_files import find_images
 
 
-def photo_paths(paths: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Photos named directly or found in folders (recursively), and the arguments that gave none."""
-    photos, missing = [], []
+def photo_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
+    """Photos named directly or found in folders (recursively, `src.serving.photo_files.find_images`):
+    the files to read, the names to report them by (as given: a symlink is named, not its target), and
+    the arguments that gave none, with the reason."""
+    photos, names, problems = [], [], []
     for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
-            photos.extend(found) if found else missing.append((name, "no photos in this folder"))
-        elif path.is_file():
-            photos.append(path)
-        else:
-            missing.append((name, "no such file or folder"))
-    return photos, missing
+        if not os.path.lexists(name):
+            problems.append((name, "no such file or folder"))
+            continue
+        found = find_images([name])
+        if not found:
+            problems.append((name, "no photos in this folder"))
+        for item in found:
+            if item.problem:
+                problems.append((str(item.listed), item.problem))
+            else:
+                photos.append(item.photo)
+                names.append(str(item.listed))
+    return photos, names, problems
 
 
 def _recognizer(model: Path | None, folder: Path):
@@ -55,16 +64,18 @@ def _recognizer(model: Path | None, folder: Path):
 
 
 def add(args: argparse.Namespace) -> int:
-    photos, problems = photo_paths(args.photos)
+    photos, names, problems = photo_paths(args.photos)
     recognizer = _recognizer(args.model, args.gallery)
     start = time.perf_counter()
-    with edit(args.gallery) as gallery:
-        report = gallery.add(args.name, photos, recognizer.embed, recognizer.model_id, latitude=args.lat, longitude=args.lon,
-                             country=args.country, city=args.city, tags=args.tags, replace=args.replace)
-        if report.landmark is None:
-            raise GalleryError(f"no usable photo for {args.name!r}: nothing was added")
-    for source, why in problems + report.skipped:
+    report = enrol(args.gallery, args.name, photos, recognizer.embed, recognizer.model_id, latitude=args.lat, longitude=args.lon,
+                   country=args.country, city=args.city, tags=args.tags, replace=args.replace, trained=recognizer.class_names,
+                   names=names)
+    skipped = problems + report.skipped
+    for source, why in skipped:
         print(f"skipped {source}: {why}", file=sys.stderr)
+    if report.landmark is None:
+        reasons = "; ".join(f"{source}: {why}" for source, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        raise GalleryError(f"no usable photo for {args.name!r}: nothing was added ({reasons or 'no photo given'})")
     seconds = time.perf_counter() - start
     count = len(report.landmark.photos)
     print(f"added {report.landmark.name!r} from {count} photo{'s' * (count != 1)} ({seconds:.1f} s) to {args.gallery}")
@@ -138,13 +149,16 @@ def export(args: argparse.Namespace) -> int:
 
 
 def import_(args: argparse.Namespace) -> int:
-    if not Path(args.file).is_file():
-        raise GalleryError(f"no such file: {args.file}")
     recognizer = _recognizer(args.model, args.gallery)
     with tempfile.TemporaryDirectory() as tmp:
+        # Every check and the re-embedding happen before the lock: a refused archive leaves the gallery untouched.
         incoming = read_export(Path(args.file), Path(tmp))
+        clashes = [name for name in incoming.landmarks if name in Gallery.load(args.gallery).landmarks]
+        if clashes and not args.replace:
+            raise GalleryError(f"the gallery already has {', '.join(map(repr, clashes))}: pass --replace to replace them")
+        prepare_import(incoming, recognizer.embed, recognizer.model_id, recognizer.embedding_dim, recognizer.class_names)
         with edit(args.gallery) as gallery:
-            names = gallery.merge(incoming, recognizer.embed, recognizer.model_id, replace=args.replace)
+            names = gallery.merge(incoming, recognizer.embed, recognizer.model_id, replace=args.replace, trained=recognizer.class_names)
     print(f"imported {len(names)} landmark(s) into {args.gallery}: {', '.join(names)}")
     return 0
 

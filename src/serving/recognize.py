@@ -14,6 +14,7 @@ picked up on the next photo.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -39,8 +40,9 @@ from src.evaluation.openset_rule import (
     landmark_confidence,
     too_small,
 )
-from src.serving.gallery import Gallery, GalleryError, default_gallery_dir, edit
+from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery_index import GalleryIndex, IndexConfig
+from src.serving.validation import unreadable
 from src.serving.references import load_references
 from src.serving.runtime import Runtime, load_runtime
 
@@ -172,6 +174,7 @@ class Recognizer:
         self.gallery: Optional[Gallery] = None
         self.gallery_index: Optional[GalleryIndex] = None
         self._gallery_stamp: Optional[tuple[int, int]] = None
+        self.gallery_problem: Optional[str] = None  # why taught landmarks are off (an unreadable gallery file), else None
         self._warned = False
         self.refresh_gallery()
 
@@ -197,9 +200,11 @@ class Recognizer:
         self._gallery_stamp = stamp
         try:
             gallery = Gallery.load(self.gallery_dir)
+            if len(gallery) and self.can_embed and gallery.model_id == self.model_id and gallery.dim != self.embedding_dim:
+                raise unreadable(self.gallery_dir / GALLERY_FILE, f"its embeddings are {gallery.dim}-dimensional, "
+                                 f"the model makes {self.embedding_dim}-dimensional ones")
         except GalleryError as error:
-            log.warning("taught landmarks are off: %s", error)
-            return self.set_gallery(None)
+            return self._gallery_off(error)
         if len(gallery) and not self.can_embed:
             if not self._warned:
                 log.warning("taught landmarks are off: the model %s was exported before embeddings existed "
@@ -208,11 +213,22 @@ class Recognizer:
             return self.set_gallery(None)
         if len(gallery) and gallery.model_id != self.model_id:
             log.warning("the gallery in %s was embedded by %s: re-embedding its photos with %s", self.gallery_dir, gallery.model_id, self.model_id)
-            with edit(self.gallery_dir) as gallery:
-                if gallery.model_id != self.model_id:
-                    gallery.reembed(self.embed, self.model_id)
+            try:
+                with edit(self.gallery_dir) as gallery:
+                    if gallery.model_id != self.model_id:
+                        gallery.reembed(self.embed, self.model_id)
+            except GalleryError as error:
+                return self._gallery_off(error)
             self._gallery_stamp = self._stamp()
+        self.gallery_problem = None
         self.set_gallery(gallery)
+
+    def _gallery_off(self, error: GalleryError) -> None:
+        """Serve the trained landmarks alone and say why: in the log once per change of the file (this
+        runs when its stamp changed), and in `gallery_problem` (the service's /healthz, the tagger)."""
+        self.gallery_problem = f"taught landmarks are off: {error}"
+        log.warning("%s", self.gallery_problem)
+        self.set_gallery(None)
 
     def set_gallery(self, gallery: Optional[Gallery]) -> None:
         """Use `gallery`'s landmarks from now on (None or empty: the trained classes alone)."""
@@ -226,6 +242,11 @@ class Recognizer:
         if not self.can_embed:
             raise GalleryError(f"the model {self.model_path} was exported before embeddings existed: re-export it "
                                "(python -m src train ...) to teach it landmarks")
+
+    @functools.cached_property
+    def embedding_dim(self) -> int:
+        """Width of this model's embeddings (one blank photo embedded once): a gallery's must match it."""
+        return int(self.embed([Image.new("RGB", (self.resize, self.resize))]).shape[1])
 
     def embed(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """L2-normalised embeddings [N, D] of decoded photos (what the gallery stores and compares)."""

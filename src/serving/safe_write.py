@@ -12,9 +12,12 @@ deletes only those whose writer is gone (the kernel drops the lock when a proces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -22,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, a cleanup cannot tell live writers apart
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TEMP_PATTERN", "remove_stale_temp_files", "write_atomically"]
+__all__ = ["TEMP_PATTERN", "file_lock", "remove_stale_temp_files", "write_atomically"]
 
 # tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") draws 8 characters from this alphabet.
 TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
@@ -53,6 +56,28 @@ def write_atomically(destination: Path, data: bytes, mode_source: Path | None = 
             pass
         raise
     return destination
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the regular file ``path`` meanwhile: two writers of the same photo
+    (two taggers on one folder) take turns instead of both writing from what they read before.
+
+    The lock is on the file as it is now; a writer that replaces it (``os.replace``) releases the
+    old file, and the next one then reads the new file by its path, so it sees the first one's tags.
+    Anything that is not a readable regular file is not locked: its writer reports why it failed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        yield
+        return
+    try:
+        if fcntl is not None and stat.S_ISREG(os.fstat(fd).st_mode):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:

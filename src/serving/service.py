@@ -7,7 +7,8 @@ Endpoints (interactive docs at ``/docs``, schema at ``/openapi.json``):
 
 * ``POST /v1/predict`` -- multipart/form-data field ``file`` (the photo), optional query ``top_k``
   (1..10). Answers ``{status: "landmark"|"unknown", message, landmark, top: [...], model}``.
-* ``GET /healthz`` -- ``{status: "ok", model, classes}`` once the model is loaded.
+* ``GET /healthz`` -- ``{status: "ok", model, classes}`` once the model is loaded, plus ``gallery``
+  (why, and how to restore it) while an unreadable gallery file keeps taught landmarks off.
 
 Every answer comes from `src.recognize.Recognizer`, the same decision rule the app and the batch
 tagger use. The model is loaded once per process, at startup (lifespan), from the ``model_path``
@@ -121,6 +122,8 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     model: str = Field(description="file name of the loaded model")
     classes: int = Field(description="number of classes the model knows")
+    gallery: str | None = Field(None, description="only when taught landmarks are off: why (an unreadable gallery file) "
+                                "and how to restore it; the trained landmarks are served meanwhile")
 
 
 class ErrorResponse(BaseModel):
@@ -229,11 +232,13 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse({"detail": "internal error: the server could not process this request"}, status_code=500)
 
-    @app.get("/healthz", response_model=Health, tags=["service"])
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True, tags=["service"])
     async def healthz() -> Health:
-        """Liveness/readiness: the model is loaded and how many classes it knows."""
+        """Liveness/readiness: the model is loaded and how many classes it knows (and, only when the
+        gallery file is unreadable, why taught landmarks are off)."""
         recognizer = await get_recognizer()
-        return Health(model=recognizer.model_path.name, classes=len(recognizer.landmark_indices))
+        await anyio.to_thread.run_sync(recognizer.refresh_gallery)  # a stat; reads the file only when it changed
+        return Health(model=recognizer.model_path.name, classes=len(recognizer.landmark_indices), gallery=recognizer.gallery_problem)
 
     @app.post("/v1/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
     async def predict(

@@ -125,9 +125,9 @@ def _write_gps(row: TagRow, photo: Path, destination: Path | None, info: Landmar
         return
     try:
         written = write_landmark(photo, info, destination=destination, sidecar=sidecar)
-    except ExistingGPSError as error:  # it got a position since we looked: its metadata wins
+    except ExistingGPSError as error:  # it got a position since we looked (another run?): its metadata wins
         row.status, (row.latitude, row.longitude) = "has_gps", error.location
-        row.message = "already has a GPS position; left unchanged"
+        row.message = "already tagged: it got a GPS position since it was read (another run?); left unchanged"
     except UnsupportedFormatError as error:
         row.message += f"; not written: {error}"
     except (BadImageError, OSError, ValueError, RuntimeError) as error:
@@ -348,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         recognizer = Recognizer(args.model, threshold=args.threshold, runtime=args.runtime, precision=args.precision)
     except FileNotFoundError as error:
         return usage(str(error))
+    if recognizer.gallery_problem:  # tagging without the taught landmarks would name their photos wrongly
+        print(f"error: {recognizer.gallery_problem}", file=sys.stderr)
+        return 1
 
     stats = TagStats()
     if args.engine == "ray":

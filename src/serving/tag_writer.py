@@ -8,7 +8,9 @@ The one safe writer the batch tagger (and any other engine that tags photos) cal
   darktable/digiKam convention; the photo itself is never opened for writing. An existing sidecar
   is updated: its other properties are kept.
 
-The photo's own GPS wins in both modes: ExistingGPSError unless ``overwrite=True``.
+The photo's own GPS wins in both modes: ExistingGPSError unless ``overwrite=True``. Writers of one
+photo take turns (`src.serving.safe_write.file_lock`) and each checks under the lock, so two taggers
+running at once never both write the same photo.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from src.data.images import BadImageError
 from src.data.landmarks import LandmarkInfo
 from src.serving.exif import ExistingGPSError, read_gps, write_location
-from src.serving.safe_write import write_atomically
+from src.serving.safe_write import file_lock, write_atomically
 from src.serving.xmp import Place, build_packet, read_xmp, xmp_coordinate
 
 __all__ = ["place_of", "sidecar_path", "write_landmark", "write_sidecar"]
@@ -55,12 +57,15 @@ def write_landmark(
     photo = Path(photo)
     target = Path(destination) if destination is not None else photo
     place = place_of(info)
-    if sidecar:
-        return write_sidecar(photo, sidecar_path(target), place, overwrite=overwrite)
-    return write_location(
-        photo, target, place.latitude, place.longitude, place.description, place.keywords,
-        overwrite=overwrite, city=place.city, region=place.region, country=place.country,
-    )
+    # One writer per photo at a time; each re-reads the photo under the lock, so of two concurrent runs
+    # one writes and the other finds the position (ExistingGPSError: "already tagged").
+    with file_lock(photo):
+        if sidecar:
+            return write_sidecar(photo, sidecar_path(target), place, overwrite=overwrite)
+        return write_location(
+            photo, target, place.latitude, place.longitude, place.description, place.keywords,
+            overwrite=overwrite, city=place.city, region=place.region, country=place.country,
+        )
 
 
 def write_sidecar(photo: Path, sidecar: Path, place: Place, *, overwrite: bool = False) -> Path:
