@@ -120,3 +120,14 @@ def test_rule_beside_the_model(tmp_path):
     assert rule.threshold() == 0.999 and rule.threshold("balanced") == 0.98
     with pytest.raises(ValueError, match="strict, balanced"):
         rule.threshold("loose")
+
+
+def test_landmarks_a_few_hundred_metres_apart_are_one_place():
+    from src.data.landmarks import distance_km, lookup, sites
+    from src.training.openset_cv import landmark_groups
+
+    names = ["20.Qutub_Minar", "16.Eiffel_Tower", "15.Iron_Pillar", "11.Louvre", "99.Somewhere_Unknown", "01.Alai_Darwaza"]
+    assert distance_km(lookup("16.Eiffel_Tower"), lookup("11.Louvre")) == pytest.approx(3.2, abs=0.2)
+    assert sites(names) == [[0, 2, 5], [1], [3], [4]]  # Qutub complex together; Paris landmarks km apart stay apart
+    folds = landmark_groups(len(names), 2, seed=0, places=sites(names))
+    assert any({0, 2, 5} <= set(fold) for fold in folds) and sorted(sum(folds, [])) == list(range(6))

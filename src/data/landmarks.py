@@ -10,13 +10,15 @@ This is a leaf module: it imports nothing from the rest of the package.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 __all__ = [
     "DEFAULT_PATH",
@@ -223,3 +225,35 @@ def lookup(class_name: str, landmarks: Optional[Mapping[str, LandmarkInfo]] = No
     name = display_name(class_name)
     tag = _camel(name)
     return LandmarkInfo(class_name=class_name, name=name, tags=(tag,) if tag else ())
+
+
+SITE_RADIUS_KM = 1.0  # landmarks closer than this are one place: a photo of one often shows the other
+
+
+def distance_km(a: LandmarkInfo, b: LandmarkInfo) -> float:
+    """Great-circle distance between two landmarks with coordinates (haversine, mean Earth radius)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (a.latitude, a.longitude, b.latitude, b.longitude))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
+def sites(class_names: Sequence[str], radius_km: float = SITE_RADIUS_KM) -> list[list[int]]:
+    """The classes grouped into places: landmarks within `radius_km` of each other, directly or
+    through others (the Qutub Minar, the Iron Pillar beside it and Alai Darwaza are one site).
+    A class without coordinates is a site of its own. Sorted by first class index."""
+    infos = [lookup(name) for name in class_names]
+    site_of = list(range(len(infos)))
+
+    def root(i: int) -> int:
+        while site_of[i] != i:
+            i = site_of[i]
+        return i
+
+    for i, j in itertools.combinations(range(len(infos)), 2):
+        a, b = infos[i], infos[j]
+        if a.has_coordinates and b.has_coordinates and distance_km(a, b) <= radius_km:
+            site_of[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(infos)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values())

@@ -3,7 +3,9 @@
 A position written into a photo is right only when the photo shows a landmark the model knows and
 names right. Naming (`src.evaluation.openset_rule.is_landmark`) answers "is it one of ours?";
 placing asks more: "sure enough to write a place that maps, search and photo libraries will copy?".
-A placement score (`SCORES`) must reach the rule's threshold.
+A placement score (`SCORES`) must reach the rule's threshold. A position is right when it is the
+true landmark's or another's at the same place (`src.data.landmarks.sites`: the Iron Pillar stands
+in the Qutub Minar's courtyard), so cross-validation leaves whole places out.
 
 The threshold is read off leave-landmarks-out cross-validation (`python -m src crossval
 --leave-landmarks-out`, which saves every fold's per-photo outputs): the `placement_curve` pairs, for
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from src.data.landmarks import SITE_RADIUS_KM, sites
 
 GROUPS = ("known", "unknown", "objects", "generated")
 STREAM_SHARES = (0.1, 0.5, 0.9)  # share of a platform's landmark photos that show a known landmark
@@ -128,10 +132,13 @@ class PooledScores:
     known_root: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))  # e.g. "indian_monuments" per known photo
 
 
-def pool(folds: Sequence[dict[str, np.ndarray]], score: str, class_roots: Optional[Sequence[str]] = None) -> PooledScores:
-    """`score` over every fold's groups; a known photo is right when its best landmark (the fold's
-    own class index mapped back to the global one) is its true landmark."""
+def pool(folds: Sequence[dict[str, np.ndarray]], score: str, class_roots: Optional[Sequence[str]] = None,
+         class_sites: Optional[Sequence[int]] = None) -> PooledScores:
+    """`score` over every fold's groups. A known photo's position is right when its best landmark
+    (the fold's own class index mapped back to the global one) is its true landmark or, given
+    `class_sites` (`src.data.landmarks.sites`: a place id per class), one at the same place."""
     function = SCORES[score]
+    place = np.asarray(class_sites) if class_sites is not None else None
     values: dict[str, list[np.ndarray]] = {group: [] for group in GROUPS}
     correct, roots = [], []
     for fold in folds:
@@ -139,7 +146,8 @@ def pool(folds: Sequence[dict[str, np.ndarray]], score: str, class_roots: Option
             best, value = function(fold, group)
             values[group].append(value)
             if group == "known":
-                correct.append(fold["known_classes"][best] == fold["known_truth"])
+                named, truth = fold["known_classes"][best], fold["known_truth"]
+                correct.append(place[named] == place[truth] if place is not None else named == truth)
                 if class_roots is not None:
                     roots.append(np.asarray(class_roots, dtype=object)[fold["known_truth"]])
     return PooledScores({g: np.concatenate(v) for g, v in values.items()}, np.concatenate(correct),
@@ -255,13 +263,23 @@ def load_fold_outputs(path: Path) -> tuple[list[dict[str, np.ndarray]], list[str
 # ---- the report and its figure ----------------------------------------------------------------
 
 
+def site_ids(classes: Sequence[str]) -> np.ndarray:
+    """A place id per class (`src.data.landmarks.sites`; the background class is a place of its own)."""
+    ids = np.zeros(len(classes), dtype=np.int64)
+    for k, members in enumerate(sites(classes)):
+        ids[members] = k
+    return ids
+
+
 def placement_report(folds: Sequence[dict[str, np.ndarray]], classes: Sequence[str], class_roots: Optional[Sequence[str]] = None,
                      scores: Sequence[str] = tuple(SCORES)) -> dict:
-    """Per score: its curve, the named points, each point's rates per data root and stream precision."""
-    report: dict = {"points": {name: asdict(budget) for name, budget in POINTS.items()}, "scores": {}}
+    """Per score: its curve, the named points, each point's rates per data root and stream precision.
+    A known photo placed at its own landmark's place (`SITE_RADIUS_KM`) counts as placed right."""
+    report: dict = {"points": {name: asdict(budget) for name, budget in POINTS.items()}, "site_radius_km": SITE_RADIUS_KM, "scores": {}}
     usable = [s for s in scores if s == "probability" or all(k in folds[0] for k in _needs(s))]
+    places = site_ids(classes)
     for score in usable:
-        pooled = pool(folds, score, class_roots)
+        pooled = pool(folds, score, class_roots, places)
         curve = placement_curve(pooled)
         chosen = {}
         for name, budget in POINTS.items():

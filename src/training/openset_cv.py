@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
 from src.data.folders import DecodedImageDataset, decode_folder, default_cache_dir, decode_paths, scan_split, split_no_landmark
+from src.data.landmarks import sites
 from src.data.location import data_roots
 from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
@@ -66,10 +67,18 @@ GALLERY_SHOTS = 5  # photos a user enrols per taught landmark
 REFERENCES_PER_CLASS = 40  # as `python -m src gallery references`
 
 
-def landmark_groups(n_classes: int, groups: int, seed: int) -> list[list[int]]:
-    """The landmark classes shuffled (seeded) into `groups` folds of nearly equal size."""
-    order = np.random.default_rng(seed).permutation(n_classes)
-    return [sorted(part.tolist()) for part in np.array_split(order, groups)]
+def landmark_groups(n_classes: int, groups: int, seed: int, places: Optional[list[list[int]]] = None) -> list[list[int]]:
+    """The landmark classes shuffled (seeded) into `groups` folds of nearly equal size. With `places`
+    (`src.data.landmarks.sites`), the landmarks of one place stay in one fold: a fold that left out the
+    Iron Pillar but trained the Qutub Minar beside it would count a right position as a wrong one."""
+    if places is None or all(len(place) == 1 for place in places):
+        order = np.random.default_rng(seed).permutation(n_classes)
+        return [sorted(part.tolist()) for part in np.array_split(order, groups)]
+    folds: list[list[int]] = [[] for _ in range(groups)]
+    shuffled = [places[i] for i in np.random.default_rng(seed).permutation(len(places))]
+    for place in sorted(shuffled, key=len, reverse=True):  # stable: equal sizes keep the shuffled order
+        min(folds, key=len).extend(place)
+    return [sorted(fold) for fold in folds]
 
 
 def negative_landmarks(folds: list[list[int]], fold: int, negative_groups: int) -> list[int]:
@@ -262,7 +271,7 @@ def leave_landmarks_out(
     pooled_logits, pooled_labels, correct = [], [], []
     taught_folds: list[dict[str, np.ndarray]] = []
     fold_outputs: list[dict[str, np.ndarray]] = []
-    folds = landmark_groups(n_landmarks, groups, seed)
+    folds = landmark_groups(n_landmarks, groups, seed, sites(classes[:n_landmarks]))
     negatives_by_fold = [negative_landmarks(folds, k, negative_groups) for k in range(groups)]
     for k, unknown in enumerate(folds):
         negatives = negatives_by_fold[k]
