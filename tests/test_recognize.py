@@ -108,8 +108,30 @@ def test_every_answer_says_which_rule_decided(recognizer):
     unsure = recognizer.decide(torch.tensor([0.4, 0.35, 0.25]))
     assert unsure.rule == f"probability 0.40 < threshold {recognizer.threshold:.2f}" and unsure.confidence == pytest.approx(0.4)
     sure = recognizer.decide(torch.tensor([0.97, 0.02, 0.01]))
-    assert sure.status == "landmark" and sure.rule == f"probability 0.97 >= threshold {recognizer.threshold:.2f}"
+    point, minimum = recognizer.placement_point, recognizer.placement_threshold
+    assert sure.status == "landmark" and sure.rule.startswith(f"probability 0.97 >= threshold {recognizer.threshold:.2f}; ")
+    assert sure.rule.endswith(f"placed: probability 0.9700 {'>=' if sure.placed else '<'} {point} {minimum:.4f}")
     assert sure.to_dict()["rule"] == sure.rule
+
+
+def test_a_named_photo_gets_a_position_only_where_it_is_placed(tiny_model):
+    from src.serving.recognize import Recognizer
+
+    recognizer = Recognizer(tiny_model, threshold=0.5, placement=0.99)
+    recognizer.class_names = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]  # real coordinates
+    guess = recognizer.decide(torch.tensor([0.97, 0.02, 0.01]))
+    assert guess.status == "landmark" and not guess.placed and guess.position is None
+    assert guess.message.startswith("Looks like Taj Mahal (97%), but not sure enough to place it")
+    body = guess.to_dict()
+    assert body["placed"] is False and body["position"] is None
+    assert all("latitude" not in entry and "map_url" not in entry for entry in [body["landmark"], *body["top"]])
+    placed = recognizer.decide(torch.tensor([0.995, 0.004, 0.001]))
+    assert placed.placed and placed.position == pytest.approx((27.1751, 78.0421), abs=0.01)
+    body = placed.to_dict()
+    assert body["position"] == {"latitude": placed.position[0], "longitude": placed.position[1]}
+    assert body["landmark"]["latitude"] == placed.position[0] and "latitude" not in body["top"][1]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Recognizer(tiny_model, placement=1.5)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (31, 400), (400, 8)])

@@ -138,12 +138,15 @@ def test_predict_real_jpeg_gives_sorted_top_k(service, tiny_data, tiny_model):
     assert len(body["top"]) == 2
     probabilities = [guess["probability"] for guess in body["top"]]
     assert probabilities == sorted(probabilities, reverse=True)
-    for guess in body["top"]:
-        assert {"class_name", "name", "probability", "city", "country", "latitude", "longitude", "map_url", "hashtags"} <= set(guess)
+    for guess in body["top"]:  # a guess never carries a place
+        assert {"class_name", "name", "probability", "city", "country", "hashtags"} <= set(guess)
+        assert guess["latitude"] is None and guess["longitude"] is None and guess["map_url"] is None
+    assert isinstance(body["placed"], bool) and body["rule"]
     if body["status"] == "landmark":
-        assert body["landmark"] == body["top"][0]
+        assert body["landmark"]["class_name"] == body["top"][0]["class_name"]
     else:
-        assert body["landmark"] is None
+        assert body["landmark"] is None and body["placed"] is False
+    assert body["position"] is None  # the tiny model's classes have no coordinates
 
     everything = _post(service, data, top_k=10).json()  # the tiny model knows 3 classes: capped
     assert len(everything["top"]) == 3
@@ -152,7 +155,7 @@ def test_predict_real_jpeg_gives_sorted_top_k(service, tiny_data, tiny_model):
 
     # The same decision rule as everywhere else: the Recognizer gives the same answer.
     local = Recognizer(tiny_model).recognize(data, top_k=2).to_dict()
-    assert body["status"] == local["status"] and body["message"] == local["message"]
+    assert body["status"] == local["status"] and body["message"] == local["message"] and body["placed"] == local["placed"]
     assert [g["class_name"] for g in body["top"]] == [g["class_name"] for g in local["top"]]
     assert body["top"][0]["class_name"] == "01.Green_Square_Gate"
 

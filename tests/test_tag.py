@@ -2,7 +2,7 @@
 
 The tiny model's classes are not in landmarks.json (no coordinates), so the tests that write GPS
 use a Recognizer whose class names are patched to real landmarks with coordinates and whose
-threshold is 0 (every photo is a confident "landmark"): the geography is fake, the code path real.
+threshold and placement point are 0 (every photo is a placed "landmark"): the geography is fake, the code path real.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from src.data.synthetic import CLASS_NAMES
 from src.serving import safe_write
 from src.serving.exif import read_gps, read_keywords, write_location
 from src.serving.recognize import Recognizer
-from src.serving.tag import find_images, main, tag_paths, writing_confidence
+from src.serving.tag import find_images, main, tag_paths
 from src.serving.tag_report import COLUMNS, TagStats, write_report
 
 GEO_CLASSES = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]
@@ -35,8 +35,12 @@ def recognizer(tiny_model) -> Recognizer:
 
 @pytest.fixture(scope="module")
 def geo_recognizer(tiny_model) -> Recognizer:
-    """Every answer is a confident landmark that has coordinates (see the module doc)."""
-    recognizer = Recognizer(tiny_model, threshold=0.0)
+    """Every answer is a placed landmark that has coordinates (see the module doc)."""
+    return geo(Recognizer(tiny_model, threshold=0.0, placement=0.0))
+
+
+def geo(recognizer: Recognizer) -> Recognizer:
+    """The tiny model's classes renamed to real landmarks with coordinates."""
     assert len(recognizer.class_names) == len(GEO_CLASSES)
     recognizer.class_names = list(GEO_CLASSES)
     assert all(lookup(name).has_coordinates for name in GEO_CLASSES)
@@ -94,7 +98,8 @@ def test_cli_reports_csv_and_json_with_exit_code_1_for_a_corrupt_photo(photos, t
         assert set(row) == set(COLUMNS)
         assert row["status"] in {"landmark", "unknown", "error"}
         if row["status"] != "error":
-            assert row["landmark"] in CLASS_NAMES[:3] and row["name"]
+            named = row["status"] == "landmark"
+            assert (row["landmark"] if named else row["guess"]) in CLASS_NAMES[:3] and bool(row["name"]) == named
             assert 0.0 <= row["probability"] <= 1.0
             assert row["latitude"] is None  # the tiny model's classes have no known coordinates
     assert report["summary"]["counts"]["error"] == 2
@@ -103,7 +108,7 @@ def test_cli_reports_csv_and_json_with_exit_code_1_for_a_corrupt_photo(photos, t
     # Photos of each class are recognised as that class (the tiny model is accurate on them).
     class_photos = [(name, row) for name, row in by_file.items() if name.startswith("trip/0")]
     assert len(class_photos) == 6
-    assert sum(row["landmark"] == name.split("/")[1] for name, row in class_photos) >= 5
+    assert sum((row["landmark"] or row["guess"]) == name.split("/")[1] for name, row in class_photos) >= 5
     assert _tree_digests(photos) == before  # a report-only run never touches a photo
 
 
@@ -268,20 +273,37 @@ def test_photos_smaller_than_the_model_size_mix_with_others_in_a_batch(photos, r
     rows = {Path(row.file).relative_to(photos).as_posix(): row for row in tag_paths([photos], recognizer, batch_size=32, progress=False)}
     assert len(rows) == 8 and all(row.status != "error" for row in rows.values())
     alone = recognizer.recognize(small.read_bytes())
-    assert rows["small.jpg"].landmark == alone.top[0].class_name
+    assert (rows["small.jpg"].landmark or rows["small.jpg"].guess) == alone.top[0].class_name
     assert rows["small.jpg"].probability == pytest.approx(alone.top[0].probability, abs=1e-5)
     big = recognizer.recognize((photos / "top.jpg").read_bytes())
     assert rows["top.jpg"].probability == pytest.approx(big.top[0].probability, abs=1e-5)
 
 
-def test_positions_are_written_only_at_the_minimum_confidence(photos, geo_recognizer, tmp_path):
-    """A landmark named below --min-confidence keeps its row but gets no position written."""
-    rows = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=tmp_path / "strict", progress=False, min_confidence=1.01)
+def test_positions_are_written_only_where_the_photo_is_placed(photos, tiny_model, tmp_path):
+    """A landmark named below the placement point keeps its name but gets no position, in the report or the photo."""
+    strict = geo(Recognizer(tiny_model, threshold=0.0, placement=1.0))
+    rows = tag_paths([photos], strict, write_gps=True, out_dir=tmp_path / "strict", progress=False)
     assert {row.status for row in rows} == {"landmark"} and not any(row.written for row in rows)
-    assert all("position not written" in row.message and "min-confidence 1.01" in row.rule for row in rows)
+    assert all(row.placed == "no" and row.latitude is None and not row.tags and row.landmark for row in rows)
+    assert all("not sure enough to place it" in row.message and "not placed: probability" in row.rule and "min-confidence 1.0000" in row.rule for row in rows)
     assert not (tmp_path / "strict").exists() or not any((tmp_path / "strict").rglob("*.jpg"))
-    lenient = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=tmp_path / "lenient", progress=False, min_confidence=0.0)
-    assert all(row.written and row.rule.startswith("probability ") for row in lenient)
-    # the default: the model's own min_confidence, else its naming threshold
-    assert writing_confidence(geo_recognizer) == geo_recognizer.metadata.get("min_confidence", geo_recognizer.threshold)
-    assert COLUMNS[-1] == "rule"
+    lenient = tag_paths([photos], geo(Recognizer(tiny_model, threshold=0.0, placement=0.0)), write_gps=True, out_dir=tmp_path / "lenient", progress=False)
+    assert all(row.written and row.placed == "yes" and row.latitude is not None and row.rule.startswith("probability ") for row in lenient)
+    assert COLUMNS[-3:] == ("rule", "placed", "guess")
+
+
+def test_unknown_rows_keep_the_best_guess_out_of_the_landmark_columns(photos, tiny_model):
+    rows = tag_paths([photos], Recognizer(tiny_model, threshold=1.0), progress=False)
+    assert {row.status for row in rows} == {"unknown"}
+    assert all(row.guess and not row.landmark and not row.name and row.latitude is None and row.placed == "no" for row in rows)
+
+
+def test_the_cli_places_by_a_named_point_or_a_probability(photos, tiny_model, tmp_path, capsys):
+    report = tmp_path / "r.csv"
+    assert main([str(photos), "--model", str(tiny_model), "-o", str(report), "-q", "--placement", "strict"]) == 0
+    assert "placement strict" in capsys.readouterr().err
+    assert main([str(photos), "--model", str(tiny_model), "-o", str(report), "-q", "--min-confidence", "0.5"]) == 0
+    assert "placement min-confidence 0.5" in capsys.readouterr().err
+    assert main([str(photos), "--model", str(tiny_model), "-q", "--placement", "loose"]) == 2
+    assert "unknown placement point 'loose'" in capsys.readouterr().err
+    assert main([str(photos), "--model", str(tiny_model), "-q", "--placement", "strict", "--min-confidence", "0.5"]) == 2

@@ -38,8 +38,6 @@ from src.serving.tag import (
     _row_from,
     _write_gps,
     find_images,
-    held_back,
-    writing_confidence,
 )
 from src.serving.tag_report import COLUMNS, TagRow, TagStats
 
@@ -128,15 +126,14 @@ class RecognizeActor:
     """Ray actor: one exported model; decoded squares in, report rows out (GPS written on the way)."""
 
     def __init__(self, model_path: str, threshold: float | None, top_k: int, batch_size: int, write_gps: bool, in_place: bool, threads: int,
-                 min_confidence: float | None = None):
+                 placement: str | float | None = None):
         import torch
 
         from src.serving.recognize import Recognizer
 
         torch.set_num_threads(max(1, threads))
-        self.recognizer = Recognizer(model_path, threshold=threshold)
+        self.recognizer = Recognizer(model_path, threshold=threshold, placement=placement)
         self.top_k, self.batch_size, self.write_gps, self.in_place = top_k, batch_size, write_gps, in_place
-        self.minimum = writing_confidence(self.recognizer) if min_confidence is None else min_confidence
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         side = self.recognizer.resize
@@ -162,7 +159,7 @@ class RecognizeActor:
         if kind == "error":
             return TagRow(file=file, status="error", message=str(batch["message"][i]))
         row = _row_from(file, result)
-        if self.write_gps and result.status == "landmark" and not held_back(row, result, self.minimum):
+        if self.write_gps and result.position is not None:
             photo, destination = Path(file), Path(str(batch["destination"][i]))
             if not self.in_place and destination.resolve() == photo.resolve():
                 row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
@@ -256,7 +253,7 @@ def tag_paths_ray(
     config: RayTagConfig = RayTagConfig(),
     stats: TagStats | None = None,
     on_row: Callable[[TagRow], None] | None = None,
-    min_confidence: float | None = None,
+    placement: str | float | None = None,
 ) -> list[TagRow]:
     """`tag.tag_paths` on Ray: one TagRow per photo (photos and folders, or CSV/Parquet listings).
 
@@ -300,7 +297,7 @@ def tag_paths_ray(
                 num_cpus=config.actor_cpus,
                 fn_constructor_kwargs={
                     "model_path": str(Path(model_path).resolve()), "threshold": threshold, "top_k": top_k,
-                    "batch_size": config.batch_size, "write_gps": write_gps, "in_place": in_place, "min_confidence": min_confidence,
+                    "batch_size": config.batch_size, "write_gps": write_gps, "in_place": in_place, "placement": placement,
                     "threads": max(1, round(config.actor_cpus)),
                 },
             )

@@ -40,6 +40,7 @@ from src.evaluation.openset_rule import (
     landmark_confidence,
     too_small,
 )
+from src.evaluation.placement import DEFAULT_POINT, PlacementRule, load_rule
 from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery_index import GalleryIndex, IndexConfig
 from src.serving.validation import unreadable
@@ -96,25 +97,35 @@ def combine(probs, similarity, rule: GalleryRule = GalleryRule()):
     return torch.from_numpy(combined)
 
 
+POSITION_KEYS = ("latitude", "longitude", "map_url")
+
+
 @dataclass(frozen=True)
 class Guess:
     class_name: str
     probability: float
     info: LandmarkInfo
 
-    def to_dict(self) -> dict:
-        return {"class_name": self.class_name, "probability": self.probability, **self.info.to_dict()}
+    def to_dict(self, with_position: bool = False) -> dict:
+        """JSON-ready; the landmark's coordinates and map link only with_position (a placed photo)."""
+        info = {key: value for key, value in self.info.to_dict().items() if with_position or key not in POSITION_KEYS}
+        return {"class_name": self.class_name, "probability": self.probability, **info}
 
 
 @dataclass(frozen=True)
 class Recognition:
-    """status: "landmark" (confident), "unknown" (not one of the known landmarks) or "error"."""
+    """status: "landmark" (named: one of the known landmarks), "unknown" (not one of them) or "error".
+
+    placed: the tagger may write the named landmark's position into the photo, and the app and the
+    service show it. Naming is not enough: a position is placed only where the placement rule
+    (`src.evaluation.placement`) is sure; a named photo that is not placed is "looks like X"."""
 
     status: str
     message: str
     top: list[Guess] = field(default_factory=list)
     size: Optional[tuple[int, int]] = None  # width, height of the photo as decoded (upright, shrunk to the model size)
-    rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56"
+    rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56; placed: probability 0.91 < strict 0.9990"
+    placed: bool = False
 
     @property
     def confidence(self) -> Optional[float]:
@@ -123,16 +134,51 @@ class Recognition:
 
     @property
     def landmark(self) -> Optional[Guess]:
+        """The named landmark (placed or not); None for "unknown" and errors."""
         return self.top[0] if self.status == "landmark" else None
 
+    @property
+    def position(self) -> Optional[tuple[float, float]]:
+        """(latitude, longitude) of a placed landmark with known coordinates, else None."""
+        info = self.top[0].info if self.placed else None
+        return (info.latitude, info.longitude) if info is not None and info.has_coordinates else None  # type: ignore[return-value]
+
     def to_dict(self) -> dict:
+        """JSON-ready. Coordinates appear only for a placed photo (in `landmark` and `position`):
+        a guess, however probable, never carries a place."""
         return {
             "status": self.status,
             "message": self.message,
-            "landmark": self.landmark.to_dict() if self.landmark else None,
+            "placed": self.placed,
+            "position": dict(zip(("latitude", "longitude"), self.position)) if self.position else None,
+            "landmark": self.landmark.to_dict(with_position=self.placed) if self.landmark else None,
             "top": [guess.to_dict() for guess in self.top],
             "rule": self.rule,
         }
+
+
+def placement_rule_of(model_path: Path, metadata: dict) -> PlacementRule:
+    """The placement rule beside the model (`<model>.placement.json`), else one point from the
+    model's own `min_confidence` (files exported before placement rules), else its naming threshold."""
+    rule = load_rule(model_path)
+    if rule is not None:
+        return rule
+    fallback = float(metadata.get("min_confidence", metadata.get("threshold", 0.5)))
+    return PlacementRule(score="probability", thresholds={DEFAULT_POINT: fallback}, record="the model's min_confidence")
+
+
+def placement_point(rule: PlacementRule, placement: Optional[str | float]) -> tuple[str, float]:
+    """(name, threshold) of a named point of `rule` (None: its default), or of a probability given
+    as a number (e.g. the tagger's --min-confidence)."""
+    if placement is None:
+        placement = rule.default
+    try:
+        value = float(placement)
+    except ValueError:
+        return str(placement), rule.threshold(str(placement))  # raises for an unknown name, listing the points
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"a placement threshold is a probability between 0 and 1, got {value}")
+    return "min-confidence", value
 
 
 class Recognizer:
@@ -149,10 +195,13 @@ class Recognizer:
         index_config: Optional[IndexConfig] = None,
         runtime: Optional[str] = None,
         precision: Optional[str] = None,
+        placement: Optional[str | float] = None,
     ):
         """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone.
         runtime: "auto" (default, or $LANDMARK_RUNTIME: the OpenVINO model beside the file when usable),
-        "openvino" or "torchscript" (`src.serving.runtime`); precision: OpenVINO's "f32" (default) or "bf16"."""
+        "openvino" or "torchscript" (`src.serving.runtime`); precision: OpenVINO's "f32" (default) or "bf16".
+        placement: a named point of the model's placement rule ("strict", the default, or "balanced")
+        or a probability; photos named below it are not placed."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.exists():
             raise FileNotFoundError(f"no exported model at {self.model_path}: train one (see README) or set LANDMARK_MODEL")
@@ -164,6 +213,8 @@ class Recognizer:
         # Classes that stand for "no landmark" (e.g. a background class learned from object photos).
         self.background = [i for i, name in enumerate(self.class_names) if name in set(self.metadata.get("background_classes", []))]
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
+        self.placement_rule = placement_rule_of(self.model_path, self.metadata)
+        self.placement_point, self.placement_threshold = placement_point(self.placement_rule, placement)
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
         self.rule, self.reference_rule, self.index_config = rule, reference_rule, index_config
@@ -327,10 +378,13 @@ class Recognizer:
                 size=size,
                 rule=rule,
             )
-        return Recognition(
-            status="landmark", message=f"{best.info.name} ({best.probability:.0%})", top=top, size=size,
-            rule=f"probability {best_probability:.2f} >= threshold {self.threshold:.2f}",
-        )
+        named = f"probability {best_probability:.2f} >= threshold {self.threshold:.2f}"
+        placed = best_probability >= self.placement_threshold
+        sign = ">=" if placed else "<"
+        placement = f"{'placed' if placed else 'not placed'}: probability {best_probability:.4f} {sign} {self.placement_point} {self.placement_threshold:.4f}"
+        message = f"{best.info.name} ({best.probability:.0%})" if placed else (
+            f"Looks like {best.info.name} ({best.probability:.0%}), but not sure enough to place it.")
+        return Recognition(status="landmark", message=message, top=top, size=size, rule=f"{named}; {placement}", placed=placed)
 
     def recognize(self, data: bytes, top_k: int = 5, max_bytes: int = MAX_UPLOAD_BYTES) -> Recognition:
         """Photo bytes -> Recognition. Never raises for bad input: status "error" with a reason."""

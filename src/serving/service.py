@@ -100,21 +100,32 @@ class Guess(BaseModel):
     region: str = ""
     country: str = ""
     location: str = Field("", description="city, region, country", examples=["Agra, Uttar Pradesh, India"])
-    latitude: float | None = Field(None, description="WGS-84 degrees; null when unknown", examples=[27.175])
-    longitude: float | None = Field(None, description="WGS-84 degrees; null when unknown", examples=[78.0421])
-    map_url: str | None = Field(None, description="OpenStreetMap link; null without coordinates")
+    latitude: float | None = Field(None, description="WGS-84 degrees; only in `landmark` of a placed photo, else null", examples=[27.175])
+    longitude: float | None = Field(None, description="WGS-84 degrees; only in `landmark` of a placed photo, else null", examples=[78.0421])
+    map_url: str | None = Field(None, description="OpenStreetMap link; only in `landmark` of a placed photo, else null")
     hashtags: list[str] = Field(default_factory=list, examples=[["#TajMahal", "#Agra"]])
 
 
+class Position(BaseModel):
+    """Where the photo was taken: the placed landmark's coordinates."""
+
+    latitude: float = Field(description="WGS-84 degrees", examples=[27.175])
+    longitude: float = Field(description="WGS-84 degrees", examples=[78.0421])
+
+
 class Prediction(BaseModel):
-    """The answer for one photo."""
+    """The answer for one photo. A guess is never a place: coordinates appear only when `placed`."""
 
     status: Literal["landmark", "unknown"] = Field(
-        description='"landmark": confident about top[0]; "unknown": not one of the known landmarks'
+        description='"landmark": top[0] is named (one of the known landmarks); "unknown": not one of the known landmarks'
     )
-    message: str = Field(description="one human-readable sentence", examples=["Taj Mahal (93%)"])
-    landmark: Guess | None = Field(None, description="top[0] when status is landmark, else null")
-    top: list[Guess] = Field(description="the top-k candidates, most probable first")
+    placed: bool = Field(description="true when the placement rule is sure enough to give the named landmark's position "
+                         "(the default point places at most 1 % of photos of landmarks the model never saw; docs/unknown.md)")
+    position: Position | None = Field(None, description="the placed landmark's coordinates; null unless placed")
+    message: str = Field(description="one human-readable sentence", examples=["Taj Mahal (99%)"])
+    landmark: Guess | None = Field(None, description="top[0] when status is landmark (with coordinates only when placed), else null")
+    top: list[Guess] = Field(description="the top-k candidates, most probable first (names and probabilities, no coordinates)")
+    rule: str = Field("", description="what decided the status and the placement")
     model: str = Field(description="file name of the model that answered", examples=["transfer_exported.pt"])
 
 
@@ -167,6 +178,7 @@ def create_app(
     recognizer: Recognizer | None = None,
     runtime: str | None = None,
     precision: str | None = None,
+    placement: str | float | None = None,
 ) -> FastAPI:
     """Build the service. Nothing is loaded here: the model is loaded once, at startup.
 
@@ -179,6 +191,7 @@ def create_app(
     body_timeout_s: a request whose body sends nothing for this long is answered 408.
     recognizer: an already loaded Recognizer to serve (tests, embedding); skips loading.
     runtime, precision: the model's engine (`src.serving.runtime`); None -> ``$LANDMARK_RUNTIME`` or "auto".
+    placement: when a named landmark's position is given (`Recognizer`); None -> the model's "strict" point.
     """
     max_upload_bytes = max_upload_bytes or _env_int("LANDMARK_MAX_UPLOAD_MB", MAX_UPLOAD_BYTES, 1024 * 1024)
     max_pixels = max_pixels or _env_int("LANDMARK_MAX_PIXELS", MAX_PIXELS)
@@ -191,7 +204,7 @@ def create_app(
             if app.state.recognizer is None:
                 path = Path(model_path) if model_path else default_model_path()
                 log.info("loading model %s", path)
-                app.state.recognizer = Recognizer(path, runtime=runtime, precision=precision)
+                app.state.recognizer = Recognizer(path, runtime=runtime, precision=precision, placement=placement)
             return app.state.recognizer
 
     @asynccontextmanager
@@ -253,13 +266,8 @@ def create_app(
         recognizer = await get_recognizer()
         result = await anyio.to_thread.run_sync(_recognize, recognizer, data, top_k, app.state.max_pixels, limiter=app.state.limiter)
         body = result.to_dict()
-        return Prediction(
-            status=body["status"],
-            message=body["message"],
-            landmark=body["landmark"],
-            top=body["top"],
-            model=recognizer.model_path.name,
-        )
+        return Prediction(**{key: body[key] for key in ("status", "placed", "position", "message", "landmark", "top", "rule")},
+                          model=recognizer.model_path.name)
 
     return app
 
@@ -303,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
+    parser.add_argument("--placement", default=None, metavar="POINT_OR_P",
+                        help="when a position is given: 'strict' (default: at most 1 %% of photos of landmarks the model never saw get one), "
+                             "'balanced', or a probability (docs/unknown.md)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.exists():
@@ -319,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         body_timeout_s=args.body_timeout,
         runtime=args.runtime,
         precision=args.precision,
+        placement=args.placement,
     )
     # Idle keep-alive connections are closed after a few seconds; a stalled body is BodyLimit's 408.
     uvicorn.run(service, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5,

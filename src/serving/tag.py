@@ -20,13 +20,16 @@
   under ``--out-dir`` (relative paths kept), or into the original with ``--in-place`` (atomic
   replace), or only into an XMP sidecar ``photo.jpg.xmp`` with ``--sidecar`` (the photo is never
   written; implies ``--write-gps``). All through `src.serving.tag_writer.write_landmark`.
-  Only confident ``landmark`` answers with known coordinates are written, never ``unknown`` ones.
+  Only placed answers with known coordinates are written: a ``landmark`` the placement rule is sure
+  of (``--placement``, default the model's "strict" point: at most 1 % of photos of landmarks it
+  never saw get a position, docs/unknown.md), never a mere guess and never an ``unknown`` one.
   Formats that cannot hold the tags (HEIC, GIF, BMP) are reported in the row's message, not fatal.
 * Temp files a killed earlier run left in the folders written to are removed first.
 * The report (``--output``, ``.csv`` or ``.json``; ``-`` for CSV on stdout) has one row per file:
-  file, status, landmark, name, probability, latitude, longitude, tags, message, written.
-  status is ``landmark``, ``unknown``, ``has_gps`` or ``error`` (unreadable file, failed write).
-  For ``unknown`` rows landmark/name/probability hold the best guess; latitude/longitude are empty.
+  file, status, landmark, name, probability, latitude, longitude, tags, message, written, rule, placed,
+  guess. status is ``landmark`` (named), ``unknown``, ``has_gps`` or ``error`` (unreadable file,
+  failed write). landmark/name are filled only for a named photo; an ``unknown`` row's best guess is
+  in ``guess``. latitude/longitude/tags only where ``placed`` is ``yes``; ``rule`` says what decided.
 * Exit status: 0 every file processed, 1 some files failed (``error`` rows), 2 usage error.
 """
 
@@ -84,15 +87,18 @@ class Limits:
 
 
 def _row_from(file: str, result: Recognition) -> TagRow:
+    """A report row with the place only where the photo is placed, the name only where it is named."""
     if result.status == "error":
         return TagRow(file=file, status="error", message=result.message)
     best = result.top[0]
-    row = TagRow(
-        file=file, status=result.status, landmark=best.class_name, name=best.info.name,
-        probability=round(best.probability, 6), message=result.message, rule=result.rule,
-    )
+    row = TagRow(file=file, status=result.status, probability=round(best.probability, 6), message=result.message, rule=result.rule,
+                 placed="yes" if result.placed else "no")
     if result.status == "landmark":
-        row.latitude, row.longitude = best.info.latitude, best.info.longitude
+        row.landmark, row.name = best.class_name, best.info.name
+    else:
+        row.guess = best.class_name
+    if result.position is not None:
+        row.latitude, row.longitude = result.position
         row.tags = " ".join(best.info.hashtags)
     return row
 
@@ -137,22 +143,6 @@ def _write_gps(row: TagRow, photo: Path, destination: Path | None, info: Landmar
         row.written = str(written)
 
 
-def writing_confidence(recognizer: Recognizer) -> float:
-    """The least probability at which a position is written into a photo: the model's own
-    `min_confidence` (chosen by leave-landmarks-out cross-validation so that wrong positions stay
-    rare), or its naming threshold for models exported before it existed."""
-    return float(recognizer.metadata.get("min_confidence", recognizer.threshold))
-
-
-def held_back(row: TagRow, result: Recognition, minimum: float) -> bool:
-    """True, and the row says why, when a named landmark is below the minimum confidence for writing."""
-    if result.confidence is None or result.confidence >= minimum:
-        return False
-    row.message += f"; position not written: confidence {result.confidence:.2f} below {minimum:.2f} for writing"
-    row.rule += f"; not written: confidence < min-confidence {minimum:.2f}"
-    return True
-
-
 def tag_paths(
     paths: Sequence[str | Path],
     recognizer: Recognizer,
@@ -168,12 +158,9 @@ def tag_paths(
     progress: bool = True,
     stats: TagStats | None = None,
     on_row: Callable[[TagRow], None] | None = None,
-    min_confidence: float | None = None,
 ) -> list[TagRow]:
-    """Recognise every photo under ``paths``; one TagRow per file, in path order.
-
-    min_confidence: write a position only for a landmark named with at least this probability
-    (default: `writing_confidence(recognizer)`); below it the row still names the landmark.
+    """Recognise every photo under ``paths``; one TagRow per file, in path order. A position is
+    written only where the recognizer placed the photo (its placement point: `Recognizer(placement=...)`).
 
     write_gps: write the place of confident landmarks into a copy under ``out_dir`` (relative
     paths kept), with ``in_place=True`` into the photo itself, or with ``sidecar=True`` into
@@ -204,7 +191,6 @@ def tag_paths(
     for folder in sorted({(d or p).parent for p, d in destinations.items()}):
         stats.stale_temp_removed += len(remove_stale_temp_files(folder))
     workers = limits.workers(workers)
-    minimum = writing_confidence(recognizer) if min_confidence is None else min_confidence
     rows: list[TagRow] = []
     bar = tqdm(total=len(photos), unit="photo", desc="tagging", disable=not progress, file=sys.stderr)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -240,7 +226,7 @@ def tag_paths(
                     result = next(results)
                     row = _row_from(str(photo), result)
                     destination = destinations.get(photo)
-                    if write_gps and result.status == "landmark" and not held_back(row, result, minimum):
+                    if write_gps and result.position is not None:
                         if destination is not None and os.path.realpath(destination) == str(photo):
                             row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
                         else:
@@ -286,7 +272,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=None, help="confidence below which a photo is 'unknown' (default: the model's)")
-    parser.add_argument("--min-confidence", type=float, default=None, help="with --write-gps: write a position only at this probability or more (default: the model's, chosen so that wrong positions stay rare)")
+    parser.add_argument("--placement", default=None, metavar="POINT",
+                        help="when a position is placed (reported, and written with --write-gps): 'strict' (default: at most 1 %% of photos "
+                             "of landmarks the model never saw get one, by leave-landmarks-out cross-validation; docs/unknown.md) or 'balanced' "
+                             "(more known photos placed, about 5 %% of unknown ones)")
+    parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                        help="instead of --placement: place at this probability or more (0-1)")
     parser.add_argument("--top-k", type=int, default=5, help="candidates considered per photo (default 5)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="decoding threads (default: up to 4)")
     parser.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20, help="larger files are error rows, never read (default %(default)g)")
@@ -341,12 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage("--workers must be at least 1")
     if args.out_dir and any(Path(p).resolve().is_relative_to(args.out_dir.resolve()) for p in args.paths):
         return usage("--out-dir must not be, or contain, an input path (copies would mix with the originals)")
+    if args.placement is not None and args.min_confidence is not None:
+        return usage("give either --placement or --min-confidence, not both")
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         return usage("no such file or folder: " + ", ".join(missing))
+    placement = args.min_confidence if args.min_confidence is not None else args.placement
     try:
-        recognizer = Recognizer(args.model, threshold=args.threshold, runtime=args.runtime, precision=args.precision)
-    except FileNotFoundError as error:
+        recognizer = Recognizer(args.model, threshold=args.threshold, runtime=args.runtime, precision=args.precision, placement=placement)
+    except (FileNotFoundError, ValueError) as error:
         return usage(str(error))
     if recognizer.gallery_problem:  # tagging without the taught landmarks would name their photos wrongly
         print(f"error: {recognizer.gallery_problem}", file=sys.stderr)
@@ -364,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rows = tag_paths_ray(
                 args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=args.write_gps,
-                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats, min_confidence=args.min_confidence,
+                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats, placement=placement,
             )
         except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
             return usage(str(error))
@@ -373,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
             out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
             limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
-            progress=not args.quiet, stats=stats, min_confidence=args.min_confidence,
+            progress=not args.quiet, stats=stats,
         )
     if args.output == "-":
         sys.stdout.write(csv_text(rows))
@@ -389,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {row.file}: {row.message}", file=sys.stderr)
     if not rows:
         print("no image files found", file=sys.stderr)
-    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, {recognizer.runtime})", file=sys.stderr)
+    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, placement {recognizer.placement_point} "
+          f"{recognizer.placement_threshold:g}, {recognizer.runtime})", file=sys.stderr)
     print(stats.summary(), file=sys.stderr)
     if args.output and args.output != "-":
         print(f"report: {args.output}", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 from src.serving.safe_write import remove_stale_temp_files, write_atomically
 
 STATUSES = ("landmark", "unknown", "has_gps", "error")
-COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule")
+COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule", "placed", "guess")
 
 
 @dataclass
@@ -21,15 +21,17 @@ class TagRow:
 
     file: str
     status: str  # one of STATUSES
-    landmark: str = ""  # class name (best guess for "unknown")
+    landmark: str = ""  # class name of the named landmark ("" unless status is "landmark")
     name: str = ""
-    probability: float | None = None
-    latitude: float | None = None  # inferred (landmark) or the photo's own (has_gps)
+    probability: float | None = None  # of the named landmark, or of the best guess
+    latitude: float | None = None  # inferred (placed landmark) or the photo's own (has_gps)
     longitude: float | None = None
-    tags: str = ""  # space-separated hashtags
+    tags: str = ""  # space-separated hashtags (placed landmarks)
     message: str = ""
     written: str = ""  # where the GPS was written ("" when nothing was written)
-    rule: str = ""  # what decided the status (and whether a position was written)
+    rule: str = ""  # what decided the status and the placement
+    placed: str = ""  # "yes": the landmark's position was placed (and written with --write-gps); "no"; "" for has_gps/error
+    guess: str = ""  # an "unknown" photo's best guess (class name), never a place
 
 
 @dataclass
