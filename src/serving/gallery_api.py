@@ -144,6 +144,9 @@ def gallery_router() -> APIRouter:
         recognizer = recognizer_of(request)
         if not recognizer.gallery_dir:
             return []
+        await anyio.to_thread.run_sync(recognizer.refresh_gallery)  # the recognizer's own checks (embedding width)
+        if recognizer.gallery_problem:
+            raise HTTPException(503, recognizer.gallery_problem)
         try:
             gallery = Gallery.load(recognizer.gallery_dir)
         except GalleryError as error:
