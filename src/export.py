@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from src.data.transforms import Preprocessing, model_input
+from src.runs import portable
 
 METADATA_FILE = "metadata.json"
+
+
+@contextmanager
+def torchscript_quietly() -> Iterator[None]:
+    """Silence torch's "`torch.jit.*` is deprecated" FutureWarnings (script, trace, save, load, freeze):
+    TorchScript is the course's exported format, and the notice would print on every run. Other
+    warnings still show."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        yield
 
 
 class Predictor(nn.Module):
@@ -86,8 +98,7 @@ def load_exported(path: str | Path, optimize: bool = True) -> tuple[torch.jit.Sc
     pass False to reach them, or freeze later with `freeze_for_inference`.
     """
     extra = {METADATA_FILE: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice: the course's format
+    with torchscript_quietly():
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
     metadata = json.loads(extra[METADATA_FILE] or "{}")
     metadata.setdefault("class_names", list(module.class_names))
@@ -96,8 +107,7 @@ def load_exported(path: str | Path, optimize: bool = True) -> tuple[torch.jit.Sc
 
 def freeze_for_inference(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     """A frozen copy of a loaded exported model (see `load_exported`); `module` itself is unchanged."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+    with torchscript_quietly():
         preserved = ["class_names", "preprocessing_config"]
         if hasattr(module, "probabilities_and_embedding"):  # files exported before embeddings existed lack it
             preserved.append("probabilities_and_embedding")
@@ -126,11 +136,14 @@ def export(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     predictor = predictor.cpu().eval()
-    scripted = torch.jit.script(predictor)
+    with torchscript_quietly():
+        scripted = torch.jit.script(predictor)
     info = {"class_names": predictor.class_names, "preprocessing": json.loads(predictor.preprocessing_config)}
     info.update(metadata or {})
+    info = portable(info)  # the file ships: no path of the machine that trained it (a temporary export folder, the data root)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(info)})
+    with torchscript_quietly():
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: json.dumps(info)})
     reloaded, _ = load_exported(tmp)
     expected = torch.cat([predictor(image) for image in check_images])
     actual = torch.cat([reloaded(image) for image in check_images])

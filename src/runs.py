@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -24,6 +25,58 @@ from src.machine import machine_info
 
 RUNS_DIR = Path("results") / "runs"
 KINDS = ("train", "crossval", "evaluate", "bench", "gallery")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def portable_path(path: str | Path) -> str:
+    """`path` as any clone can read it: relative inside the repository (`checkpoints/...`), `../NAME/...`
+    beside it (`../shared/indian_monuments`), `$TMPDIR/...` in the temporary folder, `~/...` at home;
+    a relative path is left as it is. Records and exported models travel: one machine's paths mean
+    nothing on another."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    resolved = Path(os.path.normpath(text))
+    for base, shown in ((REPO, None), (REPO.parent, ".."), (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~")):
+        if len(base.parts) < 2:  # a clone at /repo: its parent, "/", holds every path
+            continue
+        try:
+            inside = resolved.relative_to(base)
+        except ValueError:
+            continue
+        return str(inside) if shown is None else f"{shown}/{inside}" if str(inside) != "." else shown
+    return text
+
+
+def _absolute_paths() -> re.Pattern[str]:
+    """Absolute paths under the roots `portable_path` rewrites (other text, e.g. `/v1/predict`, is left alone)."""
+    roots = sorted({str(REPO.parent), tempfile.gettempdir(), str(Path.home())} - {"/"}, key=len, reverse=True)
+    return re.compile("(?:" + "|".join(map(re.escape, roots)) + r")(?:/[^\s'\"]*)?")
+
+
+def portable(value: Any) -> Any:
+    """A run record or exported model's metadata (JSON-like) with every absolute path in its strings
+    made portable (`portable_path`), keys and other values unchanged."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(portable(item) for item in value)
+    if isinstance(value, (str, Path)):
+        return _absolute_paths().sub(lambda match: portable_path(match.group(0)), str(value))
+    return value
+
+
+def command_line(argv: Optional[list[str]] = None) -> str:
+    """The command as a user types it: `python -m src train ...` rather than the `__main__.py` path
+    Python puts in sys.argv[0] under `-m`, with its paths portable."""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]) if argv else Path("python")
+    if program.name == "__main__.py" and program.is_absolute():
+        try:
+            argv[:1] = ["-m", ".".join(program.parent.resolve().relative_to(REPO).parts)]
+        except ValueError:
+            pass
+    return portable(shlex.join([Path(sys.executable).name, *argv]))
 
 
 def run_id(recipe_name: str, recipe: dict[str, Any], data: dict[str, Any], machine: dict[str, Any]) -> str:
@@ -60,15 +113,16 @@ def save_run(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     machine = machine_info()
+    recipe, data = portable(recipe), portable(data)  # the id and the file name the same on every machine
     record = {
         "kind": kind,
         "recipe_name": recipe_name,
         "recipe": recipe,
         "data": data,
         "machine": machine,
-        "command": command if command is not None else shlex.join([Path(sys.executable).name, *sys.argv]),
+        "command": portable(command) if command is not None else command_line(),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "metrics": metrics,
+        "metrics": portable(metrics),
     }
     name = run_id(recipe_name if kind == "train" else f"{kind}-{recipe_name}", recipe, data, machine)
     return write_json_atomically(Path(folder or RUNS_DIR) / f"{name}.json", record)

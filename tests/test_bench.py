@@ -19,7 +19,7 @@ from src.bench.settings import BenchSettings
 from src.bench.training import measure_feature_cache
 from src.data.transforms import Preprocessing
 from src.export import Predictor, load_exported
-from src.runs import load_runs
+from src.runs import load_runs, portable_path
 
 
 def _positive(value) -> bool:
@@ -39,8 +39,8 @@ def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_pat
     assert record["path"] == result["record_path"] and record["path"].endswith(".json")
     assert {"kind", "recipe_name", "recipe", "data", "machine", "command", "date", "metrics"} <= set(record)
     assert record["kind"] == "bench" and record["recipe_name"] == "quick"
-    assert record["recipe"]["settings"]["quick"] is True and record["data"]["roots"] == [str(tiny_data)]
-    assert record["command"].startswith("python -m src.bench ") and "--quick" in record["command"]
+    assert record["recipe"]["settings"]["quick"] is True and record["data"]["roots"] == [portable_path(tiny_data)]  # no machine path in a record
+    assert record["command"].startswith("python -m src bench ") and "--quick" in record["command"]
     report = record["metrics"]
     machine = record["machine"]
     for key in ("cpu_model", "os_cpu_count", "torch_threads", "ram_gb", "torch", "torchvision", "date"):

@@ -1,4 +1,4 @@
-"""Benchmarks and a reproducible results report: `python -m src.bench` (or `make bench`).
+"""Benchmarks and a reproducible results report: `python -m src bench` (or `make bench`).
 
 For every exported model (default: each `checkpoints/*_exported.pt`):
 

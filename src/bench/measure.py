@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from src.bench.settings import REPO, BenchSettings, display_path
+from src.bench.settings import REPO, BenchSettings
+from src.runs import portable_path
 
 
 def _number(value: Any) -> float | None:
@@ -143,7 +144,7 @@ def benchmark_model(model_path: Path, data_root: Path, settings: BenchSettings) 
     resize, crop = int(prep.get("resize", 256)), int(prep.get("crop", 224))
     row: dict[str, Any] = {
         "model": model_path.stem,
-        "path": display_path(model_path),
+        "path": portable_path(model_path),
         "description": metadata.get("model"),
         "classes": len(metadata.get("class_names", [])),
         "file_mb": model_path.stat().st_size / 1e6,

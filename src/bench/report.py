@@ -69,7 +69,7 @@ def to_markdown(result: dict) -> str:
         "",
         f"Command: `{result['command']}`  ",
         f"Date: {machine['date']}  ",
-        f"Data: `{result['data']['path']}` ({result['data']['source']})  ",
+        f"Data: `{result['data']['display']}` ({result['data']['source']})  ",
         f"Mode: {'quick (tiny sizes: a smoke test, not a measurement)' if result['settings']['quick'] else 'full'}",
         "",
         "## Machine",

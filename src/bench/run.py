@@ -1,4 +1,4 @@
-"""`python -m src.bench`: measure every model, then the training pipeline; write the run record
+"""`python -m src bench`: measure every model, then the training pipeline; write the run record
 (`results/runs/bench-<mode>-<hash>.json`, src.runs' format) and the Markdown report (`bench.md`)."""
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from src.bench.settings import (
     RESULTS,
     RUNS,
     BenchSettings,
-    display_path,
 )
 from src.bench.training import measure_training_throughput
 from src.machine import machine_info, usable_cores
-from src.runs import run_id, write_json_atomically
+from src.runs import portable, portable_path, run_id, write_json_atomically
 from src.serving.runtime import RUNTIMES
 
 
@@ -65,7 +64,7 @@ def run_record(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             "data_source": result["data"]["source"],
         },
     }
-    return run_id(f"bench-{recipe_name}", recipe, data, machine), record
+    return run_id(f"bench-{recipe_name}", recipe, data, machine), portable(record)
 
 
 def run_benchmark(
@@ -99,7 +98,7 @@ def run_benchmark(
             result: dict[str, Any] = {
                 "command": command,
                 "machine": machine_info(),
-                "data": {"path": str(data_root), "display": display_path(data_root), "source": source},
+                "data": {"path": str(data_root), "display": portable_path(data_root), "source": source},
                 "settings": asdict(settings),
                 "models": [],
                 "training_throughput": None,
@@ -141,10 +140,10 @@ def run_benchmark(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
-        prog="python -m src.bench",
+        prog="python -m src bench",
         description="Benchmark the exported models and the training data pipeline; writes a run record and bench.md.",
     )
-    parser.add_argument("--data", default=None, help=f"folder with train/ and test/ (default: {DEFAULT_DATA} when present, else a generated set)")
+    parser.add_argument("--data", default=None, help=f"folder with train/ and test/ (default: {portable_path(DEFAULT_DATA)} when present, else a generated set)")
     parser.add_argument("--models", nargs="+", default=None, help="exported TorchScript files (default: every checkpoints/*_exported.pt)")
     parser.add_argument("--out", default=None, help="folder for bench.md (default: results/; --quick: results/tmp/)")
     parser.add_argument("--runs", default=None, help="folder for the run record (default: results/runs/; --quick: results/tmp/runs/)")
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings.threads = max(1, args.threads)
     settings.runtime = args.runtime
     raw = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["python", "-m", "src.bench", *raw])
+    command = portable(shlex.join(["python", "-m", "src", "bench", *raw]))  # bench.md and the record: no machine paths
     out = Path(args.out) if args.out else (RESULTS / "tmp" if args.quick else RESULTS)
     return run_benchmark(
         Path(args.data) if args.data else None, [Path(m) for m in args.models] if args.models else None, out,

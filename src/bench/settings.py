@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +42,3 @@ class BenchSettings:
             train_widths=(16, 32, 32, 64), feature_photos=8, quick=True,
         )
 
-
-def display_path(path: Path) -> str:
-    """`path` relative to the repository when it lies inside it, or beside it (`../shared/...`)."""
-    resolved = Path(path).resolve()
-    try:
-        return str(resolved.relative_to(REPO))
-    except ValueError:
-        pass
-    try:
-        resolved.relative_to(REPO.parent)
-        return os.path.relpath(resolved, REPO)
-    except ValueError:
-        return str(path)

@@ -273,7 +273,7 @@ SECTIONS = (
     ("crossval", "Leave-landmarks-out cross-validation (whole landmarks left out; chooses the 'unknown' rule)", open_set_table),
     ("train", "Training runs (test = indian_monuments/test, 699 photos; never used for a choice)", training_table),
     ("evaluate", "Evaluations of the shipped checkpoints", evaluation_table),
-    ("bench", "Benchmark (`python -m src.bench`)", bench_table),
+    ("bench", "Benchmark (`python -m src bench`)", bench_table),
 )
 
 
