@@ -50,6 +50,7 @@ import anyio
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from src.data.images import MAX_PIXELS, decodes_within
@@ -213,7 +214,7 @@ def create_app(
         await anyio.to_thread.run_sync(load_recognizer)  # fail at startup, not on the first request
         yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their JS/CSS from this service: they render offline
         title="Landmark Tagger",
         version="1.0",
         summary="Where was this photo taken? Top-k landmarks with location and hashtags.",
