@@ -2,7 +2,8 @@
 # The others run `python -m src <command>` (see `python -m src --help`) on the data you name:
 #   make train DATA="../shared/indian_monuments ../shared/world_landmarks" NO_LANDMARK=../shared/no_landmark
 # Without DATA, commands use the course data set (LANDMARK_DATA, ./landmark_images, or downloaded).
-PYTHON ?= python3
+# The Python the pinned requirements are installed and tested with; `make PYTHON=python3.12 test` tries another.
+PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL ?= checkpoints/transfer_exported.pt
@@ -39,7 +40,7 @@ service: venv
 bench: venv
 	$(BIN)/python -m src bench $(OPTIONS)
 
-# A named recipe (default, fast, scratch); OPTIONS change its fields, e.g. OPTIONS="--train-views 3".
+# A named recipe (default, accurate, scratch); OPTIONS change its fields, e.g. OPTIONS="--train-views 3".
 train: venv
 	$(BIN)/python -m src train --recipe $(RECIPE) $(DATA_OPTION) $(NO_LANDMARK_OPTION) $(OPTIONS)
 

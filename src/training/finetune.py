@@ -40,7 +40,7 @@ class TailFinetuneConfig:
     class_balance: float = 0.0  # loss weight of a class ~ (its training rows)^-class_balance: 0 none, 0.5 inverse square root
     cosine_scale: float = 0.0  # > 0: a cosine classifier (unit features and weights, logits x this scale); the tail must end in L2Normalize (`normalized_tail`)
     seed: int = 0
-    bf16: Optional[bool] = None  # None: bfloat16 autocast where the CPU has it natively
+    bf16: Optional[bool] = None  # bfloat16 autocast (default: where the CPU computes bfloat16 natively)
 
 
 @dataclass
