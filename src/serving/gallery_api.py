@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Request
