@@ -39,6 +39,7 @@ from tests.test_service import serving_in_thread
 
 TOKEN = "s3cret-token"
 TAJ = lookup("22.Taj_Mahal")
+POSIX = pytest.mark.skipif(os.name != "posix", reason="FIFOs, /dev/zero and flock are POSIX")
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -116,6 +117,7 @@ def _import(tiny_model, folder: Path, archive: Path, capsys) -> tuple[int, str, 
 # ---- high: photo names inside an export are paths ----------------------------------------------------
 
 
+@POSIX
 @pytest.mark.parametrize("listed", ["../gallery.npz", "SECRET", "thumbs/../../secret.jpg", "FIFO", "/dev/zero"])
 def test_import_refuses_photo_names_that_are_paths_before_writing_anything(tiny_model, model, taught, tmp_path, capsys, listed):
     secret = tmp_path / "secret.txt"
@@ -389,6 +391,7 @@ def test_tiny_photos_are_refused_at_enrolment_as_predict_refuses_them(server, ph
 # ---- low: concurrent in-place taggers -------------------------------------------------------------------------
 
 
+@POSIX
 def test_two_taggers_writing_one_photo_take_turns_and_one_reports_already_tagged(tmp_path, monkeypatch):
     photo = tmp_path / "photo.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photo, "JPEG")
@@ -421,6 +424,7 @@ def test_two_taggers_writing_one_photo_take_turns_and_one_reports_already_tagged
 # ---- low: each skipped file named with its reason -----------------------------------------------------------------
 
 
+@POSIX
 def test_cli_names_each_skipped_file_with_its_reason(tiny_model, photos, tmp_path, capsys):
     folder = tmp_path / "gallery"
     base = ["--gallery", str(folder), "--model", str(tiny_model)]
