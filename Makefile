@@ -22,10 +22,15 @@ $(BIN)/activate: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(BIN)/activate
 
-.PHONY: venv test app service bench evaluate train crossval experiments
+.PHONY: venv test test-all app service bench evaluate train crossval experiments
 venv: $(BIN)/activate
 
+# The fast suite for the edit-test loop; test-all adds the slow tests (pytest.ini's `slow` marker:
+# training runs, cross-validation, Ray, browser). pytest's own exit status is make's: 5 (no tests) fails.
 test: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: venv
 	$(BIN)/python -m pytest -q
 
 # Voila serves app.ipynb; uploads over ~10 MB need the websocket message limit raised.

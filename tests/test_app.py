@@ -346,6 +346,7 @@ def _stop(process: subprocess.Popen, runtime: Path) -> None:
                 pass
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (`apt-get install -y chromium`; .ci/run does it)")
 def test_browser_upload_shows_result_and_errors(voila, e2e_setup):
     sync_api = pytest.importorskip("playwright.sync_api")

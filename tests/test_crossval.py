@@ -39,6 +39,7 @@ def test_fold_plans_with_a_train_fraction_train_on_part_of_the_photos():
         assert sorted(labels[i] for i in photos).count(0) in (7, 8)  # stratified
 
 
+@pytest.mark.slow
 def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     runs = tmp_path / "runs"
     assert main(["crossval", "--recipe", "accurate", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--runs", str(runs)]) == 0
@@ -62,6 +63,7 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert threshold["rejected"] <= 0.02 or threshold["threshold"] == 0.05  # 0.05: the fallback when none qualifies
 
 
+@pytest.mark.slow
 def test_crossval_validates_on_the_evaluation_crop(tmp_path, tiny_data):
     runs = tmp_path / "runs"  # "full" is the default (the test above); here the other choice
     main(["crossval", "--recipe", "accurate", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "1", "--folds", "2", "--eval-crop", "centre", "--runs", str(runs)])

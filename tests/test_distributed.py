@@ -35,6 +35,7 @@ def _train(data: Path, folder: Path, processes: int) -> dict:
     return torch.load(folder / "best.resume.pt", weights_only=True)["history"]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_follow_the_single_process_loss_curve(tmp_path):
     data = make_synthetic_dataset(tmp_path / "data", n_classes=3, n_train=24, n_test=4, size=(96, 80), with_bad_files=False)
     one = _train(data, tmp_path / "one", processes=1)
@@ -86,6 +87,7 @@ def _sharded_worker(rank: int, world: int, port: int, folder: Path) -> None:
         distributed.cleanup()
 
 
+@pytest.mark.slow
 def test_two_ranks_share_the_trunk_pass_and_gather_the_single_process_activations(tmp_path):
     import socket
 

@@ -264,6 +264,7 @@ def refit_run(recipe_data, tmp_path_factory):
     return _run_cli(recipe_data, tmp_path_factory.mktemp("refit"), "--threshold", "0.3", "--temperature", "1")
 
 
+@pytest.mark.slow
 def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_run):
     report, export_path = refit_run
     assert "refit" in report["method"] and report["train_photos"] == 36  # 3 classes x 12: no validation split
@@ -282,6 +283,7 @@ def test_refit_trains_on_every_photo_with_the_given_epochs_and_threshold(refit_r
     assert (report["train_crop"], report["eval_input"]) == (224, 256)
 
 
+@pytest.mark.slow
 def test_refit_folds_the_recipes_temperature_into_the_head(refit_run, recipe_data, tmp_path):
     report, export_path = refit_run  # temperature 1: the raw fine-tuned logits
     sharper_report, sharper_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--temperature", "0.5")
@@ -294,6 +296,7 @@ def test_refit_folds_the_recipes_temperature_into_the_head(refit_run, recipe_dat
     assert sharper_report["test_accuracy"] == report["test_accuracy"]  # the ranking does not change
 
 
+@pytest.mark.slow
 def test_centre_eval_crop_exports_the_backbones_own_crop(recipe_data, tmp_path):
     report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--eval-crop", "centre")
     module, metadata = load_exported(export_path)
@@ -326,6 +329,7 @@ def test_training_preprocessing_scales_the_backbones_sizes_with_train_crop():
         training_preprocessing(TransferRecipe(train_crop=16))
 
 
+@pytest.mark.slow
 def test_smaller_training_views_export_a_model_that_answers_at_their_scale(recipe_data, tmp_path):
     report, export_path = _run_cli(recipe_data, tmp_path, "--threshold", "0.3", "--train-crop", "160")
     module, metadata = load_exported(export_path)
@@ -360,6 +364,7 @@ def test_refit_needs_finetuning(tmp_path, tiny_data):
         train_transfer(TransferRecipe(data_dir=str(tiny_data), finetune=None, export_path=str(tmp_path / "m.pt")))
 
 
+@pytest.mark.slow
 def test_recipe_reports_probe_and_finetune(recipe_run):
     report, _ = recipe_run
     assert report["method"] in {"linear probe", "fine-tuned tail"}
@@ -374,6 +379,7 @@ def test_recipe_reports_probe_and_finetune(recipe_run):
     assert 0.05 <= report["temperature"] <= 20  # fitted on the validation photos
 
 
+@pytest.mark.slow
 def test_recipe_export_carries_its_decision_rule(recipe_run):
     report, export_path = recipe_run
     module, metadata = load_exported(export_path)
@@ -384,6 +390,7 @@ def test_recipe_export_carries_its_decision_rule(recipe_run):
     assert probs.shape == (1, 4) and torch.isclose(probs.sum(), torch.tensor(1.0))
 
 
+@pytest.mark.slow
 def test_probe_only_recipe(tmp_path, tiny_data):
     recipe = TransferRecipe(data_dir=str(tiny_data), train_views=0, c_grid=(1.0,), finetune=None, refit=False, export_path=str(tmp_path / "m.pt"))
     report = train_transfer(recipe)

@@ -40,6 +40,7 @@ def test_notebook_is_saved_without_outputs(name, export_name):
     assert not dirty, f"{name}: clear the outputs before saving (code cells {dirty} have outputs)"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,export_name", list(_params()))
 def test_notebook_runs_in_quick_mode(name, export_name, tmp_path, monkeypatch):
     from nbclient import NotebookClient

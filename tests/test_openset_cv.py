@@ -46,6 +46,7 @@ def test_rates_and_min_confidence():
     assert choose_min_confidence(curve)["min_confidence"] == 0.96 and choose_min_confidence(curve[:1]) is None
 
 
+@pytest.mark.slow
 def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     data = make_synthetic_dataset(tmp_path / "data", n_classes=4, n_train=8, n_test=2, with_bad_files=False)
     runs = tmp_path / "runs"
@@ -73,6 +74,7 @@ def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     assert taught["taught_named_correctly"] <= taught["taught_top1"]
 
 
+@pytest.mark.slow
 def test_negative_groups_train_other_landmarks_as_background(tmp_path):
     assert negative_landmarks([[0, 1], [2], [3, 4], [5]], 3, 2) == [0, 1, 2]  # the groups after the left-out one, wrapping
     assert negative_landmarks([[0, 1], [2]], 0, 0) == []

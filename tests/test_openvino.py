@@ -80,6 +80,7 @@ def test_a_broken_openvino_model_falls_back_with_one_warning(converted, tmp_path
     assert recognizer.recognize(_photos(tiny_data, 1)[0]).status in ("landmark", "unknown")
 
 
+@pytest.mark.slow
 @NEEDS_SHARED
 def test_the_shipped_model_answers_the_same_through_openvino(tmp_path):
     shipped = REPO / "checkpoints" / "transfer_exported.pt"

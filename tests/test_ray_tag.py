@@ -35,6 +35,7 @@ def local_ray():
     assert not ray.is_initialized()
 
 
+@pytest.mark.slow
 def test_folders_and_a_listing_give_the_local_rows_with_errors_in_place(tiny_data, tiny_model, tmp_path):
     folder = tiny_data / "test"
     broken = tmp_path / "broken.jpg"
@@ -58,6 +59,7 @@ def test_folders_and_a_listing_give_the_local_rows_with_errors_in_place(tiny_dat
     assert all(row.status in ("landmark", "unknown") for row in rows if row.file not in (str(truncated), str(missing), str(broken)))
 
 
+@pytest.mark.slow
 def test_a_listing_without_a_photo_column_is_a_usage_error(tiny_model, tmp_path, capsys):
     listing = tmp_path / "photos.csv"
     listing.write_text("name,size\na.jpg,1\n")
@@ -65,6 +67,7 @@ def test_a_listing_without_a_photo_column_is_a_usage_error(tiny_model, tmp_path,
     assert "a listing needs a column named one of ('file', 'path')" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @NEEDS_SHARED
 def test_hundred_real_photos_through_the_command_line_match_the_local_tagger(tmp_path):
     photos = sorted((SHARED / "indian_monuments" / "test").rglob("*.jpg"))[::7][:100]
