@@ -33,11 +33,13 @@ test: venv
 test-all: venv
 	$(BIN)/python -m pytest -q
 
-# Voila serves app.ipynb; uploads over ~10 MB need the websocket message limit raised.
+# Voila serves app.ipynb; uploads over ~10 MB need the websocket message limit raised: voila.json
+# (read from this folder) raises it, as a number (on the command line traitlets would make it a string).
+# `jupyter trust` first: Voila warns about an untrusted notebook otherwise (it has no outputs to trust).
 app: venv
 	@echo "Serving the app at http://localhost:$(PORT)/  (model: $(MODEL))"
-	LANDMARK_MODEL=$(MODEL) $(BIN)/voila app.ipynb --port=$(PORT) --no-browser \
-		--Voila.tornado_settings="{'websocket_max_message_size': 104857600}"
+	$(BIN)/jupyter trust app.ipynb >/dev/null
+	LANDMARK_MODEL=$(MODEL) $(BIN)/voila app.ipynb --port=$(PORT) --no-browser
 
 service: venv
 	LANDMARK_MODEL=$(MODEL) $(BIN)/python -m src serve --model $(MODEL)

@@ -17,11 +17,13 @@ from typing import Any, Iterable, Optional, Sequence
 import ipywidgets as widgets
 
 from src.data.images import BadImageError, load_rgb
-from src.serving.app_teach import TeachPanel, uploaded_files
+from src.data.landmarks import LandmarkInfo
+from src.evaluation.openset_rule import too_small
+from src.serving.app_teach import TeachPanel, plural, uploaded_files
 from src.serving.maps import (
+    answer_map_html,
     figure_png,
-    known_landmarks,
-    osm_embed_html,
+    names_by_country,
     plot_known_landmarks,
 )
 from src.serving.recognize import Recognition, Recognizer, default_model_path
@@ -38,6 +40,21 @@ MAX_CARDS = 30  # older cards are dropped so a long session stays responsive
 _FONT = "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; line-height: 1.4; color: #222;"
 _MUTED = "color: #666; font-size: 0.9em;"
 _BAR_COLOUR = {"landmark": "#2e7d32", "unknown": "#9e9e9e"}
+MIN_SHOWN = 0.005  # a guess below this would read "0.0%": not shown; an answer with none says "No landmark"
+UPLOAD_LABEL = "Upload photos"
+# The page's style sheet (one <style> in an HTML widget). ipywidgets writes "Upload photos (N)" on the
+# button, N the files still held: the handler empties it after every upload, so it would always say
+# (0); the label is drawn by CSS instead. Cards wrap (photo above the text) on a phone's narrow screen.
+_STYLE_SHEET = f"""<style>
+.lt-upload {{ font-size: 0 !important; width: auto !important; padding: 0 14px; }}
+.lt-upload i {{ font-size: var(--jp-widgets-font-size, 13px); margin-right: 6px; }}
+.lt-upload::after {{ content: "{UPLOAD_LABEL}"; font-size: var(--jp-widgets-font-size, 13px); }}
+.lt-card {{ box-sizing: border-box; }}
+.lt-card .lt-text {{ min-width: 0; }}
+.lt-card img.widget-image {{ max-width: 100%; }}
+.lt-names {{ columns: 15em; column-gap: 2em; font-size: 0.9em; line-height: 1.35; margin: 4px 0; }}
+.lt-names div {{ break-inside: avoid; }}
+</style>"""
 
 
 def _e(value: Any) -> str:
@@ -48,21 +65,26 @@ def _bars(recognition: Recognition) -> str:
     """The top-k guesses as horizontal bars (plain HTML/CSS: instant to render, no plotting)."""
     colour = _BAR_COLOUR.get(recognition.status, "#9e9e9e")
     rows = []
-    for rank, guess in enumerate(recognition.top):
+    for rank, guess in enumerate(_shown(recognition)):
         percent = max(0.0, min(100.0, guess.probability * 100))
         bar = colour if rank == 0 else "#90a4ae"
-        rows.append(
+        rows.append(  # the name column gives way first, so that bar and percentage fit a phone's width
             '<div class="lt-guess" style="display:flex; align-items:center; gap:8px; margin:2px 0;">'
-            f'<span style="flex:0 0 190px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap;" '
+            f'<span style="flex:0 1 190px; min-width:0; overflow:hidden; text-overflow:ellipsis; white-space:nowrap;" '
             f'title="{_e(guess.class_name)}">{_e(guess.info.name)}</span>'
-            '<span style="flex:1 1 auto; background:#eceff1; border-radius:3px; height:12px; min-width:80px;">'
+            '<span style="flex:1 1 auto; background:#eceff1; border-radius:3px; height:12px; min-width:40px;">'
             f'<span style="display:block; width:{percent:.1f}%; height:12px; background:{bar}; border-radius:3px;"></span>'
             "</span>"
-            f'<span class="lt-prob" style="flex:0 0 56px; text-align:right; font-variant-numeric:tabular-nums;">'
+            f'<span class="lt-prob" style="flex:0 0 52px; text-align:right; font-variant-numeric:tabular-nums;">'
             f"{percent:.1f}%</span>"
             "</div>"
         )
     return "".join(rows)
+
+
+def _shown(recognition: Recognition) -> list:
+    """The guesses worth a bar: those that would not read 0.0 %."""
+    return [guess for guess in recognition.top if guess.probability >= MIN_SHOWN]
 
 
 def _location(recognition: Recognition) -> str:
@@ -78,8 +100,8 @@ def _location(recognition: Recognition) -> str:
         )
     if not parts:
         parts.append(f'<span style="{_MUTED}">No location is known for this landmark.</span>')
-    # the small map needs the internet (OpenStreetMap tiles); the link above works as text without it
-    small_map = f'<div class="lt-map" style="margin-top:6px;">{osm_embed_html(info, height=200)}</div>' if info.has_coordinates else ""
+    # drawn offline, swapped for OpenStreetMap's tiles where the browser reaches them (`answer_map_html`)
+    small_map = f'<div class="lt-map" style="margin-top:6px; position:relative;">{answer_map_html(info, height=200)}</div>' if info.has_coordinates else ""
     return '<div class="lt-location" style="margin:6px 0;">' + "<br>".join(parts) + small_map + "</div>"
 
 
@@ -108,11 +130,28 @@ def render_result_html(name: str, recognition: Recognition) -> str:
             f'<div style="margin:4px 0;">{_e(message)}</div>'
             f'<div style="{_MUTED}">Please upload a photo (JPEG, PNG, WebP or HEIC).</div>'
         )
+    elif recognition.status == "unknown" and not _shown(recognition) and not (recognition.size and too_small(recognition.size)):
+        # every guess would read 0.0 % (a pizza, a sky): no "best guess Golden Temple at 0%", no empty bars
+        body = (
+            '<div class="lt-unknown" style="font-weight:600; color:#e65100; margin:4px 0;">No landmark</div>'
+            f'<div style="{_MUTED}">This photo does not look like any of the landmarks I know.</div>'
+        )
     elif recognition.status == "unknown":
         body = (
             '<div class="lt-unknown" style="font-weight:600; color:#e65100; margin:4px 0;">'
             f"{_e(recognition.message)}</div>"
-            f'<div style="{_MUTED} margin-top:6px;">Closest guesses:</div>' + _bars(recognition)
+            + (f'<div style="{_MUTED} margin-top:6px;">Closest guesses:</div>' + _bars(recognition) if _shown(recognition) else "")
+        )
+    elif not recognition.placed:
+        # named, but the placement rule is not sure: a guess never carries a place (no position, map or tags)
+        best = recognition.top[0]
+        body = (
+            '<div class="lt-looks-like" style="font-size:1.15em; font-weight:600; margin:4px 0;">'
+            f"Looks like {_e(best.info.name)} "
+            f'<span style="color:#e65100;">{best.probability:.0%}</span></div>'
+            f'<div style="{_MUTED}">Not sure enough to place it: no position, map or tags.</div>'
+            + f'<div style="{_MUTED} margin-top:6px;">Top {len(_shown(recognition))}:</div>'
+            + _bars(recognition)
         )
     else:
         best = recognition.top[0]
@@ -122,7 +161,7 @@ def render_result_html(name: str, recognition: Recognition) -> str:
             f'<span style="color:#2e7d32;">{best.probability:.0%}</span></div>'
             + _location(recognition)
             + _tags(recognition)
-            + f'<div style="{_MUTED} margin-top:6px;">Top {len(recognition.top)}:</div>'
+            + f'<div style="{_MUTED} margin-top:6px;">Top {len(_shown(recognition))}:</div>'
             + _bars(recognition)
         )
     return f'<div class="lt-result" style="{_FONT}">{header}{body}</div>'
@@ -145,19 +184,24 @@ def _message_html(text: str, colour: str = "#b71c1c") -> str:
 
 
 def _card(name: str, content: bytes, recognition: Recognition) -> widgets.Widget:
-    text = widgets.HTML(render_result_html(name, recognition), layout=widgets.Layout(flex="1 1 auto", min_width="280px"))
+    # the text takes 280 px or the whole row: on a phone the photo sits above it instead of squeezing it
+    text = widgets.HTML(render_result_html(name, recognition), layout=widgets.Layout(flex="1 1 280px"))
+    text.add_class("lt-text")
     children: list[widgets.Widget] = [text]
     thumb = thumbnail_bytes(content) if recognition.status != "error" else None
     if thumb is not None:
-        image = widgets.Image(value=thumb, format="jpeg", layout=widgets.Layout(max_width=f"{THUMB_SIZE}px", height="auto", flex="0 0 auto"))
+        image = widgets.Image(value=thumb, format="jpeg", layout=widgets.Layout(max_width=f"{THUMB_SIZE}px", height="auto", flex="0 1 auto"))
         children.insert(0, image)
     border = {"landmark": "#a5d6a7", "unknown": "#ffcc80"}.get(recognition.status, "#ef9a9a")
-    return widgets.HBox(
+    card = widgets.HBox(
         children,
         layout=widgets.Layout(
-            border=f"1px solid {border}", padding="10px", margin="6px 0", grid_gap="16px", align_items="flex-start", width="100%"
+            border=f"1px solid {border}", padding="10px", margin="6px 0", grid_gap="16px", align_items="flex-start", width="100%",
+            flex_flow="row wrap",
         ),
     )
+    card.add_class("lt-card")
+    return card
 
 
 class LandmarkApp:
@@ -166,20 +210,40 @@ class LandmarkApp:
     def __init__(self, recognizer: Recognizer, max_cards: int = MAX_CARDS):
         self.recognizer = recognizer
         self.max_cards = max_cards
-        n = len(recognizer.landmark_indices)
-        self.upload = widgets.FileUpload(accept=ACCEPT, multiple=True, description="Upload photos", button_style="primary", icon="upload")
-        self.status = widgets.HTML(f'<div style="{_FONT} {_MUTED}">No photo yet. I know {n} landmarks.</div>')
+        self.upload = widgets.FileUpload(accept=ACCEPT, multiple=True, description=UPLOAD_LABEL, button_style="primary", icon="upload")
+        self.upload.add_class("lt-upload")
+        self.header = widgets.HTML()
+        self.status = widgets.HTML()
         self.results = widgets.VBox([], layout=widgets.Layout(width="100%"))
+        self.known = KnownLandmarksPanel(recognizer)
         self.upload.observe(self._on_upload, names="value")
         self._busy = False
+        self._counted: Optional[int] = None  # how many landmarks the header and panel last said
         self.widget = widgets.VBox(
-            [_header(f"Upload photos: for each one I guess which of the {n} landmarks it shows, where that is, and suggest tags."),
-             widgets.HBox([self.upload, self.status], layout=widgets.Layout(align_items="center", grid_gap="12px")),
-             known_landmarks_panel(recognizer),
-             TeachPanel(recognizer).widget,  # a landmark taught here is recognised from the next upload
+            [widgets.HTML(_STYLE_SHEET),
+             self.header,
+             widgets.HBox([self.upload, self.status], layout=widgets.Layout(align_items="center", grid_gap="12px", flex_flow="row wrap")),
+             self.known.widget,
+             TeachPanel(recognizer, on_taught=self.refresh_counts).widget,  # a landmark taught here is recognised from the next upload
              self.results],
             layout=widgets.Layout(max_width="900px", padding="8px"),
         )
+        self.refresh_counts()
+
+    def refresh_counts(self) -> None:
+        """Say how many landmarks it knows now (header, idle status line, "Landmarks I know"): after a
+        landmark is taught here, or by another process (the gallery is re-read if it changed)."""
+        self.recognizer.refresh_gallery()
+        n = len(self.recognizer.landmark_indices)
+        if n == self._counted:
+            return
+        idle = self._counted is None or "No photo yet" in self.status.value
+        self._counted = n
+        self.header.value = _header_html(f"Upload photos: for each one I guess which of the {n} landmarks it shows, where that is, "
+                                         "and suggest tags.")
+        if idle:
+            self.status.value = f'<div style="{_FONT} {_MUTED}">No photo yet. I know {plural(n, "landmark")}.</div>'
+        self.known.refresh()
 
     def _on_upload(self, change: dict) -> None:
         files = uploaded_files(change.get("new"))
@@ -220,33 +284,66 @@ class LandmarkApp:
         seconds = time.perf_counter() - start
         found = sum(r.status == "landmark" for r in recognitions)
         self.status.value = (
-            f'<div style="{_FONT} {_MUTED}">{count} photo{"s" * (count != 1)}, {found} landmark{"s" * (found != 1)} '
+            f'<div style="{_FONT} {_MUTED}">{plural(count, "photo")}, {plural(found, "landmark")} '
             f"recognized ({seconds:.1f} s).</div>"
         )
+        self.refresh_counts()  # another process may have taught one meanwhile
         return recognitions
 
 
-def known_landmarks_panel(recognizer: Recognizer) -> widgets.Accordion:
-    """A folded "Landmarks I know" panel: the model's landmarks on a world map (drawn when opened)."""
-    holder = widgets.VBox([])
-    panel = widgets.Accordion(children=[holder], selected_index=None)
-    panel.set_title(0, f"Landmarks I know ({len(recognizer.landmark_indices)})")
+class KnownLandmarksPanel:
+    """The folded "Landmarks I know" panel: every landmark the recognizer can name, trained and taught,
+    on a world map drawn when the panel is opened, their names listed below it as text (readable at a
+    phone's width). `refresh()` after a landmark is taught; `self.widget` is the Accordion."""
 
-    def draw(change: dict) -> None:
-        if change.get("new") == 0 and not holder.children:
-            names = [recognizer.class_names[i] for i in recognizer.landmark_indices]
-            holder.children = [widgets.Image(value=figure_png(plot_known_landmarks(known_landmarks(names)), dpi=80), format="png",
-                                             layout=widgets.Layout(max_width="100%"))]
+    def __init__(self, recognizer: Recognizer):
+        self.recognizer = recognizer
+        self.holder = widgets.VBox([])
+        self.widget = widgets.Accordion(children=[self.holder], selected_index=None)
+        self.widget.observe(self._opened, names="selected_index")
+        self.refresh()
 
-    panel.observe(draw, names="selected_index")
-    return panel
+    def refresh(self) -> None:
+        """The count in the title now; the map redrawn now if the panel is open, else when it is opened."""
+        self.widget.set_title(0, f"Landmarks I know ({len(self.recognizer.landmark_infos())})")
+        self.holder.children = []
+        if self.widget.selected_index == 0:
+            self._draw()
+
+    def _opened(self, change: dict) -> None:
+        if change.get("new") == 0 and not self.holder.children:
+            self._draw()
+
+    def _draw(self) -> None:
+        try:
+            infos = self.recognizer.landmark_infos()
+            image = figure_png(plot_known_landmarks(infos, with_names=False), dpi=80)
+        except Exception as error:  # a message in the page and the log, never a blank panel
+            log.warning("could not draw the landmarks I know: %r", error)
+            self.holder.children = [widgets.HTML(_message_html(f"Could not draw the map ({type(error).__name__}: {error})."))]
+            return
+        self.holder.children = [widgets.Image(value=image, format="png", layout=widgets.Layout(max_width="100%", height="auto")),
+                                widgets.HTML(_names_html(infos))]
 
 
-def _header(explanation: str) -> widgets.HTML:
-    return widgets.HTML(
+def _names_html(infos: Sequence[LandmarkInfo]) -> str:
+    """The landmarks' names by country, as text in columns (as many as the width holds)."""
+    groups = "".join(
+        f'<div><b>{_e(country)}</b><br>' + "<br>".join(_e(name) for name in names) + "</div>"
+        for country, names in names_by_country(infos).items()
+    )
+    return f'<div class="lt-names" style="{_FONT}">{groups}</div>'
+
+
+def _header_html(explanation: str) -> str:
+    return (
         f'<div style="{_FONT}"><h2 style="margin:0 0 4px 0;">Where was this photo taken?</h2>'
         f'<div style="{_MUTED} margin-bottom:8px;">{_e(explanation)}</div></div>'
     )
+
+
+def _header(explanation: str) -> widgets.HTML:
+    return widgets.HTML(_header_html(explanation))
 
 
 def build_app(recognizer: Optional[Recognizer] = None, model_path: Optional[str | Path] = None) -> widgets.Widget:

@@ -5,16 +5,40 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any
+from collections import Counter
+from typing import Any, Callable, Optional, Sequence
 
 import ipywidgets as widgets
 
 from src.serving.gallery import GalleryError, enrol
 from src.serving.recognize import Recognizer
+from src.serving.validation import landmark_fields
 
 log = logging.getLogger(__name__)
 
 _STYLE = "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; font-size: 0.95em;"
+LOOKALIKE_SHARE = 0.5  # warn when at least this share of the usable photos is named as one known landmark
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 photo", "5 photos" (regular nouns): the app's counts, never "photo(s)"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def known_lookalike(recognizer: Recognizer, photos: Sequence[bytes], name: str) -> Optional[str]:
+    """A warning when photos about to be taught as `name` are named as a landmark the recognizer already
+    knows (Cologne Cathedral taught as "Sydney Opera House"), else None. A taught landmark wins a photo
+    only by being closer to it than what the model knows, so such a landmark would seldom be named."""
+    answers = [r for r in recognizer.recognize_many(list(photos), top_k=1) if r.status != "error"]
+    named = Counter(r.landmark.info.name for r in answers if r.landmark is not None)
+    if not named:
+        return None
+    known, count = named.most_common(1)[0]
+    if known.casefold() == name.strip().casefold() or count < LOOKALIKE_SHARE * len(answers):
+        return None  # re-teaching a taught landmark from its own photos, or no clear lookalike
+    return (f"{count} of {plural(len(answers), 'photo')} {'looks' if count == 1 else 'look'} like {known}, which I already know: "
+            f"photos of this place will likely still be named {known}. If it is another place, teach it with photos that "
+            "show what sets it apart.")
 
 
 def uploaded_files(value: Any) -> list[dict]:
@@ -29,8 +53,10 @@ def uploaded_files(value: Any) -> list[dict]:
 class TeachPanel:
     """Widgets and the handler; `self.widget` is the collapsible panel."""
 
-    def __init__(self, recognizer: Recognizer):
+    def __init__(self, recognizer: Recognizer, on_taught: Optional[Callable[[], None]] = None):
+        """on_taught: called after a landmark was learned (the app updates its counts and map)."""
         self.recognizer = recognizer
+        self.on_taught = on_taught
         self.name = widgets.Text(description="Name", placeholder="Sydney Opera House")
         self.latitude = widgets.BoundedFloatText(description="Latitude", min=-90, max=90, value=0.0, step=0.0001)
         self.longitude = widgets.BoundedFloatText(description="Longitude", min=-180, max=180, value=0.0, step=0.0001)
@@ -38,19 +64,30 @@ class TeachPanel:
         self.city = widgets.Text(description="City")
         self.tags = widgets.Text(description="Tags", placeholder="#SydneyOperaHouse #Sydney")
         self.photos = widgets.FileUpload(accept="image/*", multiple=True, description="Photos")
+        self.replace = widgets.Checkbox(value=False, description="Replace it if I was taught this name before", indent=False)
         self.button = widgets.Button(description="Teach it", button_style="success", icon="plus")
         self.status = widgets.HTML()
         self.button.on_click(lambda _: self.teach())
         if not recognizer.can_embed or recognizer.gallery_dir is None:
             self.button.disabled = True
             self._say("This model cannot learn new landmarks: it was exported before embeddings existed. Re-export it to use this panel.")
-        box = widgets.VBox([self.name, widgets.HBox([self.latitude, self.longitude]), widgets.HBox([self.country, self.city]),
-                            self.tags, widgets.HBox([self.photos, self.button]), self.status])
+        wrap = widgets.Layout(flex_flow="row wrap")  # side by side on a wide screen, stacked on a phone
+        box = widgets.VBox([self.name, widgets.HBox([self.latitude, self.longitude], layout=wrap),
+                            widgets.HBox([self.country, self.city], layout=wrap), self.tags, self.replace,
+                            widgets.HBox([self.photos, self.button], layout=wrap), self.status])
         self.widget = widgets.Accordion(children=[box], selected_index=None)
         self.widget.set_title(0, "Teach a new landmark")
 
-    def _say(self, text: str) -> None:
-        self.status.value = f'<div style="{_STYLE}">{html.escape(text)}</div>'
+    def _say(self, text: str, warning: Optional[str] = None) -> None:
+        note = f'<div class="lt-teach-warning" style="color:#e65100; margin-top:4px;"><b>Note:</b> {html.escape(warning)}</div>' if warning else ""
+        self.status.value = f'<div style="{_STYLE}">{html.escape(text)}{note}</div>'
+
+    def _clear(self) -> None:
+        """Empty the form after a landmark was learned, so the next one starts from blank fields."""
+        self.name.value = self.country.value = self.city.value = self.tags.value = ""
+        self.latitude.value = self.longitude.value = 0.0
+        self.replace.value = False
+        self.photos.value = ()
 
     def teach(self) -> bool:
         """Enrol the landmark from the uploaded photos; says what happened in `self.status`."""
@@ -58,12 +95,21 @@ class TeachPanel:
         if not files:
             self._say("Add a few photos of the landmark first (5 or more work best).")
             return False
+        contents = [bytes(item.get("content") or b"") for item in files]
         try:  # decoded and embedded before the gallery is locked (`enrol`)
+            name = landmark_fields(self.name.value, self.latitude.value, self.longitude.value, country=self.country.value,
+                                   city=self.city.value, tags=self.tags.value or None, trained=self.recognizer.class_names).name
+            self.recognizer.refresh_gallery()
+            if name in self.recognizer.gallery_names and not self.replace.value:  # the store would refuse it in command-line words
+                self._say(f"I was already taught {name}. Tick \"{self.replace.description}\" to teach it again from these photos, "
+                          "or choose another name.")
+                return False
+            warning = known_lookalike(self.recognizer, contents, name)
             report = enrol(
-                self.recognizer.gallery_dir, self.name.value, [bytes(item.get("content") or b"") for item in files],
+                self.recognizer.gallery_dir, self.name.value, contents,
                 self.recognizer.embed, self.recognizer.model_id, latitude=float(self.latitude.value),
                 longitude=float(self.longitude.value), country=self.country.value, city=self.city.value,
-                tags=self.tags.value or None, trained=self.recognizer.class_names,
+                tags=self.tags.value or None, trained=self.recognizer.class_names, replace=self.replace.value,
                 names=[str(item.get("name") or f"photo {i + 1}") for i, item in enumerate(files)],
             )
             if report.landmark is None:
@@ -74,6 +120,9 @@ class TeachPanel:
             return False
         self.recognizer.refresh_gallery()
         skipped = f" Skipped {', '.join(name for name, _ in report.skipped)}." if report.skipped else ""
-        self._say(f"Learned {report.landmark.name} from {len(report.landmark.photos)} photo(s): upload a photo of it to try.{skipped}")
-        self.photos.value = ()
+        self._say(f"Learned {report.landmark.name} from {plural(len(report.landmark.photos), 'photo')}: "
+                  f"upload a photo of it to try.{skipped}", warning)
+        self._clear()
+        if self.on_taught is not None:
+            self.on_taught()
         return True

@@ -1,6 +1,8 @@
 """Maps: where the landmarks a model knows are ("landmarks I know", a static world map drawn offline
-from a coarse Natural Earth outline shipped in src/data/world_outline.json), and an OpenStreetMap
-embed of one recognised place for the app (with the plain link kept for offline use).
+from a coarse Natural Earth outline shipped in src/data/world_outline.json), and one recognised place
+for the app: a small map drawn from the same outline, replaced by an OpenStreetMap embed when the
+browser can reach OpenStreetMap (offline, the normal case on many private servers, a frame of tiles
+would show the browser's broken-page icon).
 
     python -m src map --model checkpoints/transfer_exported.pt --out static_images/known_landmarks.png
 """
@@ -11,6 +13,7 @@ import argparse
 import html
 import io
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
@@ -22,6 +25,9 @@ from src.data.landmarks import LandmarkInfo, display_name, lookup
 
 WORLD_OUTLINE = Path(__file__).resolve().parents[1] / "data" / "world_outline.json"
 EMBED_SPAN_DEGREES = 0.01  # half the side of the embedded map's box: a few city blocks around the landmark
+SKETCH_SPAN_DEGREES = 9.0  # half the height of the offline map's box: the region around the landmark
+# A tile the browser fetches only to learn whether OpenStreetMap is reachable from where the page is viewed.
+OSM_PROBE_TILE = "https://tile.openstreetmap.org/0/0/0.png"
 
 
 @lru_cache(maxsize=1)
@@ -30,12 +36,21 @@ def world_polygons() -> list[list[tuple[float, float]]]:
     return [[tuple(point) for point in ring] for ring in json.loads(WORLD_OUTLINE.read_text())["polygons"]]
 
 
-def plot_known_landmarks(landmarks: Sequence[LandmarkInfo], title: Optional[str] = None) -> Figure:
+def names_by_country(landmarks: Sequence[LandmarkInfo]) -> dict[str, list[str]]:
+    """Landmark names grouped by country (else city, else "Elsewhere"), countries and names sorted."""
+    groups: dict[str, list[str]] = {}
+    for info in sorted(landmarks, key=lambda i: (i.country or i.city or "~", i.name)):
+        groups.setdefault(info.country or info.city or "Elsewhere", []).append(info.name)
+    return groups
+
+
+def plot_known_landmarks(landmarks: Sequence[LandmarkInfo], title: Optional[str] = None, with_names: bool = True) -> Figure:
     """A world map with a dot per landmark that has coordinates, and beside it their names by
-    country (names on the map itself would pile up where landmarks cluster: Delhi, Paris)."""
+    country (names on the map itself would pile up where landmarks cluster: Delhi, Paris).
+    with_names=False: the map alone (the app lists the names as text, readable at a phone's width)."""
     placed = [info for info in landmarks if info.has_coordinates]
-    figure = Figure(figsize=(13, 5.0))
-    grid = figure.add_gridspec(1, 2, width_ratios=(2.6, 1))
+    figure = Figure(figsize=(13, 5.0) if with_names else (9.5, 4.2))
+    grid = figure.add_gridspec(1, 2 if with_names else 1, width_ratios=(2.6, 1) if with_names else None)
     ax = figure.add_subplot(grid[0])
     ax.add_collection(PolyCollection(world_polygons(), facecolors="#e8e4d8", edgecolors="#b8b2a2", linewidths=0.4))
     ax.scatter([i.longitude for i in placed], [i.latitude for i in placed], s=30, color="#c62828", edgecolors="white", linewidths=0.6, zorder=3)
@@ -46,10 +61,10 @@ def plot_known_landmarks(landmarks: Sequence[LandmarkInfo], title: Optional[str]
     ax.set_yticks([])
     ax.set_facecolor("#f4f8fb")
     ax.set_title(title or f"Landmarks I know ({len(placed)})")
-    by_country: dict[str, list[str]] = {}
-    for info in sorted(placed, key=lambda i: (i.country or i.city, i.name)):
-        by_country.setdefault(info.country or info.city, []).append(info.name)
-    lines = [line for country, names in by_country.items() for line in [country, *(f"   {name}" for name in names)]]
+    if not with_names:
+        figure.tight_layout()
+        return figure
+    lines = [line for country, names in names_by_country(placed).items() for line in [country, *(f"   {name}" for name in names)]]
     per_column = (len(lines) + 1) // 2
     text = figure.add_subplot(grid[1])
     text.axis("off")
@@ -81,9 +96,57 @@ def osm_embed_html(info: LandmarkInfo, height: int = 220) -> str:
     name = html.escape(info.name)
     return (
         f'<iframe title="{name} on OpenStreetMap" src="{src}" width="100%" height="{height}" '
-        'style="border:1px solid #ccc;border-radius:4px" loading="lazy" referrerpolicy="no-referrer"></iframe>'
+        'style="box-sizing:border-box;border:1px solid #ccc;border-radius:4px" loading="lazy" referrerpolicy="no-referrer"></iframe>'
         f'<div style="font-size:0.85em"><a href="{html.escape(info.map_url or "")}" target="_blank" rel="noopener">'
         f"{name} on OpenStreetMap</a></div>"
+    )
+
+
+def offline_map_svg(info: LandmarkInfo, height: int = 200, span: float = SKETCH_SPAN_DEGREES) -> str:
+    """The region around the landmark drawn without the internet (inline SVG): the coarse land outline
+    and a dot on the landmark. Longitudes are shrunk by cos(latitude) so that shapes look right near
+    the poles as at the equator; the box fills the width it is given. Empty without coordinates."""
+    if not info.has_coordinates:
+        return ""
+    lat, lon = float(info.latitude), float(info.longitude)  # type: ignore[arg-type]
+    shrink = max(0.2, math.cos(math.radians(lat)))
+    half_width = 2.5 * span  # wide enough for a phone held either way; "slice" crops the sides that don't fit
+    left, right, top, bottom = lon - half_width / shrink, lon + half_width / shrink, lat + span, lat - span
+
+    def point(x: float, y: float) -> str:
+        return f"{(x - lon) * shrink:.2f},{lat - y:.2f}"  # SVG's y grows downwards
+
+    shapes = [
+        "<polygon points=\"" + " ".join(point(x, y) for x, y in ring) + "\"/>"
+        for ring in world_polygons()
+        if min(x for x, _ in ring) < right and max(x for x, _ in ring) > left and min(y for _, y in ring) < top and max(y for _, y in ring) > bottom
+    ]
+    name = html.escape(info.name)
+    box = f"{-half_width:.2f} {-span:.2f} {2 * half_width:.2f} {2 * span:.2f}"
+    return (
+        f'<svg class="lt-offline-map" role="img" aria-label="{name} on a map drawn offline" viewBox="{box}" width="100%" height="{height}" '
+        'preserveAspectRatio="xMidYMid slice" style="display:block; box-sizing:border-box; background:#f4f8fb; border:1px solid #ccc; border-radius:4px">'
+        f'<g fill="#e8e4d8" stroke="#b8b2a2" stroke-width="0.08">{"".join(shapes)}</g>'
+        f'<circle cx="0" cy="0" r="{span / 22:.2f}" fill="#c62828" stroke="white" stroke-width="{span / 90:.2f}"><title>{name}</title></circle>'
+        "</svg>"
+    )
+
+
+def answer_map_html(info: LandmarkInfo, height: int = 200) -> str:
+    """The map in an answer: the offline drawing (`offline_map_svg`), swapped for the OpenStreetMap embed
+    (`osm_embed_html`) once the browser has fetched one OpenStreetMap tile. No script tag: the swap is
+    the probe image's onload, so a page that cannot reach OpenStreetMap never shows a broken frame.
+    Empty for a landmark without coordinates."""
+    if not info.has_coordinates:
+        return ""
+    swap = ("var box=this.parentNode; box.querySelector('.lt-osm').style.display='block'; "
+            "box.querySelector('.lt-offline').style.display='none'; this.remove();")
+    return (
+        f'<div class="lt-offline">{offline_map_svg(info, height)}'
+        '<div style="font-size:0.85em; color:#666">Drawn offline: open the map link for streets.</div></div>'
+        f'<div class="lt-osm" style="display:none">{osm_embed_html(info, height)}</div>'
+        f'<img class="lt-osm-probe" src="{OSM_PROBE_TILE}" alt="" width="1" height="1" style="position:absolute; opacity:0" '
+        f'referrerpolicy="no-referrer" onload="{swap}">'
     )
 
 

@@ -348,6 +348,11 @@ class Recognizer:
             return lookup(self.class_names[index])
         return self.gallery.landmarks[self.gallery_names[index - n]].info  # type: ignore[union-attr]
 
+    def landmark_infos(self) -> list[LandmarkInfo]:
+        """Every landmark it can name, trained then taught (the gallery re-read if it changed)."""
+        self.refresh_gallery()
+        return [self._info(index) for index in self.landmark_indices]
+
     def decide(self, probs, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
         """Turn one row of probabilities (numpy, or a CPU torch tensor) into a Recognition (pure: no model, no I/O)."""
         probs = np.asarray(probs)
