@@ -153,6 +153,8 @@ def crossval_command(argv: Sequence[str]) -> int:
     parser.add_argument("--outputs", type=Path, default=None, metavar="NPZ",
                         help="with --leave-landmarks-out: save every fold's per-photo outputs here, for `python -m src.evaluation.placement` "
                              "(default: under $LANDMARK_CACHE, named in the run record)")
+    parser.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                        help="with --leave-landmarks-out: draw the placement curve here (e.g. static_images/placement_curve.png)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
     options = parser.parse_args(argv)
     from src.training.crossval import cross_validate
@@ -168,7 +170,12 @@ def crossval_command(argv: Sequence[str]) -> int:
                                      negative_groups=options.negative_groups, other_landmarks=options.other_landmarks,
                                      other_role=options.other_role, outputs_path=outputs)
         path = save_run("crossval", f"openset-{options.recipe}", {**asdict(recipe), **settings}, _data_record(recipe), report, folder=options.runs)
-        print(json.dumps({k: v for k, v in report.items() if k != "min_confidence_curve"}, indent=2))
+        print(json.dumps({k: v for k, v in report.items() if k not in ("min_confidence_curve", "placement")}, indent=2))
+        from src.evaluation.placement import format_report, plot_curves
+
+        print(format_report(report["placement"]))
+        if options.figure:
+            print(f"figure {plot_curves(report['placement'], options.figure, 'probability')}")
         print(f"run record {path}")
         return 0
     report = cross_validate(recipe, folds=options.folds, seed=options.fold_seed, train_fraction=options.train_fraction, eval_inputs=options.eval_inputs)

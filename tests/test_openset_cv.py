@@ -1,5 +1,7 @@
 """Leave-landmarks-out cross-validation (src.training.openset_cv) and generated non-photos (src.data.synthetic)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -72,6 +74,11 @@ def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     assert taught["objects_named_after"] is None and 0 <= taught["generated_named_after"] <= 1
     assert all(0 <= taught[key] <= 1 for key in ("taught_top1", "taught_named_correctly", "known_named_correctly_before", "known_named_correctly_after"))
     assert taught["taught_named_correctly"] <= taught["taught_top1"]
+    placement = report["placement"]  # the placement curve from the saved per-photo outputs
+    assert set(placement["scores"]) == {"probability", "mirror"}  # no other landmarks given: no distractor scores
+    assert placement["photos"]["unknown"] == 32 and Path(report["outputs"]).exists()
+    curve = placement["scores"]["probability"]["curve"]
+    assert all(0 <= p["unknown_placed"] <= 1 for p in curve) and curve[-1]["threshold"] == 1.0
 
 
 @pytest.mark.slow
@@ -84,7 +91,8 @@ def test_negative_groups_train_other_landmarks_as_background(tmp_path):
             "--leave-landmarks-out", "4", "--generated-eval", "8", "--runs", str(runs)]
     with pytest.raises(ValueError, match="negative_groups must be between 0 and groups - 2"):
         main(argv + ["--negative-groups", "3"])
-    assert main(argv + ["--negative-groups", "1"]) == 0
+    assert main(argv + ["--negative-groups", "1", "--figure", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
     (record,) = load_runs(runs, kind="crossval")
     report = record["metrics"]
     assert record["recipe"]["negative_groups"] == report["negative_groups"] == 1

@@ -131,3 +131,17 @@ def test_landmarks_a_few_hundred_metres_apart_are_one_place():
     assert sites(names) == [[0, 2, 5], [1], [3], [4]]  # Qutub complex together; Paris landmarks km apart stay apart
     folds = landmark_groups(len(names), 2, seed=0, places=sites(names))
     assert any({0, 2, 5} <= set(fold) for fold in folds) and sorted(sum(folds, [])) == list(range(6))
+
+
+def test_per_landmark_thresholds_spend_the_unknown_budget_where_it_buys_most():
+    from src.evaluation.placement import per_landmark_thresholds
+
+    known_score = np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.99, 0.92])
+    known_class = np.array([0, 0, 0, 0, 0, 1, 1])
+    right = np.ones(7, dtype=bool)
+    unknown_score, unknown_class = np.array([0.975, 0.93]), np.array([0, 1])
+    free = per_landmark_thresholds(known_score, known_class, right, unknown_score, unknown_class, max_unknown=0, floor=0.9)
+    assert free[0] == pytest.approx(0.975) and free[1] == pytest.approx(0.93)  # just above each landmark's surest unknown photo
+    one = per_landmark_thresholds(known_score, known_class, right, unknown_score, unknown_class, max_unknown=1, floor=0.9)
+    assert one[0] == 0.9 and one[1] == pytest.approx(0.93)  # landmark 0's unknown photo buys 3 right positions, landmark 1's only 1
+    assert per_landmark_thresholds(known_score, known_class, right, unknown_score[:0], unknown_class[:0], 5, floor=0.9) == {0: 0.9, 1: 0.9}

@@ -208,6 +208,76 @@ def stream_precision(point: CurvePoint, known_share: float) -> float:
     return right / written if written > 0 else 1.0
 
 
+# ---- per-landmark thresholds, measured by nested cross-validation --------------------------------
+
+
+def _pooled_with_classes(folds: Sequence[dict[str, np.ndarray]], score: str, places: np.ndarray) -> dict[str, np.ndarray]:
+    """Per photo of the known and unknown groups: score, the named landmark (global index), right or not, fold."""
+    out: dict[str, list] = {key: [] for key in ("known_score", "known_class", "known_right", "known_fold", "unknown_score", "unknown_class", "unknown_fold")}
+    for k, fold in enumerate(folds):
+        for group in ("known", "unknown"):
+            best, value = SCORES[score](fold, group)
+            named = fold["known_classes"][best]
+            out[f"{group}_score"].append(value)
+            out[f"{group}_class"].append(named)
+            out[f"{group}_fold"].append(np.full(len(value), k))
+            if group == "known":
+                out["known_right"].append(places[named] == places[fold["known_truth"]])
+    return {key: np.concatenate(values) for key, values in out.items()}
+
+
+def per_landmark_thresholds(known_score: np.ndarray, known_class: np.ndarray, known_right: np.ndarray,
+                            unknown_score: np.ndarray, unknown_class: np.ndarray, max_unknown: int, floor: float) -> dict[int, float]:
+    """A threshold per named landmark that places the most known photos right for at most
+    `max_unknown` unknown photos placed in all. Each landmark starts just above its surest unknown
+    photo (or at `floor` when no unknown photo was named as it); then the budget goes, one unknown
+    photo at a time, to the landmark whose next unknown photo buys the most right positions. No
+    threshold goes below `floor`: below the last unknown photo seen there is no evidence."""
+    levels: dict[int, list[float]] = {}  # landmark -> thresholds, each admitting one more unknown photo
+    gains: dict[int, list[int]] = {}
+    for landmark in np.unique(known_class).tolist():
+        unknown = np.sort(unknown_score[unknown_class == landmark])[::-1]
+        above = [max(float(np.nextafter(u, 2.0)), floor) for u in unknown] + [floor]
+        right = known_score[(known_class == landmark) & known_right]
+        levels[landmark] = above
+        gains[landmark] = [int(((right >= lower) & (right < upper)).sum()) for upper, lower in zip(above, above[1:])]
+    chosen = {landmark: 0 for landmark in levels}
+    for _ in range(max_unknown):
+        candidates = {c: gains[c][chosen[c]] for c in levels if chosen[c] < len(gains[c])}
+        best = max(candidates, key=candidates.get, default=None)
+        if best is None or candidates[best] == 0:
+            break
+        chosen[best] += 1
+    return {landmark: levels[landmark][level] for landmark, level in chosen.items()}
+
+
+def nested_per_landmark(folds: Sequence[dict[str, np.ndarray]], classes: Sequence[str], score: str = "probability",
+                        budget: Budget = POINTS[DEFAULT_POINT], floor: float = 0.9) -> dict:
+    """Per-landmark thresholds against one threshold, both chosen on the other folds and applied to
+    each fold in turn (nested: no fold's photos choose its own thresholds); pooled rates."""
+    places = site_ids(classes)
+    data = _pooled_with_classes(folds, score, places)
+    placed_known = {"one": np.zeros(len(data["known_score"]), bool), "per_landmark": np.zeros(len(data["known_score"]), bool)}
+    placed_unknown = {"one": np.zeros(len(data["unknown_score"]), bool), "per_landmark": np.zeros(len(data["unknown_score"]), bool)}
+    for k in range(len(folds)):
+        fit_k, fit_u = data["known_fold"] != k, data["unknown_fold"] != k
+        pooled = PooledScores({"known": data["known_score"][fit_k], "unknown": data["unknown_score"][fit_u],
+                               "objects": np.zeros(0), "generated": np.zeros(0)}, data["known_right"][fit_k])
+        one = choose_point(placement_curve(pooled), budget)
+        global_threshold = one.threshold if one is not None else 1.0
+        per = per_landmark_thresholds(data["known_score"][fit_k], data["known_class"][fit_k], data["known_right"][fit_k],
+                                      data["unknown_score"][fit_u], data["unknown_class"][fit_u], int(budget.unknown * fit_u.sum()), floor)
+        test_k, test_u = ~fit_k, ~fit_u
+        placed_known["one"][test_k] = data["known_score"][test_k] >= global_threshold
+        placed_unknown["one"][test_u] = data["unknown_score"][test_u] >= global_threshold
+        limit = lambda cls: np.array([per.get(int(c), global_threshold) for c in cls])
+        placed_known["per_landmark"][test_k] = data["known_score"][test_k] >= limit(data["known_class"][test_k])
+        placed_unknown["per_landmark"][test_u] = data["unknown_score"][test_u] >= limit(data["unknown_class"][test_u])
+    right = data["known_right"]
+    return {name: {"known_placed_right": float((placed_known[name] & right).mean()), "known_placed_wrong": float((placed_known[name] & ~right).mean()),
+                   "unknown_placed": float(placed_unknown[name].mean())} for name in placed_known}
+
+
 # ---- the rule shipped beside a model ----------------------------------------------------------
 
 
@@ -276,7 +346,7 @@ def placement_report(folds: Sequence[dict[str, np.ndarray]], classes: Sequence[s
     """Per score: its curve, the named points, each point's rates per data root and stream precision.
     A known photo placed at its own landmark's place (`SITE_RADIUS_KM`) counts as placed right."""
     report: dict = {"points": {name: asdict(budget) for name, budget in POINTS.items()}, "site_radius_km": SITE_RADIUS_KM, "scores": {}}
-    usable = [s for s in scores if s == "probability" or all(k in folds[0] for k in _needs(s))]
+    usable = [s for s in scores if all(len(folds[0].get(key, ())) for key in _needs(s))]
     places = site_ids(classes)
     for score in usable:
         pooled = pool(folds, score, class_roots, places)
@@ -345,21 +415,45 @@ def class_roots_of(classes: Sequence[str], roots: Sequence[str | Path]) -> list[
     return [where.get(name, "") for name in classes]
 
 
+def thinned(curve: Sequence[dict], points: int = 120) -> list[dict]:
+    """Every k-th point of a curve (and its last), for a run record a person can read."""
+    step = max(1, len(curve) // points)
+    return list(curve[::step]) + ([curve[-1]] if (len(curve) - 1) % step else [])
+
+
+def for_record(report: dict) -> dict:
+    """The report with thinned curves, for a run record."""
+    return {**report, "scores": {name: {**data, "curve": thinned(data["curve"])} for name, data in report["scores"].items()}}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.evaluation.placement", description=__doc__.split("\n\n")[0])
     parser.add_argument("outputs", type=Path, help="per-photo fold outputs saved by `python -m src crossval --leave-landmarks-out`")
     parser.add_argument("--roots", nargs="*", default=[], help="the data roots of that run, to report known photos per root")
     parser.add_argument("--figure", type=Path, default=None, help="draw the curves into this PNG")
-    parser.add_argument("--shipped", default="probability", choices=list(SCORES), help="the score drawn bold (default: %(default)s)")
-    parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    parser.add_argument("--shipped", default="probability", choices=list(SCORES), help="the score drawn bold and written by --write-rule (default: %(default)s)")
+    parser.add_argument("--record", type=Path, default=None, help="the run record of that crossval: the report is added to its metrics as 'placement'")
+    parser.add_argument("--write-rule", type=Path, default=None, metavar="MODEL",
+                        help="write the --shipped score's named points beside this exported model (MODEL.placement.json)")
     args = parser.parse_args(argv)
     folds, classes = load_fold_outputs(args.outputs)
     report = placement_report(folds, classes, class_roots_of(classes, args.roots) if args.roots else None)
     print(format_report(report))
     if args.figure:
         print(f"figure {plot_curves(report, args.figure, args.shipped)}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.record:
+        record = json.loads(args.record.read_text())
+        record["metrics"]["placement"] = for_record(report)
+        args.record.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"run record {args.record}")
+    if args.write_rule:
+        points = report["scores"][args.shipped]["points"]
+        missing = [name for name, point in points.items() if point is None]
+        if missing:
+            parser.error(f"no threshold of {args.shipped} keeps {', '.join(missing)} within budget: nothing written")
+        rule = PlacementRule(score=args.shipped, thresholds={name: round(point["threshold"], 6) for name, point in points.items()},
+                             record=args.record.name if args.record else str(args.outputs.name))
+        print(f"placement rule {save_rule(rule, args.write_rule)}")
     return 0
 
 

@@ -55,7 +55,7 @@ from src.evaluation.calibration import fit_temperature
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset import BACKGROUND_CLASS
 from src.evaluation.openset_rule import best_landmark, is_landmark
-from src.evaluation.placement import save_fold_outputs
+from src.evaluation.placement import class_roots_of, for_record, placement_report, save_fold_outputs
 from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail, normalized_tail
 from src.training.recipes import TransferRecipe, evaluation_preprocessing
@@ -326,8 +326,11 @@ def leave_landmarks_out(
     scores = {group: {rule: torch.cat(values) for rule, values in rules.items()} for group, rules in pooled.items()}
     correct_all = torch.cat(correct)
     rules = choose_rule_thresholds(scores, correct_all, max_rejected)
+    placement = None
     if outputs_path is not None:
         save_fold_outputs(outputs_path, fold_outputs, classes)
+        roots = data_roots(recipe.data_dir) if recipe.data_dir else []
+        placement = for_record(placement_report(fold_outputs, classes, class_roots_of(classes, roots) if roots else None))
     return {
         "other_landmarks": other_landmarks,
         "other_role": other_role if other_landmarks else None,
@@ -348,6 +351,7 @@ def leave_landmarks_out(
                    "threshold": rules["max_probability"]["threshold"],
                    **taught_rates(taught_folds, pooled_labels, rules["max_probability"]["threshold"])},
         "min_confidence_curve": wrong_position_curve({g: scores[g]["max_probability"] for g in GROUPS}, correct_all),
+        "placement": placement,
         "activation_seconds": activation_seconds,
         "seconds_total": time.perf_counter() - start,
     }
