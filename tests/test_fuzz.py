@@ -14,6 +14,7 @@ Bounded for the normal suite (LANDMARK_FUZZ_EXAMPLES examples each, default 20, 
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import io
 import json
@@ -30,6 +31,7 @@ import piexif
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from PIL import Image
 
 from src.data.images import BadImageError, load_rgb
@@ -46,6 +48,11 @@ from src.serving.validation import (
 )
 from src.serving.xmp import Place, read_xmp, xmp_coordinate
 
+# hypothesis caches what it learns (constants of the code under test, examples) in ./.hypothesis even
+# without an example database: keep it in a temporary folder that is removed at exit.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="landmark_hypothesis_")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 EXAMPLES = int(os.environ.get("LANDMARK_FUZZ_EXAMPLES", "20"))
 # The fuzz script runs without a deadline (a slow example on a busy machine is not a bug); the suite
 # keeps a generous one so that a pathological slow path still shows up.
