@@ -129,17 +129,24 @@ def _tokens(command: str) -> list[str]:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
-    return [word.rstrip(",;.)") for word in words if word not in ("|", "...")]
+    return [word.rstrip(",;.)") for word in words if word not in ("|", "...") and not re.fullmatch(r"<\w+>", word)]
+
+
+def _makefile_code() -> list[str]:
+    """The Makefile's own examples: `inline code` in its comments and indented comment lines."""
+    comments = [line[1:] for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("#")]
+    return [code for line in comments for code in re.findall(r"`([^`]+)`", line)] + [line.strip() for line in comments if line.startswith("   ")]
 
 
 def documented_commands() -> list[tuple[str, str]]:
     """(document, command) for every `python -m ...`, `python scripts/...` and `make ...` shown."""
     found = []
-    for document in DOCUMENTS:
-        for piece in _code(document.read_text()):
+    sources = [(document.name, _code(document.read_text())) for document in DOCUMENTS] + [("Makefile", _makefile_code())]
+    for name, pieces in sources:
+        for piece in pieces:
             for part in re.split(r"\s*(?:&&|;|\|\s)\s*", piece):
                 if re.search(r"(^|\s|/)(python3?|torchrun)\b.*(-m\s+\w|scripts/)|^(\w+=\S+\s+)*make(\s|$)", part):
-                    found.append((document.name, part))
+                    found.append((name, part))
     return found
 
 
