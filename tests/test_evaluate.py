@@ -28,7 +28,7 @@ from src.evaluation.plots import (
     plot_reliability_diagram,
 )
 from src.export import load_exported, predict_dataset
-from src.runs import load_runs
+from src.runs import load_runs, portable, portable_path
 
 CLASSES3 = ["00.Taj_Mahal", "01.Red_Fort", "02.Qutub_Minar"]
 # truth 0,0,0,1,1,2 -> predictions 0,1,0,1,0,2
@@ -252,8 +252,8 @@ def test_command_line_prints_tables_and_saves_figures_and_reports(tiny_model, ti
     assert saved["data"] == str(tiny_data / "test")
     assert [model["model_name"] for model in saved["models"]] == [tiny_model.stem, "second"]
     assert saved["models"][0]["accuracy"] == pytest.approx(expected.accuracy)
-    (record,) = load_runs(tmp_path / "runs", kind="evaluate")  # the same reports, as a run record
-    assert record["metrics"] == saved and record["recipe"]["models"] == [str(tiny_model), str(second)]
+    (record,) = load_runs(tmp_path / "runs", kind="evaluate")  # the same reports, as a run record (no machine paths in it)
+    assert record["metrics"] == portable(saved) and record["recipe"]["models"] == [portable_path(tiny_model), portable_path(second)]
     names = sorted(path.name for path in figures.iterdir())
     assert names == sorted(["comparison.png"] + [f"{stem}_{kind}.png" for stem in (tiny_model.stem, "second") for kind in ("confusion", "reliability", "f1")])
     assert all((figures / name).read_bytes().startswith(b"\x89PNG") for name in names)
