@@ -76,7 +76,7 @@ def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     assert taught["taught_named_correctly"] <= taught["taught_top1"]
     placement = report["placement"]  # the placement curve from the saved per-photo outputs
     assert set(placement["scores"]) == {"probability", "mirror"}  # no other landmarks given: no distractor scores
-    assert placement["photos"]["unknown"] == 32 and Path(report["outputs"]).exists()
+    assert placement["photos"]["unknown"] == 32
     curve = placement["scores"]["probability"]["curve"]
     assert all(0 <= p["unknown_placed"] <= 1 for p in curve) and curve[-1]["threshold"] == 1.0
 
@@ -99,3 +99,21 @@ def test_negative_groups_train_other_landmarks_as_background(tmp_path):
     left_out, negatives = report["landmarks_left_out"], report["negative_landmarks_by_fold"]
     assert all(neg == left_out[(k + 1) % 4] for k, neg in enumerate(negatives))  # trained as background, never scored in that fold
     assert report["photos"]["unknown"] == 32  # each landmark is still scored as unknown once
+
+
+@pytest.mark.parametrize("role", ["references", "background"])
+def test_other_landmarks_are_distractors_and_scored_or_trained_as_background(tmp_path, role):
+    data = make_synthetic_dataset(tmp_path / "data", n_classes=4, n_train=6, n_test=2, with_bad_files=False)
+    others = make_synthetic_dataset(tmp_path / "others", n_classes=2, n_train=4, n_test=1, with_bad_files=False, seed=7)
+    runs = tmp_path / "runs"
+    assert main(["crossval", "--data", str(data), "--generated-background", "8", "--train-views", "1", "--finetune-epochs", "1",
+                 "--leave-landmarks-out", "2", "--generated-eval", "8", "--runs", str(runs), "--other-landmarks", str(others),
+                 "--other-role", role, "--outputs", str(tmp_path / "outputs.npz")]) == 0
+    (record,) = load_runs(runs, kind="crossval")
+    placement = record["metrics"]["placement"]
+    assert record["metrics"]["other_photos"] == 8 and record["metrics"]["other_role"] == role
+    if role == "references":  # never trained: scored as photos of landmarks the model never saw, and used as distractors
+        assert placement["photos"]["others"] == 2 * 8 and "distractors" in placement["scores"]
+        assert all("others_placed" in point for point in placement["scores"]["probability"]["curve"])
+    else:  # trained as "no landmark": neither scored nor distractors
+        assert placement["photos"]["others"] == 0 and "distractors" not in placement["scores"]

@@ -108,7 +108,7 @@ def test_report_over_saved_folds(tmp_path):
     strict = report["scores"]["probability"]["points"]["strict"]
     assert strict["unknown_placed"] <= 0.01 and strict["known_placed_right"] > 0.5
     assert set(strict["per_root"]) == {"india", "world"} and set(strict["stream_precision"]) == {"10%", "50%", "90%"}
-    assert report["photos"] == {"known": 400, "unknown": 600, "objects": 100, "generated": 40}
+    assert report["photos"] == {"known": 400, "unknown": 600, "objects": 100, "generated": 40, "others": 0}
 
 
 def test_rule_beside_the_model(tmp_path):

@@ -34,7 +34,7 @@ import numpy as np
 
 from src.data.landmarks import SITE_RADIUS_KM, sites
 
-GROUPS = ("known", "unknown", "objects", "generated")
+GROUPS = ("known", "unknown", "objects", "generated", "others")  # others: landmarks outside the data, never trained (optional)
 STREAM_SHARES = (0.1, 0.5, 0.9)  # share of a platform's landmark photos that show a known landmark
 
 
@@ -139,10 +139,12 @@ def pool(folds: Sequence[dict[str, np.ndarray]], score: str, class_roots: Option
     `class_sites` (`src.data.landmarks.sites`: a place id per class), one at the same place."""
     function = SCORES[score]
     place = np.asarray(class_sites) if class_sites is not None else None
-    values: dict[str, list[np.ndarray]] = {group: [] for group in GROUPS}
+    values: dict[str, list[np.ndarray]] = {group: [np.zeros(0)] for group in GROUPS}
     correct, roots = [], []
     for fold in folds:
         for group in GROUPS:
+            if f"{group}_probs" not in fold or group == "others" and "distractors" in score:  # a distractor is no measure of itself
+                continue
             best, value = function(fold, group)
             values[group].append(value)
             if group == "known":
@@ -159,9 +161,10 @@ class CurvePoint:
     threshold: float
     known_placed_right: float
     known_placed_wrong: float
-    unknown_placed: float
+    unknown_placed: float  # left-out landmarks' photos
     objects_placed: float
     generated_placed: float
+    others_placed: float = 0.0  # photos of landmarks outside the data (when measured)
 
 
 def rates(pooled: PooledScores, threshold: float, known_rows: Optional[np.ndarray] = None) -> CurvePoint:
@@ -172,11 +175,11 @@ def rates(pooled: PooledScores, threshold: float, known_rows: Optional[np.ndarra
         known, correct = known[known_rows], correct[known_rows]
 
     def share(group: str) -> float:
-        values = pooled.scores[group]
+        values = pooled.scores.get(group, np.zeros(0))
         return float((values >= threshold).mean()) if len(values) else 0.0
 
     return CurvePoint(threshold, float((known & correct).mean()), float((known & ~correct).mean()),
-                      share("unknown"), share("objects"), share("generated"))
+                      share("unknown"), share("objects"), share("generated"), share("others"))
 
 
 def candidate_thresholds(pooled: PooledScores, count: int = 400) -> np.ndarray:
@@ -193,9 +196,10 @@ def placement_curve(pooled: PooledScores) -> list[CurvePoint]:
 
 
 def choose_point(curve: Sequence[CurvePoint], budget: Budget) -> Optional[CurvePoint]:
-    """The lowest threshold (most photos placed) within every share of the budget; generated images
-    are never placed (None when no threshold qualifies)."""
-    ok = [p for p in curve if p.unknown_placed <= budget.unknown and p.known_placed_wrong <= budget.known_wrong
+    """The lowest threshold (most photos placed) within every share of the budget (the unknown share
+    holds for the left-out landmarks and the other landmarks alike); generated images are never
+    placed (None when no threshold qualifies)."""
+    ok = [p for p in curve if max(p.unknown_placed, p.others_placed) <= budget.unknown and p.known_placed_wrong <= budget.known_wrong
           and p.objects_placed <= budget.objects and p.generated_placed == 0]
     return min(ok, key=lambda p: p.threshold) if ok else None
 
@@ -204,7 +208,7 @@ def stream_precision(point: CurvePoint, known_share: float) -> float:
     """The share of written positions that are right on a stream where `known_share` of the landmark
     photos show a landmark the model knows and the rest one it never saw."""
     right = known_share * point.known_placed_right
-    written = right + known_share * point.known_placed_wrong + (1 - known_share) * point.unknown_placed
+    written = right + known_share * point.known_placed_wrong + (1 - known_share) * max(point.unknown_placed, point.others_placed)
     return right / written if written > 0 else 1.0
 
 
@@ -361,7 +365,7 @@ def placement_report(folds: Sequence[dict[str, np.ndarray]], classes: Sequence[s
             chosen[name] = {**asdict(point), "per_root": per_root,
                             "stream_precision": {f"{share:.0%}": stream_precision(point, share) for share in STREAM_SHARES}}
         report["scores"][score] = {"points": chosen, "curve": [asdict(p) for p in curve]}
-    report["photos"] = {group: int(sum(len(f[f"{group}_truth"]) for f in folds)) for group in GROUPS}
+    report["photos"] = {group: int(sum(len(f.get(f"{group}_truth", ())) for f in folds)) for group in GROUPS}
     return report
 
 
@@ -459,7 +463,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def format_report(report: dict) -> str:
     lines = [f"photos: {report['photos']}"]
-    header = "score | point | threshold | known right | known wrong | unknown | objects | generated | per root right | precision 10/50/90 %"
+    header = "score | point | threshold | known right | known wrong | unknown | others | objects | generated | per root right | precision 10/50/90 %"
     lines += [header, "-" * len(header)]
     for score, data in report["scores"].items():
         for name, p in data["points"].items():
@@ -469,7 +473,8 @@ def format_report(report: dict) -> str:
             roots = ", ".join(f"{r} {100 * v['known_placed_right']:.1f}" for r, v in p["per_root"].items())
             precision = "/".join(f"{100 * v:.1f}" for v in p["stream_precision"].values())
             lines.append(f"{score} | {name} | {p['threshold']:.4f} | {100 * p['known_placed_right']:.1f} | {100 * p['known_placed_wrong']:.2f} | "
-                         f"{100 * p['unknown_placed']:.2f} | {100 * p['objects_placed']:.2f} | {100 * p['generated_placed']:.2f} | {roots} | {precision}")
+                         f"{100 * p['unknown_placed']:.2f} | {100 * p['others_placed']:.2f} | {100 * p['objects_placed']:.2f} | "
+                         f"{100 * p['generated_placed']:.2f} | {roots} | {precision}")
     return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ from src.evaluation.openset_rule import best_landmark, is_landmark
 from src.evaluation.placement import class_roots_of, for_record, placement_report, save_fold_outputs
 from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail, normalized_tail
-from src.training.recipes import TransferRecipe, evaluation_preprocessing
+from src.training.recipes import TransferRecipe, evaluation_preprocessing, training_preprocessing
 from src.training.transfer import training_photos, zero_head
 
 RULES = ("max_probability", "max_logit", "energy", "nearest_photo", "nearest_prototype")
@@ -206,9 +206,10 @@ def taught_rates(folds: list[dict[str, np.ndarray]], known_truth: list[torch.Ten
     return {key: float(np.mean(values)) if values else None for key, values in counts.items()} | {"taught_photos_scored": len(counts["taught_top1"])}
 
 
-def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torch.Tensor], identity: str) -> torch.Tensor:
-    """Trunk activations of photos as the exported model sees them (the recipe's evaluation input)."""
-    prep = evaluation_preprocessing(recipe)
+def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torch.Tensor], identity: str, training: bool = False) -> torch.Tensor:
+    """Trunk activations of photos as the exported model sees them (the recipe's evaluation input),
+    or with `training` as the training rows are cut (the training crop, centred: their "eval" view)."""
+    prep = training_preprocessing(recipe) if training else evaluation_preprocessing(recipe)
     graph = frozen_graph(trunk, torch.zeros(1, 3, prep.crop, prep.crop).contiguous(memory_format=torch.channels_last))
     return cached_activations(f"{recipe.backbone}-trunk-{recipe.tail_stages}", graph, images, identity, "eval", prep)
 
@@ -216,9 +217,10 @@ def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torc
 OTHER_ROLES = ("references", "background")
 
 
-def _other_landmark_photos(root: str) -> list[torch.Tensor]:
-    """Every training photo of `root`'s landmarks, decoded (cached) as the data roots are."""
-    return DecodedImageDataset(decode_folder(scan_split(data_roots(root), "train"))).decoded.images
+def _other_landmark_photos(root: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every training photo of `root`'s landmarks, decoded (cached) as the data roots are, and their landmarks."""
+    decoded = decode_folder(scan_split(data_roots(root), "train"))
+    return decoded.images, torch.tensor(decoded.labels)
 
 
 def mirrored(images: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -249,10 +251,12 @@ def leave_landmarks_out(
     objects_x = cached.activations.x.get("no_landmark_held_out", x[:0])
     eval_x = cached.evaluation_rows()
     generated_x = _eval_rows(recipe, trunk, degenerate_tensors(generated_eval, seed=recipe.seed + 1), f"generated|{generated_eval}|{recipe.seed + 1}")
-    other_x = x[:0]
+    other_x, other_labels = x[:0], torch.zeros(0, dtype=torch.long)
     if other_landmarks:
-        other_images = _other_landmark_photos(other_landmarks)
+        other_images, other_labels = _other_landmark_photos(other_landmarks)
         other_x = _eval_rows(recipe, trunk, other_images, f"other|{other_landmarks}|{len(other_images)}")
+        other_train_x = _eval_rows(recipe, trunk, other_images, f"other|{other_landmarks}|{len(other_images)}", training=True) \
+            if other_role == "background" else other_x
     mirror_x: dict[str, torch.Tensor] = {}
     if outputs_path is not None:  # the mirror image of every scored photo, for a test-time second look
         photos = [every_photo.raw(i)[0] for i in range(len(every_photo))]
@@ -262,6 +266,8 @@ def leave_landmarks_out(
                                          "mirrored|" + "|".join(map(str, held_out))) if held_out else objects_x
         mirror_x["generated"] = _eval_rows(recipe, trunk, mirrored(degenerate_tensors(generated_eval, seed=recipe.seed + 1)),
                                            f"mirrored|generated|{generated_eval}|{recipe.seed + 1}")
+        if len(other_x):
+            mirror_x["others"] = _eval_rows(recipe, trunk, mirrored(other_images), f"mirrored|other|{other_landmarks}|{len(other_images)}")
     activation_seconds = time.perf_counter() - start
 
     labels = torch.tensor(every_photo.targets)
@@ -287,7 +293,7 @@ def leave_landmarks_out(
         rows = torch.cat([torch.cat([fit_idx, negative_idx]) + view * n for view in range(views)] + [background_rows])
         fold_x, fold_y = x[rows], mapping[y[rows]]
         if other_role == "background" and len(other_x):  # other landmarks taught as "none of ours"
-            fold_x, fold_y = torch.cat([fold_x, other_x]), torch.cat([fold_y, torch.full((len(other_x),), len(known_classes))])
+            fold_x, fold_y = torch.cat([fold_x, other_train_x]), torch.cat([fold_y, torch.full((len(other_train_x),), len(known_classes))])
         fold_tail = normalized_tail(copy.deepcopy(tail), recipe.finetune)
         head = zero_head(extractor.feature_dim, len(known_classes) + 1)
         finetune_tail(fold_tail, head, fold_x, fold_y, None, None, recipe.finetune, progress=progress)
@@ -313,10 +319,12 @@ def leave_landmarks_out(
         if outputs_path is not None:
             mirror_inputs = {"known": mirror_x["photos"][valid_idx], "unknown": mirror_x["photos"][unknown_idx],
                              "objects": mirror_x["objects"], "generated": mirror_x["generated"]}
-            truths = {"known": labels[valid_idx], "unknown": labels[unknown_idx]}
+            scored, truths = dict(outputs), {"known": labels[valid_idx], "unknown": labels[unknown_idx]}
+            if len(other_x) and other_role == "references":  # never trained: photos of landmarks outside the data, scored too
+                scored["others"], mirror_inputs["others"], truths["others"] = forward(other_x), mirror_x["others"], other_labels
             fold_outputs.append(fold_placement_outputs(
-                outputs, {g: forward(v) for g, v in mirror_inputs.items()}, temperature, truths, known_classes,
-                train_features, labels[fit_idx], forward(other_x)[1]))
+                scored, {g: forward(v) for g, v in mirror_inputs.items()}, temperature, truths, known_classes,
+                train_features, labels[fit_idx], forward(other_x)[1] if other_role == "references" else torch.zeros(0, extractor.feature_dim)))
         correct.append(outputs["known"][0][:, :-1].argmax(dim=1) == valid_truth)
         pooled_logits.append(outputs["known"][0])
         pooled_labels.append(valid_truth)
@@ -364,8 +372,9 @@ def fold_placement_outputs(
 ) -> dict[str, np.ndarray]:
     """One fold's per-photo outputs in global terms: for each group its calibrated probabilities
     (background last), those of the mirror image, normalised embeddings and true landmark (-1 for
-    objects and generated images); and the fold's references: its training photos' embeddings with
-    their landmarks, and the other landmarks' embeddings."""
+    objects and generated images; for "others", the landmark in the other landmarks' own numbering);
+    and the fold's references: its training photos' embeddings with their landmarks, and the other
+    landmarks' embeddings (distractors; empty when they were trained as background)."""
     out: dict[str, np.ndarray] = {"known_classes": np.asarray(known_classes), "temperature": np.float32(temperature)}
     for group, (logits, features) in outputs.items():
         out[f"{group}_probs"] = torch.softmax(logits / temperature, dim=1).numpy().astype(np.float32)
