@@ -31,8 +31,8 @@ POSIX = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and flock 
 
 @pytest.fixture(scope="module")
 def geo_recognizer(tiny_model) -> Recognizer:
-    """Every answer is a confident landmark with coordinates (fake geography, real code path)."""
-    recognizer = Recognizer(tiny_model, threshold=0.0)
+    """Every answer is a placed landmark with coordinates (fake geography, real code path)."""
+    recognizer = Recognizer(tiny_model, threshold=0.0, placement=0.0)
     recognizer.class_names = list(GEO_CLASSES)
     return recognizer
 
