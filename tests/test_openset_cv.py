@@ -101,6 +101,7 @@ def test_negative_groups_train_other_landmarks_as_background(tmp_path):
     assert report["photos"]["unknown"] == 32  # each landmark is still scored as unknown once
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["references", "background"])
 def test_other_landmarks_are_distractors_and_scored_or_trained_as_background(tmp_path, role):
     data = make_synthetic_dataset(tmp_path / "data", n_classes=4, n_train=6, n_test=2, with_bad_files=False)
