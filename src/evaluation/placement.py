@@ -437,6 +437,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--figure", type=Path, default=None, help="draw the curves into this PNG")
     parser.add_argument("--shipped", default="probability", choices=list(SCORES), help="the score drawn bold and written by --write-rule (default: %(default)s)")
     parser.add_argument("--record", type=Path, default=None, help="the run record of that crossval: the report is added to its metrics as 'placement'")
+    parser.add_argument("--per-landmark", action="store_true", help="also measure per-landmark thresholds against one threshold (nested CV)")
     parser.add_argument("--write-rule", type=Path, default=None, metavar="MODEL",
                         help="write the --shipped score's named points beside this exported model (MODEL.placement.json)")
     args = parser.parse_args(argv)
@@ -445,6 +446,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_report(report))
     if args.figure:
         print(f"figure {plot_curves(report, args.figure, args.shipped)}")
+    if args.per_landmark:
+        report["per_landmark"] = {f"floor {floor}": nested_per_landmark(folds, classes, args.shipped, floor=floor) for floor in (0.9, 0.97, 0.99)}
+        for name, result in report["per_landmark"].items():
+            print(f"nested CV, {name}: " + "; ".join(f"{how}: {100 * r['known_placed_right']:.1f} % known placed right, "
+                                                     f"{100 * r['unknown_placed']:.2f} % unknown placed" for how, r in result.items()))
     if args.record:
         record = json.loads(args.record.read_text())
         record["metrics"]["placement"] = for_record(report)
