@@ -199,7 +199,7 @@ class Recognizer:
     ):
         """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone.
         runtime: "auto" (default, or $LANDMARK_RUNTIME: the OpenVINO model beside the file when usable),
-        "openvino" or "torchscript" (`src.serving.runtime`); precision: OpenVINO's "f32" (default) or "bf16".
+        "openvino" or "torchscript" (`src.serving.runtime`); precision: OpenVINO's "auto" (default: bf16 where the CPU has native bfloat16, else f32), "f32" or "bf16".
         placement: a named point of the model's placement rule ("strict", the default, or "balanced")
         or a probability; photos named below it are not placed."""
         self.model_path = Path(model_path) if model_path else default_model_path()
