@@ -377,6 +377,7 @@ def _needs(score: str) -> tuple[str, ...]:
 def plot_curves(report: dict, path: str | Path, chosen_score: str, title: str = "") -> Path:
     """Known photos placed right against unknown landmarks placed, per score; the points marked."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -384,19 +385,23 @@ def plot_curves(report: dict, path: str | Path, chosen_score: str, title: str = 
     fig, ax = plt.subplots(figsize=(7, 4.6), dpi=110)
     for score, data in report["scores"].items():
         curve = data["curve"]
-        x = [100 * p["unknown_placed"] for p in curve]
+        x = [100 * max(p["unknown_placed"], p.get("others_placed", 0.0)) for p in curve]
         y = [100 * p["known_placed_right"] for p in curve]
-        ax.plot(x, y, lw=2.4 if score == chosen_score else 1.2, label=score + (" (shipped)" if score == chosen_score else ""))
+        label = score + (" (shipped)" if score == chosen_score else "") + (": left-out landmarks only" if "distractors" in score else "")
+        ax.plot(x, y, lw=2.4 if score == chosen_score else 1.2, ls="--" if "distractors" in score else "-", label=label)
     for name, point in report["scores"][chosen_score]["points"].items():
         if point:
-            ax.plot(100 * point["unknown_placed"], 100 * point["known_placed_right"], "o", color="black")
+            unknown = 100 * max(point["unknown_placed"], point.get("others_placed", 0.0))
+            ax.plot(unknown, 100 * point["known_placed_right"], "o", color="black")
             ax.annotate(f"{name}: threshold {point['threshold']:.4f}\n{100 * point['known_placed_right']:.1f} % right, "
-                        f"{100 * point['unknown_placed']:.1f} % unknown", (100 * point["unknown_placed"], 100 * point["known_placed_right"]),
+                        f"{unknown:.1f} % unknown", (unknown, 100 * point["known_placed_right"]),
                         textcoords="offset points", xytext=(10, -28), fontsize=8)
     ax.axvline(1.0, color="grey", ls=":", lw=1)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("photos of landmarks it never saw that get a position (%)")
+    ax.set_xticks([0, 0.5, 1, 2, 5, 10, 20, 50, 100])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_xlabel("photos of landmarks it never saw that get a position (%; left-out or other landmarks, the worse)")
     ax.set_ylabel("known landmarks' photos placed right (%)")
     ax.set_title(title or "Placement: leave-landmarks-out cross-validation", fontsize=10)
     ax.grid(alpha=0.3)
