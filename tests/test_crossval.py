@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from src.cli import main
-from src.runs import load_runs
+from src.runs import load_runs, portable_path
 from src.training.crossval import fold_plans
 
 
@@ -45,7 +45,7 @@ def test_crossval_cli_reports_accuracy_by_epoch(tmp_path, tiny_data):
     assert main(["crossval", "--recipe", "accurate", "--data", str(tiny_data), "--train-views", "1", "--finetune-epochs", "2", "--folds", "3", "--eval-inputs", "256", "192", "--runs", str(runs)]) == 0
     (record,) = load_runs(runs, kind="crossval")
     report = record["metrics"]
-    assert record["recipe"]["folds"] == 3 and record["recipe"]["train_views"] == 1 and record["data"]["roots"] == [str(tiny_data)]
+    assert record["recipe"]["folds"] == 3 and record["recipe"]["train_views"] == 1 and record["data"]["roots"] == [portable_path(tiny_data)]
     assert report["folds"] == 3 and report["photos"] == 50  # 3 x 16 + a grey and an RGBA photo; test/ unused
     assert report["eval_crop"] == "full" and (report["train_crop"], report["eval_input"]) == (224, 256)
     assert len(report["accuracy_by_epoch"]) == 2 and len(report["fold_accuracy_final_epoch"]) == 3

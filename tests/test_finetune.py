@@ -25,7 +25,7 @@ from src.models.backbones import (
     get_backbone_spec,
     split_trunk_and_tail,
 )
-from src.runs import load_runs
+from src.runs import load_runs, portable_path
 from src.serving.references import references_path
 from src.training.features import (
     OpenVinoGraph,
@@ -247,7 +247,7 @@ def _run_cli(recipe_data, folder: Path, *options: str) -> tuple[dict, Path]:
         "--export", str(export_path), "--runs", str(runs), "--generated-eval", "8", "--generated-background", "8", *options,
     ]) == 0
     (record,) = load_runs(runs, kind="train")
-    assert record["recipe"]["export_path"] == str(export_path) and record["data"]["no_landmark"] == str(no_landmark)
+    assert record["recipe"]["export_path"] == portable_path(export_path) and record["data"]["no_landmark"] == portable_path(no_landmark)
     # the training report, then what the exported file scores on the test split (training never reads it)
     return {**record["metrics"]["training"], **record["metrics"]["evaluation"]}, export_path
 
