@@ -26,6 +26,7 @@ and an export is checked completely before one byte is written. A damaged store 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -88,20 +89,15 @@ def default_gallery_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class GalleryLandmark:
-    """One taught landmark: what the user said about it and its photos (thumbnail file names)."""
+class GalleryLandmark(LandmarkFields):
+    """One taught landmark: what the user said about it (validated `LandmarkFields`) and its photos
+    (thumbnail file names)."""
 
-    name: str
-    latitude: float
-    longitude: float
-    country: str = ""
-    city: str = ""
-    tags: tuple[str, ...] = ()
     photos: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, fields: LandmarkFields, photos: Sequence[str]) -> GalleryLandmark:
-        return cls(fields.name, fields.latitude, fields.longitude, fields.country, fields.city, fields.tags, tuple(photos))
+    def of(cls, described: LandmarkFields, photos: Sequence[str]) -> GalleryLandmark:
+        return cls(**{f.name: getattr(described, f.name) for f in dataclasses.fields(LandmarkFields)}, photos=tuple(photos))
 
     @property
     def info(self) -> LandmarkInfo:
