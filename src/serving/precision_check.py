@@ -100,6 +100,7 @@ def compare_precisions(model_path: str | Path, photos: Sequence[str | Path], thr
 def main(argv: Sequence[str] | None = None) -> int:
     from src.data.images import is_image_file
     from src.machine import bf16_is_fast, cpu_model, usable_cores
+    from src.runs import portable_path, write_json_atomically
     from src.serving.recognize import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(prog="python -m src.serving.precision_check", description=__doc__.split("\n\n")[0])
@@ -107,15 +108,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="folders of photos, each measured on its own; a photo's parent folder is its label where it names a class")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="exported model with its OpenVINO model beside it")
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(CHECK_THRESHOLDS))
+    parser.add_argument("--record", action="store_true",
+                        help="keep the results in the OpenVINO model's metadata (MODEL.openvino.json, key 'bf16_check')")
     args = parser.parse_args(argv)
-    print(json.dumps({"cpu": cpu_model(), "cores": usable_cores(), "bf16_native": bf16_is_fast(), "load_average": os.getloadavg()}))
-    failed = False
+    machine = {"cpu": cpu_model(), "cores": usable_cores(), "bf16_native": bf16_is_fast(), "load_average": os.getloadavg()}
+    print(json.dumps(machine))
+    failed, results = False, []
     for folder in args.folders:
         photos = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
         result, seconds = compare_precisions(args.model, photos, args.thresholds, labels=[p.parent.name for p in photos])
         failed |= not result.passes
-        print(json.dumps({"folder": str(folder), **asdict(result), "passes": result.passes,
-                          "model_seconds": {k: round(v, 3) for k, v in seconds.items()}}))
+        results.append({"folder": portable_path(folder), **asdict(result), "passes": result.passes,
+                        "model_seconds": {k: round(v, 3) for k, v in seconds.items()}})
+        print(json.dumps(results[-1]))
+    if args.record:
+        metadata_path = args.model.with_suffix(".openvino.json")
+        metadata = json.loads(metadata_path.read_text())
+        metadata["bf16_check"] = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "folders": results}
+        print(f"recorded in {write_json_atomically(metadata_path, metadata)}")
     return 1 if failed else 0
 
 
