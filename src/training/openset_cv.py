@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from src.data.folders import DecodedImageDataset, decode_folder, default_cache_dir, decode_paths, scan_split, split_no_landmark
+from src.data.folders import decode_folder, default_cache_dir, decode_paths, scan_split, split_no_landmark
 from src.data.landmarks import sites
 from src.data.location import data_roots
 from src.data.synthetic import degenerate_tensors
