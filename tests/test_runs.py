@@ -18,10 +18,16 @@ from src.runs import REPO, command_line, portable, portable_path, save_run
 TMP = Path(tempfile.gettempdir())
 
 
+def _shown_in_tmp(relative: str) -> str:
+    """How a path in the temporary folder is shown: `$TMPDIR/...`, or `../...` when the clone itself
+    lives in the temporary folder (CI may clone into /tmp: its parent is then that folder)."""
+    return f"../{relative}" if REPO.parent.resolve() == TMP.resolve() else f"$TMPDIR/{relative}"
+
+
 def test_portable_path_is_relative_to_the_repository_or_beside_it():
     assert portable_path(REPO / "checkpoints" / "transfer_exported.pt") == "checkpoints/transfer_exported.pt"
     assert portable_path(REPO.parent / "shared" / "indian_monuments") == "../shared/indian_monuments"
-    assert portable_path(TMP / "final40" / "transfer_exported.pt") == "$TMPDIR/final40/transfer_exported.pt"
+    assert portable_path(TMP / "final40" / "transfer_exported.pt") == _shown_in_tmp("final40/transfer_exported.pt")
     assert portable_path("../shared/no_landmark") == "../shared/no_landmark"  # relative: as given
     assert portable_path(REPO) == "."
 
@@ -29,13 +35,13 @@ def test_portable_path_is_relative_to_the_repository_or_beside_it():
 def test_portable_rewrites_paths_inside_text_and_leaves_other_values():
     record = {"command": f"python -m src train --export {TMP}/x/model.pt --data {REPO.parent}/shared/world_landmarks",
               "endpoint": "POST /v1/predict", "roots": [str(REPO / "landmark_images")], "seconds": 1.5, "done": True}
-    assert portable(record) == {"command": "python -m src train --export $TMPDIR/x/model.pt --data ../shared/world_landmarks",
+    assert portable(record) == {"command": f"python -m src train --export {_shown_in_tmp('x/model.pt')} --data ../shared/world_landmarks",
                                 "endpoint": "POST /v1/predict", "roots": ["landmark_images"], "seconds": 1.5, "done": True}
 
 
 def test_command_line_names_the_module_not_its_main_file():
     assert command_line([str(REPO / "src" / "__main__.py"), "train", "--export", str(TMP / "m.pt")]).endswith(
-        "-m src train --export $TMPDIR/m.pt")
+        f"-m src train --export {_shown_in_tmp('m.pt')}")
     assert command_line([str(REPO / "src" / "bench" / "__main__.py")]).endswith("-m src.bench")
 
 
@@ -45,7 +51,7 @@ def test_a_run_record_names_no_absolute_path(tmp_path):
     text = path.read_text()
     assert str(TMP) not in text and str(REPO.parent) not in text, text
     record = json.loads(text)
-    assert record["recipe"]["data_dir"] == "../shared/indian_monuments" and record["recipe"]["export_path"].startswith("$TMPDIR/")
+    assert record["recipe"]["data_dir"] == "../shared/indian_monuments" and record["recipe"]["export_path"].startswith(_shown_in_tmp(""))
 
 
 class _Tiny(nn.Module):
@@ -67,4 +73,4 @@ def test_export_is_quiet_and_its_metadata_names_no_absolute_path(tmp_path):
         path = export(predictor, tmp_path / "model.pt", [image], metadata={"recipe": {"export_path": str(tmp_path / "model.pt")}})
     assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
     _, metadata = load_exported(path)
-    assert metadata["recipe"]["export_path"].startswith("$TMPDIR/") and metadata["class_names"] == ["a", "b"]
+    assert metadata["recipe"]["export_path"].startswith(_shown_in_tmp("")) and metadata["class_names"] == ["a", "b"]
