@@ -545,6 +545,9 @@ def test_browser_teach_then_landmarks_i_know(voila, e2e_setup):
             assert f"from {len(e2e_setup['teach'])} photo" in status and "photo(s)" not in status, status
             if e2e_setup["teach_named"]:  # photos of a landmark the model names: the page says so
                 assert "which I already know" in status, status
+            # the header and status lines follow in the widgets' next messages: wait for them, then read the page
+            page.get_by_text(f"which of the {known + 1} landmarks").first.wait_for()
+            page.get_by_text(f"I know {known + 1} landmarks").first.wait_for()
             body = page.inner_text("body")
             assert f"which of the {known + 1} landmarks" in body and f"I know {known + 1} landmarks" in body, body[:500]
             page.get_by_text(f"Landmarks I know ({known + 1})").click()
