@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from src.data.folders import split_no_landmark
 from src.data.images import is_image_file
-from src.data.landmarks import lookup, sites
+from src.data.landmarks import lookup
 from src.data.synthetic import make_degenerate_images
 from src.evaluation.openset import GENERATED_EVAL_SEED
-from src.evaluation.placement import STREAM_SHARES, CurvePoint, stream_precision
+from src.evaluation.placement import STREAM_SHARES, CurvePoint, site_ids, stream_precision
 from src.runs import save_run
 from src.serving.recognize import Recognition, Recognizer
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     recognizer = Recognizer(args.model, placement=args.placement, runtime=args.runtime, precision=args.precision, use_gallery=False)
-    place_of = {recognizer.class_names[i]: k for k, members in enumerate(sites(recognizer.class_names)) for i in members}
+    place_of = dict(zip(recognizer.class_names, site_ids(recognizer.class_names).tolist()))
     metrics: dict = {"placement": {"point": recognizer.placement_point, "threshold": recognizer.placement_threshold,
                                    "rule": recognizer.placement_rule.record}, "runtime": recognizer.runtime, "known": {}, "unknown": {}}
     known_pooled = {"placed_right": [], "placed_wrong": []}

@@ -145,3 +145,15 @@ def test_per_landmark_thresholds_spend_the_unknown_budget_where_it_buys_most():
     one = per_landmark_thresholds(known_score, known_class, right, unknown_score, unknown_class, max_unknown=1, floor=0.9)
     assert one[0] == 0.9 and one[1] == pytest.approx(0.93)  # landmark 0's unknown photo buys 3 right positions, landmark 1's only 1
     assert per_landmark_thresholds(known_score, known_class, right, unknown_score[:0], unknown_class[:0], 5, floor=0.9) == {0: 0.9, 1: 0.9}
+
+
+def test_a_rule_whose_score_serving_does_not_compute_is_refused(tiny_model, tmp_path):
+    import shutil
+
+    from src.serving.recognize import Recognizer
+
+    model = tmp_path / "m.pt"
+    shutil.copyfile(tiny_model, model)
+    save_rule(PlacementRule(score="mirror", thresholds={"strict": 0.99}), model)
+    with pytest.raises(ValueError, match="placement score 'mirror' is not served"):
+        Recognizer(model, use_gallery=False)

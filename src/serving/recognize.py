@@ -162,6 +162,9 @@ def placement_rule_of(model_path: Path, metadata: dict) -> PlacementRule:
     model's own `min_confidence` (files exported before placement rules), else its naming threshold."""
     rule = load_rule(model_path)
     if rule is not None:
+        if rule.score != "probability":  # the only score `decide` computes; another would be silently misapplied
+            raise ValueError(f"{model_path}: placement score {rule.score!r} is not served (only 'probability'); rewrite the rule "
+                             "with python -m src.evaluation.placement ... --shipped probability --write-rule MODEL")
         return rule
     fallback = float(metadata.get("min_confidence", metadata.get("threshold", 0.5)))
     return PlacementRule(score="probability", thresholds={DEFAULT_POINT: fallback}, record="the model's min_confidence")
