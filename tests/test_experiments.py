@@ -86,3 +86,4 @@ def test_formatting_helpers():
     assert experiments._negatives({"negative_landmarks_by_fold": [["a", "b"], ["c", "d"]]}) == "2 landmarks per fold as background"
     assert experiments._negatives({"negative_landmarks_by_fold": [["a"], ["b", "c"]]}) == "1–2 landmarks per fold as background"
     assert experiments._changes({"finetune": {"cosine_scale": 16.0, "class_balance": 0.5}}) == "class balance 0.5, cosine head x16"
+    assert experiments._changes({"finetune": {"cosine_scale": 24.0, "cosine_margin": 0.15}}) == "cosine head x24, CosFace margin 0.15"

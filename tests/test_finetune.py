@@ -201,6 +201,26 @@ def test_cosine_classifier_folds_into_a_plain_head_on_unit_features():
     assert normalized_tail(plain_tail, TailFinetuneConfig()) is plain_tail
 
 
+def test_cosface_margin_makes_the_true_class_win_by_it():
+    torch.manual_seed(0)
+    train_x, train_y = _separable_activations(512, 0)
+
+    def true_class_gap(margin: float) -> float:
+        config = TailFinetuneConfig(epochs=4, batch_size=32, tail_lr=1e-2, head_lr=3e-2, bf16=False, dropout=0.0, cosine_scale=16.0, cosine_margin=margin)
+        tail = normalized_tail(nn.Sequential(nn.Conv2d(4, 8, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()), config)
+        head = zero_head(8, 3)
+        finetune_tail(tail, head, train_x, train_y, None, None, config, progress=False)
+        with torch.no_grad():
+            cosines = head(run_in_batches(tail, train_x)) / 16.0  # folded: logits are scale x cosine
+        true = cosines.gather(1, train_y[:, None]).squeeze(1)
+        rival = cosines.scatter(1, train_y[:, None], -2.0).max(dim=1).values
+        return float((true - rival).median())
+
+    assert true_class_gap(0.3) > true_class_gap(0.0)  # the margin pushes the classes apart on the unit sphere
+    with pytest.raises(ValueError, match="cosine_scale"):
+        finetune_tail(nn.Flatten(), zero_head(4, 3), train_x, train_y, None, None, TailFinetuneConfig(cosine_margin=0.2), progress=False)
+
+
 def test_train_refuses_the_cosine_classifier_it_cannot_export(tmp_path, tiny_data):
     recipe = TransferRecipe(data_dir=str(tiny_data), finetune=TailFinetuneConfig(cosine_scale=16.0), export_path=str(tmp_path / "m.pt"))
     with pytest.raises(ValueError, match="cosine"):

@@ -96,7 +96,7 @@ def _changes(recipe: dict[str, Any]) -> str:
     if finetune.get("class_balance"):
         parts.append(f"class balance {finetune['class_balance']}")
     if finetune.get("cosine_scale"):
-        parts.append(f"cosine head x{finetune['cosine_scale']:g}")
+        parts.append(f"cosine head x{finetune['cosine_scale']:g}" + (f", CosFace margin {finetune['cosine_margin']:g}" if finetune.get("cosine_margin") else ""))
     if recipe.get("train_fraction") not in (None, 1.0):
         parts.append(f"{pct(recipe['train_fraction'], 0)} of each fold")
     return ", ".join(parts)

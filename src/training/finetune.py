@@ -39,6 +39,7 @@ class TailFinetuneConfig:
     ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
     class_balance: float = 0.0  # loss weight of a class ~ (its training rows)^-class_balance: 0 none, 0.5 inverse square root
     cosine_scale: float = 0.0  # > 0: a cosine classifier (unit features and weights, logits x this scale); the tail must end in L2Normalize (`normalized_tail`)
+    cosine_margin: float = 0.0  # > 0 with cosine_scale: CosFace, the true class's cosine lowered by this margin while training
     seed: int = 0
     bf16: Optional[bool] = None  # bfloat16 autocast (default: where the CPU computes bfloat16 natively)
 
@@ -127,6 +128,8 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
     generator = torch.Generator().manual_seed(config.seed)
     if config.cosine_scale > 0 and not isinstance(list(tail.modules())[-1], L2Normalize):
         raise ValueError("a cosine classifier reads unit features: fine-tune normalized_tail(tail, config)")
+    if config.cosine_margin and config.cosine_scale <= 0:
+        raise ValueError("cosine_margin is a margin on cosines: it needs cosine_scale > 0")
     classifier = _CosineLinear(head, config.cosine_scale) if config.cosine_scale > 0 else head
     model = nn.Sequential(tail, nn.Dropout(config.dropout), classifier).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
@@ -169,6 +172,8 @@ def _finetune(tail, head, train_x, train_y, valid_x, valid_score, config, progre
                 x = lam * x + (1 - lam) * x[partner]
             with fast_autocast(config.bf16):
                 logits = model(x.contiguous(memory_format=torch.channels_last)).float()
+            if config.cosine_margin:  # CosFace (Wang et al. 2018): the true class must win by the margin
+                logits = logits - config.cosine_scale * config.cosine_margin * F.one_hot(y, logits.shape[1])
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
             if config.mixup_alpha > 0:
                 loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner], weight=weights, label_smoothing=config.label_smoothing)

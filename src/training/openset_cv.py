@@ -314,7 +314,8 @@ def leave_landmarks_out(
         for group, (logits, features) in outputs.items():
             for rule, score in rule_scores(logits, features, temperature, gallery, prototypes).items():
                 pooled[group][rule].append(score)
-        taught_folds.append(teach_fold(outputs, temperature, train_features, mapping[labels[fit_idx]], forward(x[background_rows])[1],
+        background_features = forward(x[background_rows])[1]
+        taught_folds.append(teach_fold(outputs, temperature, train_features, mapping[labels[fit_idx]], background_features,
                                        labels[unknown_idx], GALLERY_SHOTS, seed + k))
         if outputs_path is not None:
             mirror_inputs = {"known": mirror_x["photos"][valid_idx], "unknown": mirror_x["photos"][unknown_idx],
@@ -324,7 +325,8 @@ def leave_landmarks_out(
                 scored["others"], mirror_inputs["others"], truths["others"] = forward(other_x), mirror_x["others"], other_labels
             fold_outputs.append(fold_placement_outputs(
                 scored, {g: forward(v) for g, v in mirror_inputs.items()}, temperature, truths, known_classes,
-                train_features, labels[fit_idx], forward(other_x)[1] if other_role == "references" else torch.zeros(0, extractor.feature_dim)))
+                train_features, labels[fit_idx], forward(other_x)[1] if other_role == "references" else torch.zeros(0, extractor.feature_dim),
+                background_features))
         correct.append(outputs["known"][0][:, :-1].argmax(dim=1) == valid_truth)
         pooled_logits.append(outputs["known"][0])
         pooled_labels.append(valid_truth)
@@ -368,21 +370,24 @@ def leave_landmarks_out(
 def fold_placement_outputs(
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], mirror: dict[str, tuple[torch.Tensor, torch.Tensor]], temperature: float,
     truths: dict[str, torch.Tensor], known_classes: list[int], train_features: torch.Tensor, train_labels: torch.Tensor,
-    other_features: torch.Tensor,
+    other_features: torch.Tensor, background_features: torch.Tensor,
 ) -> dict[str, np.ndarray]:
     """One fold's per-photo outputs in global terms: for each group its calibrated probabilities
-    (background last), those of the mirror image, normalised embeddings and true landmark (-1 for
-    objects and generated images; for "others", the landmark in the other landmarks' own numbering);
-    and the fold's references: its training photos' embeddings with their landmarks, and the other
-    landmarks' embeddings (distractors; empty when they were trained as background)."""
+    (background last), those of the mirror image, normalised embeddings (the mirror image's too) and
+    true landmark (-1 for objects and generated images; for "others", the landmark in the other
+    landmarks' own numbering); and the fold's references: its training photos' embeddings with their
+    landmarks, its background class's training rows (what `gallery references` adds to the reference
+    photos), and the other landmarks' embeddings (distractors; empty when they were trained as background)."""
     out: dict[str, np.ndarray] = {"known_classes": np.asarray(known_classes), "temperature": np.float32(temperature)}
     for group, (logits, features) in outputs.items():
         out[f"{group}_probs"] = torch.softmax(logits / temperature, dim=1).numpy().astype(np.float32)
         out[f"{group}_mirror_probs"] = torch.softmax(mirror[group][0] / temperature, dim=1).numpy().astype(np.float32)
         out[f"{group}_embedding"] = F.normalize(features, dim=1).numpy().astype(np.float16)
+        out[f"{group}_mirror_embedding"] = F.normalize(mirror[group][1], dim=1).numpy().astype(np.float16)
         out[f"{group}_truth"] = truths[group].numpy() if group in truths else np.full(len(logits), -1)
     out["references_embedding"] = F.normalize(train_features, dim=1).numpy().astype(np.float16)
     out["references_truth"] = train_labels.numpy()
+    out["background_embedding"] = F.normalize(background_features, dim=1).numpy().astype(np.float16)
     out["other_embedding"] = F.normalize(other_features, dim=1).numpy().astype(np.float16)
     return out
 
