@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, features
 
 from src.data.images import BadImageError
-from src.serving.exif import (
+from src.serving.metadata.exif import (
     ExistingGPSError,
     UnsupportedFormatError,
     has_gps,

@@ -35,7 +35,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from PIL import Image
 
 from src.data.images import BadImageError, load_rgb
-from src.serving.exif import read_gps, write_location
+from src.serving.metadata.exif import read_gps, write_location
 from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, read_export, thumb_name
 from src.serving.tag_writer import write_sidecar
 from src.serving.uploads import RejectedUpload, check_upload
@@ -46,7 +46,7 @@ from src.serving.validation import (
     landmark_fields,
     parse_number,
 )
-from src.serving.xmp import Place, read_xmp, xmp_coordinate
+from src.serving.metadata.xmp import Place, read_xmp, xmp_coordinate
 
 # hypothesis caches what it learns (constants of the code under test, examples) in ./.hypothesis even
 # without an example database: keep it in a temporary folder that is removed at exit.

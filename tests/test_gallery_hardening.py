@@ -26,7 +26,7 @@ from PIL import Image
 
 from src.data.landmarks import lookup
 from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
-from src.serving import exif
+from src.serving.metadata import exif
 from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, edit, thumb_name
 from src.serving.gallery_cli import main as gallery_main
 from src.serving.recognize import Recognizer

@@ -18,8 +18,8 @@ from PIL import Image
 
 from src.data.landmarks import lookup
 from src.data.synthetic import CLASS_NAMES
-from src.serving import safe_write
-from src.serving.exif import read_gps, read_keywords, write_location
+from src.serving.metadata import safe_write
+from src.serving.metadata.exif import read_gps, read_keywords, write_location
 from src.serving.recognize import Recognizer
 from src.serving.tag import find_images, main, tag_paths
 from src.serving.tag_report import COLUMNS, TagStats, write_report

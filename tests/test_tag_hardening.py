@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from src.data.landmarks import lookup
-from src.serving.exif import read_gps
+from src.serving.metadata.exif import read_gps
 from src.serving.recognize import Recognizer
-from src.serving.safe_write import remove_stale_temp_files
+from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.tag import Limits, main, tag_paths
 
 GEO_CLASSES = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]
@@ -122,7 +122,7 @@ def test_no_temp_file_survives_a_kill_9_and_another_run(folder, geo_recognizer, 
         import sys, time
         sys.path.insert(0, {str(Path.cwd())!r})
         from pathlib import Path
-        import src.serving.safe_write as safe_write
+        import src.serving.metadata.safe_write as safe_write
         def stall(*args): print("writing", flush=True); time.sleep(60)
         safe_write.os.replace = stall
         safe_write.write_atomically(Path({str(folder / 'real.jpg')!r}), b"half a photo")

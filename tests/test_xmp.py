@@ -19,14 +19,14 @@ from PIL import Image
 
 from src.data.images import load_rgb
 from src.data.landmarks import lookup
-from src.serving.exif import (
+from src.serving.metadata.exif import (
     ExistingGPSError,
     UnsupportedFormatError,
     read_gps,
     write_location,
 )
 from src.serving.tag_writer import place_of, sidecar_path, write_landmark
-from src.serving.xmp import read_xmp, xmp_coordinate
+from src.serving.metadata.xmp import read_xmp, xmp_coordinate
 
 TAJ = lookup("22.Taj_Mahal")
 EXIFTOOL = shutil.which("exiftool")

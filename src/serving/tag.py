@@ -55,11 +55,11 @@ from src.data.images import (
     read_photo_file,
 )
 from src.data.landmarks import LandmarkInfo
-from src.serving.exif import ExistingGPSError, UnsupportedFormatError, read_gps
+from src.serving.metadata.exif import ExistingGPSError, UnsupportedFormatError, read_gps
 from src.serving.photo_files import Found, find_images, relative_destination
 from src.serving.recognize import Recognition, Recognizer
 from src.serving.runtime import PRECISIONS, RUNTIMES
-from src.serving.safe_write import remove_stale_temp_files
+from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.tag_report import TagRow, TagStats, csv_text, write_report
 from src.serving.tag_writer import write_landmark
 

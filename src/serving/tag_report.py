@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from src.serving.safe_write import remove_stale_temp_files, write_atomically
+from src.serving.metadata.safe_write import remove_stale_temp_files, write_atomically
 
 STATUSES = ("landmark", "unknown", "has_gps", "error")
 COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule", "placed", "guess")

@@ -3,13 +3,13 @@
 The one safe writer the batch tagger (and any other engine that tags photos) calls:
 
 * into a copy (``destination``) or in place (``destination`` = the photo): EXIF + XMP, atomically,
-  via `src.serving.exif.write_location`;
+  via `src.serving.metadata.exif.write_location`;
 * ``sidecar=True``: ``photo.jpg.xmp`` next to the photo (or next to ``destination``), the
   darktable/digiKam convention; the photo itself is never opened for writing. An existing sidecar
   is updated: its other properties are kept.
 
 The photo's own GPS wins in both modes: ExistingGPSError unless ``overwrite=True``. Writers of one
-photo take turns (`src.serving.safe_write.file_lock`) and each checks under the lock, so two taggers
+photo take turns (`src.serving.metadata.safe_write.file_lock`) and each checks under the lock, so two taggers
 running at once never both write the same photo.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from src.data.images import BadImageError
 from src.data.landmarks import LandmarkInfo
-from src.serving.exif import ExistingGPSError, read_gps, write_location
-from src.serving.safe_write import file_lock, write_atomically
-from src.serving.xmp import Place, build_packet, read_xmp, xmp_coordinate
+from src.serving.metadata.exif import ExistingGPSError, read_gps, write_location
+from src.serving.metadata.safe_write import file_lock, write_atomically
+from src.serving.metadata.xmp import Place, build_packet, read_xmp, xmp_coordinate
 
 __all__ = ["place_of", "sidecar_path", "write_landmark", "write_sidecar"]
 

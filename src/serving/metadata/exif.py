@@ -8,7 +8,7 @@ Design choices, because the photo is someone's original:
 
 * Pixels are never re-encoded. Only the EXIF block and the XMP packet are replaced (JPEG APP1
   segments, WebP EXIF/XMP chunks); every other byte of the file stays as it was. PNG and TIFF are
-  written by exiv2 (`src.serving.xmp`); HEIC cannot be written (use a sidecar, `src.serving.xmp`).
+  written by exiv2 (`src.serving.metadata.xmp`); HEIC cannot be written (use a sidecar, `src.serving.metadata.xmp`).
 * Existing EXIF is patched append-only rather than decoded and re-serialised: a new IFD0 and GPS
   IFD are appended to the old TIFF block and the header is pointed at them. Everything else (maker
   notes whose internal offsets are absolute, vendor tags no library knows, the thumbnail) keeps
@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from src.data.images import MAX_FILE_BYTES, BadImageError, read_photo_file
-from src.serving.exif_blocks import (
+from src.serving.metadata.exif_blocks import (
     GPS_LATITUDE,
     GPS_LATITUDE_REF,
     GPS_LONGITUDE,
@@ -46,8 +46,8 @@ from src.serving.exif_blocks import (
     find_exif,
     patch_tiff,
 )
-from src.serving.safe_write import write_atomically
-from src.serving.xmp import (
+from src.serving.metadata.safe_write import write_atomically
+from src.serving.metadata.xmp import (
     Place,
     build_packet,
     embed_jpeg_xmp,
@@ -239,7 +239,7 @@ def write_location(
       (UTF-16LE, which Windows shows correctly for any script). None leaves both untouched.
     * ``keywords`` -> XPKeywords (UTF-16LE, ``;``-separated), replacing old keywords; [] removes
       them, None leaves them untouched.
-    * XMP beside EXIF (`src.serving.xmp.build_packet`): exif:GPSLatitude/Longitude, dc:description,
+    * XMP beside EXIF (`src.serving.metadata.xmp.build_packet`): exif:GPSLatitude/Longitude, dc:description,
       dc:subject, photoshop:City/State/Country from city/region/country; other XMP is kept.
 
     JPEG and still WebP are patched as above; PNG and TIFF are written by exiv2 (EXIF + XMP).
