@@ -6,7 +6,7 @@ Prints the machine, then: the bare model's batch-1 latency (median) and batch-32
 TorchScript (frozen), OpenVINO f32 and OpenVINO bf16 (a hint: on CPUs without native bfloat16 OpenVINO
 runs f32); their answers' differences from TorchScript on real test photos; the model inside the
 Recognizer at batch 1 vs the bare OpenVINO model; the Recognizer end to end (JPEG bytes to an answer);
-and the batch tagger's photos/s (`src.serving.tag.tag_paths` with the command line's decoding threads, no
+and the batch tagger's photos/s (`src.serving.tagger.tag.tag_paths` with the command line's decoding threads, no
 writing). The IR is converted into a temporary folder when the model has none beside it.
 """
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from src.machine import machine_info
     from src.serving.recognize import Recognizer
     from src.serving.runtime import OpenVINORuntime, TorchScriptRuntime
-    from src.serving.tag import DEFAULT_WORKERS, tag_paths
+    from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths
 
     torch.set_num_threads(args.threads)
     print(json.dumps({k: v for k, v in machine_info().items() if k in ("cpu_model", "cpu_bf16_native", "usable_cores", "torch", "load_average")}))

@@ -40,9 +40,9 @@ def bench_tagging(photos: list[Path], model: Path, cpus: int, pools: list[tuple[
     """The local tagger, then the Ray tagger for each (actors, CPUs per actor) pool, on the same photos."""
     import ray
 
-    from src.serving.ray_tag import RayTagConfig, _init_ray, tag_paths_ray
+    from src.serving.tagger.ray_tag import RayTagConfig, _init_ray, tag_paths_ray
     from src.serving.recognize import Recognizer
-    from src.serving.tag import tag_paths
+    from src.serving.tagger.tag import tag_paths
 
     recognizer = Recognizer(model)
     tag_paths(photos[:batch], recognizer, progress=False)  # warm the model's first calls

@@ -234,7 +234,7 @@ def test_markdown_links_to_files_of_the_repository_exist():
 
 
 def test_the_tagger_s_columns_in_docs_are_the_report_s():
-    from src.serving.tag_report import COLUMNS
+    from src.serving.tagger.tag_report import COLUMNS
 
     text = (ROOT / "docs" / "serving.md").read_text()
     listed = re.search(r"One report row per photo \(`\.csv` or `\.json`\): ([\w ,\n]+)\.", text)

@@ -37,7 +37,7 @@ from PIL import Image
 from src.data.images import BadImageError, load_rgb
 from src.serving.metadata.exif import read_gps, write_location
 from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, read_export, thumb_name
-from src.serving.tag_writer import write_sidecar
+from src.serving.tagger.tag_writer import write_sidecar
 from src.serving.uploads import RejectedUpload, check_upload
 from src.serving.validation import (
     MAX_NAME,

@@ -31,9 +31,9 @@ from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnre
 from src.serving.gallery_cli import main as gallery_main
 from src.serving.recognize import Recognizer
 from src.serving.service import create_app
-from src.serving.tag import _write_gps
-from src.serving.tag import main as tag_main
-from src.serving.tag_report import TagRow
+from src.serving.tagger.tag import _write_gps
+from src.serving.tagger.tag import main as tag_main
+from src.serving.tagger.tag_report import TagRow
 from src.serving.validation import bearer_token
 from tests.test_service import serving_in_thread
 

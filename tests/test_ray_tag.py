@@ -18,10 +18,10 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
 from conftest import NEEDS_SHARED, SHARED
 
 from src.data.synthetic import CLASS_NAMES
-from src.serving.ray_tag import RayTagConfig, _init_ray, tag_paths_ray
+from src.serving.tagger.ray_tag import RayTagConfig, _init_ray, tag_paths_ray
 from src.serving.recognize import DEFAULT_MODEL, Recognizer
-from src.serving.tag import main, tag_paths
-from src.serving.tag_report import COLUMNS
+from src.serving.tagger.tag import main, tag_paths
+from src.serving.tagger.tag_report import COLUMNS
 
 CONFIG = RayTagConfig(num_cpus=2, actors=1, batch_size=16, decode_batch=8, progress=False)
 

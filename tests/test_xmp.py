@@ -25,7 +25,7 @@ from src.serving.metadata.exif import (
     read_gps,
     write_location,
 )
-from src.serving.tag_writer import place_of, sidecar_path, write_landmark
+from src.serving.tagger.tag_writer import place_of, sidecar_path, write_landmark
 from src.serving.metadata.xmp import read_xmp, xmp_coordinate
 
 TAJ = lookup("22.Taj_Mahal")

@@ -31,11 +31,11 @@ from src.serving.gallery import (
     prepare_import,
     read_export,
 )
-from src.serving.photo_files import find_images
+from src.serving.tagger.photo_files import find_images
 
 
 def photo_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
-    """Photos named directly or found in folders (recursively, `src.serving.photo_files.find_images`):
+    """Photos named directly or found in folders (recursively, `src.serving.tagger.photo_files.find_images`):
     the files to read, the names to report them by (as given: a symlink is named, not its target), and
     the arguments that gave none, with the reason."""
     photos, names, problems = [], [], []

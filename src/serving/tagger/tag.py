@@ -1,13 +1,13 @@
 """Batch tagger: infer where photos were taken and optionally write the GPS position into them.
 
-    python -m src.serving.tag PATH... [--output report.csv|report.json]
+    python -m src.serving.tagger.tag PATH... [--output report.csv|report.json]
                       [--write-gps (--out-dir DIR | --in-place | --sidecar [--out-dir DIR])]
                       [--model PATH] [--batch-size 32] [--threshold X] [--top-k 5] [--workers N]
                       [--max-file-mb 200] [--max-pixels N] [--memory-mb 1024]
 
 * PATHs are photos or folders; folders are walked recursively for image files (by extension; hidden
   files and folders are skipped). A photo named explicitly is always tried. Symlinks are followed:
-  the real file is reported and tagged once (`src.serving.photo_files`).
+  the real file is reported and tagged once (`src.serving.tagger.photo_files`).
 * Every file is read bounded and without blocking: FIFOs, devices, sockets, files over
   ``--max-file-mb`` and images over ``--max-pixels`` become ``error`` rows within milliseconds.
   Decoding threads are capped so that ``--memory-mb`` holds for the largest allowed image.
@@ -19,7 +19,7 @@
   India"), keywords (the hashtags without ``#``) and city/region/country as EXIF and XMP into a copy
   under ``--out-dir`` (relative paths kept), or into the original with ``--in-place`` (atomic
   replace), or only into an XMP sidecar ``photo.jpg.xmp`` with ``--sidecar`` (the photo is never
-  written; implies ``--write-gps``). All through `src.serving.tag_writer.write_landmark`.
+  written; implies ``--write-gps``). All through `src.serving.tagger.tag_writer.write_landmark`.
   Only placed answers with known coordinates are written: a ``landmark`` the placement rule is sure
   of (``--placement``, default the model's "strict" point: at most 1 % of photos of landmarks it
   never saw get a position, docs/unknown.md), never a mere guess and never an ``unknown`` one.
@@ -56,12 +56,12 @@ from src.data.images import (
 )
 from src.data.landmarks import LandmarkInfo
 from src.serving.metadata.exif import ExistingGPSError, UnsupportedFormatError, read_gps
-from src.serving.photo_files import Found, find_images, relative_destination
+from src.serving.tagger.photo_files import Found, find_images, relative_destination
 from src.serving.recognize import Recognition, Recognizer
 from src.serving.runtime import PRECISIONS, RUNTIMES
 from src.serving.metadata.safe_write import remove_stale_temp_files
-from src.serving.tag_report import TagRow, TagStats, csv_text, write_report
-from src.serving.tag_writer import write_landmark
+from src.serving.tagger.tag_report import TagRow, TagStats, csv_text, write_report
+from src.serving.tagger.tag_writer import write_landmark
 
 __all__ = ["Limits", "TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
 
@@ -82,7 +82,7 @@ class Limits:
 
 
 # --------------------------------------------------------------------------------------------
-# Tagging (finding photos: src.serving.photo_files)
+# Tagging (finding photos: src.serving.tagger.photo_files)
 # --------------------------------------------------------------------------------------------
 
 
@@ -287,7 +287,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    scale = parser.add_argument_group("Ray engine (src.serving.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
+    scale = parser.add_argument_group("Ray engine (src.serving.tagger.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
     scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
     scale.add_argument("--address", default=None, help="Ray cluster to join (e.g. 'auto' or host:6379); default: start a local Ray")
     scale.add_argument("--actors", type=int, default=1, help="model replicas, one exported model per Ray actor (default 1)")
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stats = TagStats()
     if args.engine == "ray":
-        from src.serving.ray_tag import RayTagConfig, tag_paths_ray
+        from src.serving.tagger.ray_tag import RayTagConfig, tag_paths_ray
 
         try:
             config = RayTagConfig(address=args.address, actors=args.actors, batch_size=args.ray_batch_size, progress=not args.quiet)
@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output == "-":
         sys.stdout.write(csv_text(rows))
     elif args.output and Path(args.output).suffix.lower() == ".parquet":
-        from src.serving.ray_tag import write_parquet_report
+        from src.serving.tagger.ray_tag import write_parquet_report
 
         write_parquet_report(rows, args.output)
     elif args.output:

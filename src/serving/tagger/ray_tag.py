@@ -2,7 +2,7 @@
 
     python -m src tag --engine ray [--address ADDR] [--actors N] [--ray-batch-size B] PATHS... -o report.parquet
 
-The pipeline is the local tagger's (`src.serving.tag`), cut into Ray Data stages:
+The pipeline is the local tagger's (`src.serving.tagger.tag`), cut into Ray Data stages:
 
 1. the photo list: PATHS walked on the driver (`tag.find_images`), or a listing file (``.csv`` or
    ``.parquet`` with a ``file`` or ``path`` column) read by Ray Data itself, so a listing of millions
@@ -31,17 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from src.serving.photo_files import Found, relative_destination
-from src.serving.tag import (
+from src.serving.tagger.photo_files import Found, relative_destination
+from src.serving.tagger.tag import (
     Limits,
     _check_and_decode,
     _row_from,
     _write_gps,
     find_images,
 )
-from src.serving.tag_report import COLUMNS, TagRow, TagStats
+from src.serving.tagger.tag_report import COLUMNS, TagRow, TagStats
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LISTING_SUFFIXES = (".csv", ".parquet")
 LISTING_COLUMNS = ("file", "path")  # the column of a listing file that names the photos, in this order
 
