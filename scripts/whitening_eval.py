@@ -43,7 +43,7 @@ from src.runs import save_run
 from src.training.openset_cv import GALLERY_SHOTS, REFERENCES_PER_CLASS, taught_rates
 
 MARGINS = np.round(np.arange(-0.10, 0.2001, 0.01), 3)
-TEMPERATURES = (0.01, 0.02, 0.03, 0.05)
+TEMPERATURES = (0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05)
 MAX_KNOWN_DROP, MAX_OBJECTS_RISE = 0.005, 0.005
 SCORED = ("known", "objects", "generated")
 
@@ -107,7 +107,10 @@ def shot_rows(unknown_truth: np.ndarray, shots: int, seed: int) -> np.ndarray:
 
 def with_background(fold: dict, per_category: int) -> dict:
     """The fold with its object photos split by category: even categories become background references
-    ("background_embedding"), odd ones stay scored as objects."""
+    ("background_embedding"), odd ones stay scored as objects. Outputs that kept the background class's
+    own reference rows (`fold_placement_outputs` since they do) are returned as they are."""
+    if "background_embedding" in fold:
+        return fold
     category = np.arange(len(fold["objects_truth"])) // per_category
     out = {key: value for key, value in fold.items() if not key.startswith("objects_")}
     out["background_embedding"] = fold["objects_embedding"][category % 2 == 0]
@@ -128,6 +131,7 @@ class Lever:
     shrink: float = 0.0
     dba: int = 0  # k of database-side augmentation
     qe: int = 0  # k of alpha-query expansion
+    mirror_enrol: bool = False  # each enrolled photo's mirror image enrolled beside it
 
 
 def similarities(fold: dict, lever: Lever, seed: int) -> dict:
@@ -140,6 +144,9 @@ def similarities(fold: dict, lever: Lever, seed: int) -> dict:
     landmarks = sorted(set(truth.tolist()))
     shot_landmark = np.array([landmarks.index(c) for c in truth[shots]])
     enrolled = embed(fold["unknown_embedding"][shots])
+    if lever.mirror_enrol:
+        enrolled = np.concatenate([enrolled, embed(fold["unknown_mirror_embedding"][shots])])
+        shot_landmark = np.concatenate([shot_landmark, shot_landmark])
     references = embed(np.concatenate([fold["references_embedding"][reference_rows(fold["references_truth"])], fold["background_embedding"]]))
     if lever.dba:
         database = augment(np.concatenate([enrolled, references]), np.concatenate([enrolled, references]), lever.dba, include_self=True)
@@ -155,14 +162,34 @@ def similarities(fold: dict, lever: Lever, seed: int) -> dict:
     return out
 
 
-def rule_rates(sims: dict, known_truth: np.ndarray, rule: ReferenceRule, threshold: float) -> dict:
-    """`taught_rates` of one fold under `rule`."""
+def placed(probs: np.ndarray, background: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The best column other than the background and whether its probability reaches the placement threshold."""
+    scores = np.delete(probs, background, axis=1)
+    best = scores.argmax(axis=1)
+    best = best + (best >= background)
+    return best, probs[np.arange(len(best)), best] >= threshold
+
+
+def rule_rates(sims: dict, known_truth: np.ndarray, rule: ReferenceRule, threshold: float, place_at: Optional[float] = None) -> dict:
+    """`taught_rates` of one fold under `rule`; with `place_at` (a placement threshold on the
+    probability) also the taught photos placed right and wrong, and the known and object photos placed
+    wrong (at another landmark, or at all) before and after teaching."""
     import torch
 
     fold = {"taught_truth": sims["taught_truth"], "taught": combine_by_reference(*sims["taught"], rule)}
     for group in SCORED:
         fold[group], fold[f"{group}_alone"] = combine_by_reference(*sims[group], rule), sims[group][0]
-    return taught_rates([fold], [torch.as_tensor(known_truth)], threshold)
+    out = taught_rates([fold], [torch.as_tensor(known_truth)], threshold)
+    if place_at is not None:
+        background = sims["known"][0].shape[1] - 1
+        best, where = placed(fold["taught"], background, place_at)
+        out["taught_placed_right"] = float(np.mean(where & (best == fold["taught_truth"])))
+        out["taught_placed_wrong"] = float(np.mean(where & (best != fold["taught_truth"])))
+        for when, key in (("before", "known_alone"), ("after", "known")):
+            best, where = placed(fold[key], background, place_at)
+            out[f"known_placed_wrong_{when}"] = float(np.mean(where & (best != known_truth)))
+            out[f"objects_placed_{when}"] = float(np.mean(placed(fold[key.replace("known", "objects")], background, place_at)[1]))
+    return out
 
 
 def naming_threshold(folds: list[dict], max_rejected: float = 0.03) -> float:
@@ -183,6 +210,9 @@ def pooled(per_fold: list[dict], counts: list[dict], keys: tuple[str, ...]) -> d
 
 
 KEYS = ("taught_named_correctly", "taught_top1", "known_named_correctly_before", "known_named_correctly_after", "objects_named_before", "objects_named_after")
+PLACE_KEYS = ("taught_placed_right", "taught_placed_wrong", "known_placed_wrong_before", "known_placed_wrong_after", "objects_placed_before",
+              "objects_placed_after")
+MAX_TAUGHT_PLACED_WRONG, MAX_PLACED_WRONG_RISE = 0.01, 0.001
 
 
 def nested(grid: list[dict], counts: list[dict]) -> tuple[list[dict], list[tuple]]:
@@ -193,9 +223,14 @@ def nested(grid: list[dict], counts: list[dict]) -> tuple[list[dict], list[tuple
         others = [j for j in range(len(grid)) if j != k]
 
         def value(rule):
-            p = pooled([grid[j][rule] for j in others], [counts[j] for j in others], KEYS)
+            keys = tuple(key for key in KEYS + PLACE_KEYS if key in grid[0][rule])
+            p = pooled([grid[j][rule] for j in others], [counts[j] for j in others], keys)
             ok = (p["known_named_correctly_after"] >= p["known_named_correctly_before"] - MAX_KNOWN_DROP
                   and p["objects_named_after"] <= p["objects_named_before"] + MAX_OBJECTS_RISE)
+            if "taught_placed_wrong" in p:  # never write a wrong place: teaching may not add wrong positions
+                ok = ok and (p["taught_placed_wrong"] <= MAX_TAUGHT_PLACED_WRONG
+                             and p["known_placed_wrong_after"] <= p["known_placed_wrong_before"] + MAX_PLACED_WRONG_RISE
+                             and p["objects_placed_after"] <= p["objects_placed_before"] + MAX_PLACED_WRONG_RISE)
             return (ok, p["taught_named_correctly"] if ok else rule[0])
 
         best = max(rules, key=value)
@@ -206,28 +241,31 @@ def nested(grid: list[dict], counts: list[dict]) -> tuple[list[dict], list[tuple
 
 def counts_of(fold: dict, sims: dict) -> dict:
     n = {"taught": len(sims["taught_truth"]), "known": len(fold["known_truth"]), "objects": len(fold["objects_truth"])}
-    return {key: n[key.split("_")[0]] for key in KEYS}
+    return {key: n[key.split("_")[0]] for key in KEYS + PLACE_KEYS}
 
 
-def evaluate_lever(folds: list[dict], lever: Lever, seeds: list[int], threshold: float, fixed: bool = False) -> dict:
-    """Per seed: pooled rates with the nested rule (or the shipped one with `fixed`), and per fold."""
+def evaluate_lever(folds: list[dict], lever: Lever, seeds: list[int], threshold: float, fixed: Optional[ReferenceRule] = None,
+                   place_at: Optional[float] = None) -> dict:
+    """Per seed: pooled rates with the nested rule (or the shipped one with `fixed`), and per fold;
+    with `place_at` also the placement rates (`rule_rates`), which then constrain the nested choice."""
+    keys = KEYS + (PLACE_KEYS if place_at is not None else ())
     per_seed, per_fold_taught, chosen_rules = [], [], []
-    rules = [ReferenceRule()] if fixed else [ReferenceRule(float(m), t) for m in MARGINS for t in TEMPERATURES]
+    rules = [fixed] if fixed else [ReferenceRule(float(m), t) for m in MARGINS for t in TEMPERATURES]
     for seed in seeds:
         grid, counts = [], []
         for k, fold in enumerate(folds):
             sims = similarities(fold, lever, seed + k)
             truth = np.searchsorted(fold["known_classes"], fold["known_truth"])
-            grid.append({(r.margin, r.temperature): rule_rates(sims, truth, r, threshold) for r in rules})
+            grid.append({(r.margin, r.temperature): rule_rates(sims, truth, r, threshold, place_at) for r in rules})
             counts.append(counts_of(fold, sims))
-        results, chosen = ([g[(ReferenceRule().margin, ReferenceRule().temperature)] for g in grid], [None] * len(grid)) if fixed else nested(grid, counts)
-        per_seed.append(pooled(results, counts, KEYS))
+        results, chosen = ([g[(fixed.margin, fixed.temperature)] for g in grid], [None] * len(grid)) if fixed else nested(grid, counts)
+        per_seed.append(pooled(results, counts, keys))
         per_fold_taught.append([r["taught_named_correctly"] for r in results])
         chosen_rules.append(chosen)
     folds_mean = np.mean(per_fold_taught, axis=0)
-    return {"lever": lever.__dict__, "fixed_rule": fixed,
-            "mean": {key: float(np.mean([s[key] for s in per_seed])) for key in KEYS},
-            "sd_over_seeds": {key: float(np.std([s[key] for s in per_seed])) for key in KEYS},
+    return {"lever": lever.__dict__, "fixed_rule": vars(fixed) if fixed else None,
+            "mean": {key: float(np.mean([s[key] for s in per_seed])) for key in keys},
+            "sd_over_seeds": {key: float(np.std([s[key] for s in per_seed])) for key in keys},
             "taught_per_fold": folds_mean.tolist(), "sd_over_folds": float(np.std(folds_mean)),
             "per_seed": per_seed, "rules_chosen": [[list(c) if c else None for c in seed] for seed in chosen_rules]}
 
@@ -309,37 +347,78 @@ def rules_seen(result: dict) -> str:
     return ", ".join(f"{m:g}/{t:g}: {n}" for (m, t), n in seen.most_common(3)) or "0.03/0.03 (shipped)"
 
 
+BEFORE = ReferenceRule(0.03, 0.03)  # the rule chosen on world TRAIN photos with the 24-class model, shipped until issue 31
+
+
+def rule_to_ship(folds: list[dict], seeds: list[int], threshold: float, place_at: float) -> tuple[ReferenceRule, dict]:
+    """The rule best on every fold pooled (every seed's draw), under the limits `nested` applies: what ships.
+    Nested CV (`evaluate_lever`) says what such a choice is worth on folds it was not chosen on."""
+    rules = [ReferenceRule(float(m), t) for m in MARGINS for t in TEMPERATURES]
+    grid, counts = [], []
+    for seed in seeds:
+        for k, fold in enumerate(folds):
+            sims = similarities(fold, Lever("raw"), seed + k)
+            truth = np.searchsorted(fold["known_classes"], fold["known_truth"])
+            grid.append({(r.margin, r.temperature): rule_rates(sims, truth, r, threshold, place_at) for r in rules})
+            counts.append(counts_of(fold, sims))
+    _, chosen = nested(grid + [grid[0]], counts + [counts[0]])  # the last "fold" is chosen on all the others: every fold and draw
+    margin, temperature = chosen[-1]
+    return ReferenceRule(margin, temperature), pooled([g[chosen[-1]] for g in grid], counts, KEYS + PLACE_KEYS)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.whitening_eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--outputs", type=Path, required=True, help="per-photo fold outputs of `python -m src crossval --leave-landmarks-out`")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 10, 20, 30, 40], help="draws of the enrolled photos (fold k uses seed + k; 0 is the CV's own draw)")
     parser.add_argument("--levers", nargs="*", default=None, help="only these levers (names as printed)")
-    parser.add_argument("--objects-per-category", type=int, default=10, help="held-out object photos per category, in the saved order (default: %(default)s)")
+    parser.add_argument("--objects-per-category", type=int, default=10, help="held-out object photos per category, in the saved order, "
+                        "for outputs without the background's reference rows (default: %(default)s)")
+    parser.add_argument("--no-placement", action="store_true", help="leave out the placement score comparison")
     parser.add_argument("--no-record", action="store_true", help="print only, save no run record")
     args = parser.parse_args(argv)
     folds, classes = load_fold_outputs(args.outputs)
     threshold = naming_threshold(folds)
+    budget = Budget(unknown=0.01)
+    strict = choose_point(placement_curve(pool(folds, "probability", class_sites=site_ids(classes))), budget)
+    place_at = strict.threshold
+    real_background = "background_embedding" in folds[0]
     taught_folds = [with_background(fold, args.objects_per_category) for fold in folds]
     check = check_against_teach_fold(taught_folds[0], args.seeds[0], threshold)
-    print(f"{args.outputs}: {len(folds)} folds, naming threshold {threshold:.4f}; teach_fold agrees on fold 0 "
+    source = "the CV's own" if real_background else "half the object categories"
+    print(f"{args.outputs}: {len(folds)} folds, naming threshold {threshold:.4f}, strict placement point {place_at:.4f}; background references: "
+          f"{source}; teach_fold agrees on fold 0 "
           f"(taught named right {100 * check['taught_named_correctly']:.1f} %)")
     levers = [lever for lever in LEVERS if args.levers is None or lever.name in args.levers]
-    header = "lever (rule nested) | taught named right ± sd seeds | per fold | Δ vs raw per fold (min..max) | taught top-1 | known named right before → after | objects named before → after | rules chosen (margin/T: folds x seeds)"
+    if "unknown_mirror_embedding" in folds[0] and (args.levers is None or "mirror-enrol" in args.levers):
+        levers.append(Lever("mirror-enrol", mirror_enrol=True))
+    header = ("lever (rule nested) | taught named right ± sd seeds | per fold | Δ vs raw per fold (min..max) | taught top-1 | "
+              "known named right before → after | objects named before → after | taught placed right / wrong | "
+              "known placed wrong before → after | objects placed before → after | rules chosen (margin/T: folds x seeds)")
     print(header + "\n" + "-" * len(header))
     rows: list[tuple[str, dict]] = []
-    for name, lever, fixed in [("shipped rule (margin 0.03, T 0.03)", Lever("raw"), True)] + [(lever.name, lever, False) for lever in levers]:
-        r = evaluate_lever(taught_folds, lever, args.seeds, threshold, fixed=fixed)
+    fixed_rows = [(f"rule {BEFORE.margin:g}/{BEFORE.temperature:g} (before)", BEFORE)]
+    if ReferenceRule() != BEFORE:
+        fixed_rows.append((f"rule {ReferenceRule().margin:g}/{ReferenceRule().temperature:g} (shipped)", ReferenceRule()))
+    for name, lever, fixed in [(name, Lever("raw"), rule) for name, rule in fixed_rows] + [(lever.name, lever, None) for lever in levers]:
+        r = evaluate_lever(taught_folds, lever, args.seeds, threshold, fixed=fixed, place_at=place_at)
         rows.append((name, r))
-        base = rows[1][1] if len(rows) > 1 and rows[1][0] == "raw" else rows[0][1]
+        base = next((row for n, row in rows if n == "raw"), rows[0][1])
         m, sd = r["mean"], r["sd_over_seeds"]
         delta = np.array(r["taught_per_fold"]) - np.array(base["taught_per_fold"])
         print(f"{name} | {100 * m['taught_named_correctly']:.1f} ± {100 * sd['taught_named_correctly']:.1f} | "
               f"{' '.join(f'{100 * v:.1f}' for v in r['taught_per_fold'])} | {100 * delta.mean():+.1f} ({100 * delta.min():+.1f}..{100 * delta.max():+.1f}) | "
               f"{100 * m['taught_top1']:.1f} | {100 * m['known_named_correctly_before']:.1f} → {100 * m['known_named_correctly_after']:.1f} | "
-              f"{100 * m['objects_named_before']:.2f} → {100 * m['objects_named_after']:.2f} | {rules_seen(r)}", flush=True)
-    budget = Budget(unknown=0.01)
-    places = placement(folds, classes, budget)
-    print("\nplacement score | threshold | known placed right | unknown placed | others placed | objects placed (at <= 1 % unknown)")
+              f"{100 * m['objects_named_before']:.2f} → {100 * m['objects_named_after']:.2f} | "
+              f"{100 * m['taught_placed_right']:.1f} / {100 * m['taught_placed_wrong']:.2f} | "
+              f"{100 * m['known_placed_wrong_before']:.2f} → {100 * m['known_placed_wrong_after']:.2f} | "
+              f"{100 * m['objects_placed_before']:.2f} → {100 * m['objects_placed_after']:.2f} | {rules_seen(r)}", flush=True)
+    ship, ship_rates = rule_to_ship(taught_folds, args.seeds, threshold, place_at)
+    print(f"\nrule chosen on every fold and draw: margin {ship.margin:g}, temperature {ship.temperature:g}: taught named right "
+          f"{100 * ship_rates['taught_named_correctly']:.1f} %, placed right / wrong {100 * ship_rates['taught_placed_right']:.1f} / "
+          f"{100 * ship_rates['taught_placed_wrong']:.2f} % (in-sample; the nested rows above are the honest figures)")
+    places = {} if args.no_placement else placement(folds, classes, budget)
+    if places:
+        print("\nplacement score | threshold | known placed right | unknown placed | others placed | objects placed (at <= 1 % unknown)")
     for name, p in places.items():
         print(f"{name} | none within budget" if p is None else
               f"{name} | {p['threshold']:.4f} | {100 * p['known_placed_right']:.1f} | {100 * p['unknown_placed']:.2f} | "
@@ -347,9 +426,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not args.no_record:
         path = save_run("gallery", f"whitening-{args.outputs.stem}", {"levers": [l.__dict__ for l in levers], "margins": MARGINS.tolist(),
                         "temperatures": list(TEMPERATURES), "max_known_drop": MAX_KNOWN_DROP, "max_objects_rise": MAX_OBJECTS_RISE,
+                        "max_taught_placed_wrong": MAX_TAUGHT_PLACED_WRONG, "max_placed_wrong_rise": MAX_PLACED_WRONG_RISE,
                         "shots": GALLERY_SHOTS, "references_per_class": REFERENCES_PER_CLASS, "seeds": args.seeds},
-                        {"outputs": str(args.outputs), "folds": len(folds), "classes": len(classes), "objects_per_category": args.objects_per_category},
-                        {"naming_threshold": threshold, "taught": {name: r for name, r in rows}, "placement": places, "placement_budget": budget.__dict__})
+                        {"outputs": str(args.outputs), "folds": len(folds), "classes": len(classes), "background_references": "cv" if real_background
+                         else f"half the object categories ({args.objects_per_category} photos each)"},
+                        {"naming_threshold": threshold, "placement_threshold": place_at, "taught": {name: r for name, r in rows},
+                         "rule_to_ship": {**vars(ship), **ship_rates}, "placement": places, "placement_budget": budget.__dict__})
         print(f"run record {path}")
     return 0
 
