@@ -202,7 +202,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "train": ("train a named recipe (default, accurate, scratch), export it and evaluate the export", train_command),
     "crossval": ("cross-validate a transfer recipe on the training photos", crossval_command),
     "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate")),
-    "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tagger.tag")),
+    "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tagger.cli")),
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
     "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery_cli")),
     "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),

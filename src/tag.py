@@ -1,6 +1,6 @@
-"""`python -m src.tag` (kept for users' scripts): the batch tagger, `src.serving.tagger.tag`."""
+"""`python -m src.tag` (kept for users' scripts): the batch tagger, `src.serving.tagger.cli`."""
 
-from src.serving.tagger.tag import main
+from src.serving.tagger.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -31,8 +31,8 @@ from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnre
 from src.serving.gallery_cli import main as gallery_main
 from src.serving.recognize import Recognizer
 from src.serving.service import create_app
-from src.serving.tagger.tag import _write_gps
-from src.serving.tagger.tag import main as tag_main
+from src.serving.tagger.cli import main as tag_main
+from src.serving.tagger.photo_pipeline import write_place
 from src.serving.tagger.tag_report import TagRow
 from src.serving.validation import bearer_token
 from tests.test_service import serving_in_thread
@@ -407,8 +407,8 @@ def test_two_taggers_writing_one_photo_take_turns_and_one_reports_already_tagged
 
     monkeypatch.setattr(exif, "write_atomically", paused)
     rows = [TagRow(file=str(photo), status="landmark") for _ in range(2)]
-    first = threading.Thread(target=_write_gps, args=(rows[0], photo, None, TAJ, False))
-    second = threading.Thread(target=_write_gps, args=(rows[1], photo, None, TAJ, False))
+    first = threading.Thread(target=write_place, args=(rows[0], photo, None, TAJ, False))
+    second = threading.Thread(target=write_place, args=(rows[1], photo, None, TAJ, False))
     first.start()
     assert inside.wait(10)
     second.start()

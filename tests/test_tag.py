@@ -21,7 +21,9 @@ from src.data.synthetic import CLASS_NAMES
 from src.serving.metadata import safe_write
 from src.serving.metadata.exif import read_gps, read_keywords, write_location
 from src.serving.recognize import Recognizer
-from src.serving.tagger.tag import find_images, main, tag_paths
+from src.serving.tagger.cli import main
+from src.serving.tagger.photo_files import find_images
+from src.serving.tagger.tag import tag_paths
 from src.serving.tagger.tag_report import COLUMNS, TagStats, write_report
 
 GEO_CLASSES = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]

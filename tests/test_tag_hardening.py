@@ -23,7 +23,9 @@ from src.data.landmarks import lookup
 from src.serving.metadata.exif import read_gps
 from src.serving.recognize import Recognizer
 from src.serving.metadata.safe_write import remove_stale_temp_files
-from src.serving.tagger.tag import Limits, main, tag_paths
+from src.serving.tagger.cli import main
+from src.serving.tagger.photo_pipeline import Limits
+from src.serving.tagger.tag import tag_paths
 
 GEO_CLASSES = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]
 POSIX = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and flock are POSIX")

@@ -2,15 +2,16 @@
 
     python -m src tag --engine ray [--address ADDR] [--actors N] [--ray-batch-size B] PATHS... -o report.parquet
 
-The pipeline is the local tagger's (`src.serving.tagger.tag`), cut into Ray Data stages:
+The pipeline is the local tagger's (`src.serving.tagger.tag`), cut into Ray Data stages (the steps both
+engines share are `src.serving.tagger.photo_pipeline`'s):
 
-1. the photo list: PATHS walked on the driver (`tag.find_images`), or a listing file (``.csv`` or
+1. the photo list: PATHS walked on the driver (`photo_files.find_images`), or a listing file (``.csv`` or
    ``.parquet`` with a ``file`` or ``path`` column) read by Ray Data itself, so a listing of millions
    of photos is never held by the driver;
-2. decoding, in parallel Ray tasks: the GPS check and decode of `tag._check_and_decode`, then the
+2. decoding, in parallel Ray tasks: the GPS check and decode of `photo_pipeline.check_and_decode`, then the
    model's centre square (`src.data.images.centre_square`), as raw uint8 pixels;
 3. recognition, in an actor pool: one exported model per actor (`Recognizer`, the decision rule of the
-   app, the service and the local tagger), rows built by `tag._row_from`, GPS written by `tag._write_gps`
+   app, the service and the local tagger), rows built by `photo_pipeline.row_from`, GPS written by `photo_pipeline.write_place`
    (the same safe, atomic writer; only confident landmarks with coordinates).
 
 A bad photo becomes an ``error`` row and the job goes on, as in the local tagger. The photos must be
@@ -31,14 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from src.serving.tagger.photo_files import Found, relative_destination
-from src.serving.tagger.tag import (
-    Limits,
-    _check_and_decode,
-    _row_from,
-    _write_gps,
-    find_images,
-)
+from src.serving.tagger.photo_files import Found, find_images, relative_destination
+from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place
 from src.serving.tagger.tag_report import COLUMNS, TagRow, TagStats
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -82,7 +77,7 @@ def _listing_destination(photo: str, out_dir: Path) -> str:
 
 
 class _Decoder:
-    """What `tag._check_and_decode` needs of a Recognizer (its decode), without loading the model."""
+    """What `photo_pipeline.check_and_decode` needs of a Recognizer (its decode), without loading the model."""
 
     def __init__(self, resize: int):
         self.resize = resize
@@ -105,7 +100,7 @@ def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None,
         destination = str(destinations[index]) if destinations is not None else ""
         if not destination and (out_dir or in_place):
             destination = file if in_place else _listing_destination(file, Path(out_dir))
-        kind, value = _check_and_decode(decoder, Found(photo=Path(file), root=Path(file).parent, listed=Path(file)), Limits())
+        kind, value = check_and_decode(decoder, Found(photo=Path(file), root=Path(file).parent, listed=Path(file)), Limits())
         pixels, message, latitude, longitude = b"", "", None, None
         if kind == "image":
             try:
@@ -158,13 +153,13 @@ class RecognizeActor:
             )
         if kind == "error":
             return TagRow(file=file, status="error", message=str(batch["message"][i]))
-        row = _row_from(file, result)
+        row = row_from(file, result)
         if self.write_gps and result.position is not None:
             photo, destination = Path(file), Path(str(batch["destination"][i]))
             if not self.in_place and destination.resolve() == photo.resolve():
                 row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
             else:
-                _write_gps(row, photo, destination, result.top[0].info, sidecar=False)
+                write_place(row, photo, destination, result.top[0].info, sidecar=False)
         return row
 
 

@@ -1,146 +1,31 @@
-"""Batch tagger: infer where photos were taken and optionally write the GPS position into them.
+"""The local batch tagger: photos under the given paths -> one report row each, with the place written
+into the photos where asked (`tag_paths`). Decoding runs in threads, the next batch while the model runs
+this one; every answer comes from `Recognizer` (the app's and the service's decision rule).
 
-    python -m src.serving.tagger.tag PATH... [--output report.csv|report.json]
-                      [--write-gps (--out-dir DIR | --in-place | --sidecar [--out-dir DIR])]
-                      [--model PATH] [--batch-size 32] [--threshold X] [--top-k 5] [--workers N]
-                      [--max-file-mb 200] [--max-pixels N] [--memory-mb 1024]
-
-* PATHs are photos or folders; folders are walked recursively for image files (by extension; hidden
-  files and folders are skipped). A photo named explicitly is always tried. Symlinks are followed:
-  the real file is reported and tagged once (`src.serving.tagger.photo_files`).
-* Every file is read bounded and without blocking: FIFOs, devices, sockets, files over
-  ``--max-file-mb`` and images over ``--max-pixels`` become ``error`` rows within milliseconds.
-  Decoding threads are capped so that ``--memory-mb`` holds for the largest allowed image.
-* Every prediction goes through `src.recognize.Recognizer` (decode -> probabilities -> decide), the
-  decision rule the app and the HTTP service use, in batches, with a progress bar.
-* A photo that already carries a GPS position is reported as ``has_gps`` and left alone: the
-  photo's own metadata wins over any inference.
-* ``--write-gps`` writes the landmark's position, a description ("Taj Mahal, Agra, Uttar Pradesh,
-  India"), keywords (the hashtags without ``#``) and city/region/country as EXIF and XMP into a copy
-  under ``--out-dir`` (relative paths kept), or into the original with ``--in-place`` (atomic
-  replace), or only into an XMP sidecar ``photo.jpg.xmp`` with ``--sidecar`` (the photo is never
-  written; implies ``--write-gps``). All through `src.serving.tagger.tag_writer.write_landmark`.
-  Only placed answers with known coordinates are written: a ``landmark`` the placement rule is sure
-  of (``--placement``, default the model's "strict" point: at most 1 % of photos of landmarks it
-  never saw get a position, docs/unknown.md), never a mere guess and never an ``unknown`` one.
-  Formats that cannot hold the tags (HEIC, GIF, BMP) are reported in the row's message, not fatal.
-* Temp files a killed earlier run left in the folders written to are removed first.
-* The report (``--output``, ``.csv`` or ``.json``; ``-`` for CSV on stdout) has one row per file:
-  file, status, landmark, name, probability, latitude, longitude, tags, message, written, rule, placed,
-  guess. status is ``landmark`` (named), ``unknown``, ``has_gps`` or ``error`` (unreadable file,
-  failed write). landmark/name are filled only for a named photo; an ``unknown`` row's best guess is
-  in ``guess``. latitude/longitude/tags only where ``placed`` is ``yes``; ``rule`` says what decided.
-* Exit status: 0 every file processed, 1 some files failed (``error`` rows), 2 usage error.
+The command line is `src.serving.tagger.cli` (`python -m src tag`); the steps shared with the Ray
+engine (checking, decoding, the report row, the write) are in `src.serving.tagger.photo_pipeline`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from src.data.images import (
-    MAX_FILE_BYTES,
-    MAX_PIXELS,
-    BadImageError,
-    decodes_within,
-    load_rgb,
-    read_photo_file,
-)
-from src.data.landmarks import LandmarkInfo
-from src.serving.metadata.exif import ExistingGPSError, UnsupportedFormatError, read_gps
-from src.serving.tagger.photo_files import Found, find_images, relative_destination
-from src.serving.recognize import Recognition, Recognizer
-from src.serving.runtime import PRECISIONS, RUNTIMES
 from src.serving.metadata.safe_write import remove_stale_temp_files
-from src.serving.tagger.tag_report import TagRow, TagStats, csv_text, write_report
-from src.serving.tagger.tag_writer import write_landmark
+from src.serving.recognize import Recognizer
+from src.serving.tagger.photo_files import Found, find_images, relative_destination
+from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place
+from src.serving.tagger.tag_report import TagRow, TagStats
 
-__all__ = ["Limits", "TagRow", "TagStats", "find_images", "main", "tag_paths", "write_report"]
+__all__ = ["DEFAULT_WORKERS", "tag_paths"]
 
-DEFAULT_MEMORY_BYTES = 1024 * 2**20
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # decoding threads of the command line
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one photo may cost: bytes read, pixels decoded, and memory for all decodes at once."""
-
-    max_file_bytes: int = MAX_FILE_BYTES
-    max_pixels: int = MAX_PIXELS
-    memory_bytes: int = DEFAULT_MEMORY_BYTES  # caps the decoding threads (see decodes_within)
-
-    def workers(self, requested: int) -> int:
-        return max(1, min(requested, decodes_within(self.memory_bytes, self.max_pixels)))
-
-
-# --------------------------------------------------------------------------------------------
-# Tagging (finding photos: src.serving.tagger.photo_files)
-# --------------------------------------------------------------------------------------------
-
-
-def _row_from(file: str, result: Recognition) -> TagRow:
-    """A report row with the place only where the photo is placed, the name only where it is named."""
-    if result.status == "error":
-        return TagRow(file=file, status="error", message=result.message)
-    best = result.top[0]
-    row = TagRow(file=file, status=result.status, probability=round(best.probability, 6), message=result.message, rule=result.rule,
-                 placed="yes" if result.placed else "no")
-    if result.status == "landmark":
-        row.landmark, row.name = best.class_name, best.info.name
-    else:
-        row.guess = best.class_name
-    if result.position is not None:
-        row.latitude, row.longitude = result.position
-        row.tags = " ".join(best.info.hashtags)
-    return row
-
-
-def _check_and_decode(recognizer: Recognizer, item: Found, limits: Limits):
-    """("has_gps", (lat, lon)) | ("image", PIL image) | ("error", reason). Never raises."""
-    photo = item.photo
-    if item.problem:
-        return "error", f"Cannot read this file: {item.problem}."
-    try:
-        data = read_photo_file(photo, limits.max_file_bytes)  # one bounded, non-blocking read
-        location = read_gps(data)  # a sidecar's own GPS is checked when writing it (ExistingGPSError)
-        if location is not None:
-            return "has_gps", location
-        # The model's own decode size (Recognizer.decode), with this run's pixel limit.
-        return "image", load_rgb(data, short_side=recognizer.resize, max_pixels=limits.max_pixels)
-    except BadImageError as error:
-        reason = str(error).removeprefix(f"{photo}: ")  # the row already names the file
-        return "error", f"Cannot read this file: {reason}."
-    except OSError as error:  # missing, a directory, no permission, ...
-        return "error", f"Cannot read this file: {error.strerror or error}."
-    except Exception as error:  # one odd file must not end a run over thousands
-        return "error", f"Cannot read this file: unexpected {type(error).__name__}: {error}."
-
-
-def _write_gps(row: TagRow, photo: Path, destination: Path | None, info: LandmarkInfo, sidecar: bool) -> None:
-    """Write the landmark's place (into destination, in place, or a sidecar); updates the row. Never raises."""
-    if not info.has_coordinates:
-        row.message += f"; not written: no coordinates are known for {info.name}"
-        return
-    try:
-        written = write_landmark(photo, info, destination=destination, sidecar=sidecar)
-    except ExistingGPSError as error:  # it got a position since we looked (another run?): its metadata wins
-        row.status, (row.latitude, row.longitude) = "has_gps", error.location
-        row.message = "already tagged: it got a GPS position since it was read (another run?); left unchanged"
-    except UnsupportedFormatError as error:
-        row.message += f"; not written: {error}"
-    except (BadImageError, OSError, ValueError, RuntimeError) as error:
-        row.status = "error"
-        row.message += f"; writing the GPS failed: {error}"
-    else:
-        row.written = str(written)
 
 
 def tag_paths(
@@ -196,7 +81,7 @@ def tag_paths(
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     # The next batch is decoded while the model runs this one (decoding is about half of a photo's time).
     prefetch = ThreadPoolExecutor(max_workers=1)
-    check = lambda item: _check_and_decode(recognizer, item, limits)
+    check = lambda item: check_and_decode(recognizer, item, limits)
     decode = lambda batch: list(pool.map(check, batch)) if pool is not None else [check(item) for item in batch]
     batches = [photos[start : start + batch_size] for start in range(0, len(photos), batch_size)]
     pending = prefetch.submit(decode, batches[0]) if batches else None
@@ -224,14 +109,14 @@ def tag_paths(
                     row = TagRow(file=str(photo), status="error", message=value)
                 else:
                     result = next(results)
-                    row = _row_from(str(photo), result)
+                    row = row_from(str(photo), result)
                     destination = destinations.get(photo)
                     if write_gps and result.position is not None:
                         if destination is not None and os.path.realpath(destination) == str(photo):
                             row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
                         else:
                             t3 = time.perf_counter()
-                            _write_gps(row, photo, destination, result.top[0].info, sidecar)
+                            write_place(row, photo, destination, result.top[0].info, sidecar)
                             stats.write_s += time.perf_counter() - t3
                 rows.append(row)
                 if on_row is not None:
@@ -250,146 +135,3 @@ def tag_paths(
 def _destination(item: Found, roots: Sequence[Path], out: Path | None) -> Path | None:
     """Where the copy (or the sidecar's photo name) goes; None: in place or next to the photo."""
     return out / relative_destination(item, roots) if out is not None else None
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m src tag",
-        description="Infer where photos were taken from the landmark in them; report it and optionally write the GPS into them.",
-        epilog="exit status: 0 all files processed, 1 some files could not be processed, 2 usage error",
-    )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders (walked recursively)")
-    parser.add_argument("--output", "-o", metavar="REPORT", help="write a report: .csv, .json or .parquet ('-' = CSV on stdout)")
-    parser.add_argument("--write-gps", action="store_true", help="write the inferred position, description and keywords into the photos")
-    parser.add_argument("--out-dir", type=Path, help="with --write-gps: write tagged copies here (relative paths kept)")
-    parser.add_argument("--in-place", action="store_true", help="with --write-gps: modify the original photos (atomic replace)")
-    parser.add_argument("--sidecar", action="store_true", help="write photo.jpg.xmp sidecars (next to the photos, or under --out-dir); never touch a photo; implies --write-gps")
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threshold", type=float, default=None, help="confidence below which a photo is 'unknown' (default: the model's)")
-    parser.add_argument("--placement", default=None, metavar="POINT",
-                        help="when a position is placed (reported, and written with --write-gps): 'strict' (default: at most 1 %% of photos "
-                             "of landmarks the model never saw get one, by leave-landmarks-out cross-validation; docs/unknown.md) or 'balanced' "
-                             "(more known photos placed, about 5 %% of unknown ones)")
-    parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
-                        help="instead of --placement: place at this probability or more (0-1)")
-    parser.add_argument("--top-k", type=int, default=5, help="candidates considered per photo (default 5)")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="decoding threads (default: up to 4)")
-    parser.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20, help="larger files are error rows, never read (default %(default)g)")
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="larger images are error rows, never decoded (default %(default)d)")
-    parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_BYTES / 2**20, help="memory for decoding at once; caps --workers (default %(default)g)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
-                        help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    scale = parser.add_argument_group("Ray engine (src.serving.tagger.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
-    scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
-    scale.add_argument("--address", default=None, help="Ray cluster to join (e.g. 'auto' or host:6379); default: start a local Ray")
-    scale.add_argument("--actors", type=int, default=1, help="model replicas, one exported model per Ray actor (default 1)")
-    scale.add_argument("--ray-batch-size", type=int, default=32, help="photos per model call in a Ray actor (default 32)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 for --help
-        return int(exit_.code or 0)
-
-    def usage(message: str) -> int:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return 2
-
-    if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".json", ".parquet"):
-        return usage(f"--output must end in .csv or .json (or .parquet), got {args.output!r}")
-    if args.engine != "ray" and (args.address or args.actors != 1 or args.ray_batch_size != 32):
-        return usage("--address, --actors and --ray-batch-size apply with --engine ray")
-    if args.engine == "ray" and args.sidecar:
-        return usage("--sidecar is not available with --engine ray yet: use --out-dir or --in-place")
-    args.write_gps = args.write_gps or args.sidecar
-    if args.write_gps and not (args.out_dir or args.in_place or args.sidecar):
-        return usage("--write-gps needs --out-dir DIR (tagged copies), --in-place (modify the originals) or --sidecar")
-    if args.out_dir and args.in_place:
-        return usage("give either --out-dir or --in-place, not both")
-    if args.sidecar and args.in_place:
-        return usage("--sidecar never writes the photos: --in-place does not apply")
-    if (args.out_dir or args.in_place) and not args.write_gps:
-        return usage("--out-dir and --in-place only apply with --write-gps")
-    if args.max_file_mb <= 0 or args.max_pixels < 1 or args.memory_mb <= 0:
-        return usage("--max-file-mb, --max-pixels and --memory-mb must be positive")
-    if args.batch_size < 1:
-        return usage("--batch-size must be at least 1")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        return usage("--threshold must be between 0 and 1")
-    if args.workers < 1:
-        return usage("--workers must be at least 1")
-    if args.out_dir and any(Path(p).resolve().is_relative_to(args.out_dir.resolve()) for p in args.paths):
-        return usage("--out-dir must not be, or contain, an input path (copies would mix with the originals)")
-    if args.placement is not None and args.min_confidence is not None:
-        return usage("give either --placement or --min-confidence, not both")
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        return usage("no such file or folder: " + ", ".join(missing))
-    placement = args.min_confidence if args.min_confidence is not None else args.placement
-    try:
-        recognizer = Recognizer(args.model, threshold=args.threshold, runtime=args.runtime, precision=args.precision, placement=placement)
-    except (FileNotFoundError, ValueError) as error:
-        return usage(str(error))
-    if recognizer.gallery_problem:  # tagging without the taught landmarks would name their photos wrongly
-        print(f"error: {recognizer.gallery_problem}", file=sys.stderr)
-        return 1
-
-    stats = TagStats()
-    if args.engine == "ray":
-        from src.serving.tagger.ray_tag import RayTagConfig, tag_paths_ray
-
-        try:
-            config = RayTagConfig(address=args.address, actors=args.actors, batch_size=args.ray_batch_size, progress=not args.quiet)
-            config.check()
-        except ValueError as error:
-            return usage(str(error))
-        try:
-            rows = tag_paths_ray(
-                args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=args.write_gps,
-                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats, placement=placement,
-            )
-        except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
-            return usage(str(error))
-    else:
-        rows = tag_paths(
-            args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
-            out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
-            limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
-            progress=not args.quiet, stats=stats,
-        )
-    if args.output == "-":
-        sys.stdout.write(csv_text(rows))
-    elif args.output and Path(args.output).suffix.lower() == ".parquet":
-        from src.serving.tagger.ray_tag import write_parquet_report
-
-        write_parquet_report(rows, args.output)
-    elif args.output:
-        write_report(rows, args.output, stats=stats, model=recognizer.model_path.name)
-
-    errors = [row for row in rows if row.status == "error"]
-    for row in errors:
-        print(f"error: {row.file}: {row.message}", file=sys.stderr)
-    if not rows:
-        print("no image files found", file=sys.stderr)
-    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, placement {recognizer.placement_point} "
-          f"{recognizer.placement_threshold:g}, {recognizer.runtime})", file=sys.stderr)
-    print(stats.summary(), file=sys.stderr)
-    if args.output and args.output != "-":
-        print(f"report: {args.output}", file=sys.stderr)
-    return 1 if errors else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
