@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from src.serving.gallery_index import GalleryIndex, IndexConfig
+from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
 
 PHOTOS_PER_LANDMARK = 5
 
@@ -67,7 +67,7 @@ def bench_enrolment(model: Path, photos: Path, repeats: int) -> dict:
     from scripts.gallery_features import embed_batch
     from src.data.transforms import batchable_square
     from src.export import load_exported
-    from src.serving.gallery import Gallery
+    from src.serving.gallery.gallery import Gallery
 
     module, metadata = load_exported(model, optimize=False)
     side = int(metadata.get("preprocessing", {}).get("resize", 256))

@@ -33,7 +33,7 @@ import torch
 from src.evaluation.openset import is_landmark
 from src.evaluation.openset_rule import best_landmark
 from src.runs import RUNS_DIR, save_run
-from src.serving.gallery_index import GalleryIndex
+from src.serving.gallery.gallery_index import GalleryIndex
 from src.serving.recognize import GalleryRule, combine
 
 CANDIDATES = ("pooled", "gem", "imagenet")

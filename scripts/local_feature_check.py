@@ -30,7 +30,7 @@ from PIL import Image
 from scripts.gallery_eval import Features, pick
 from src.evaluation.openset_rule import best_landmark, is_landmark, landmark_confidence
 from src.runs import RUNS_DIR, save_run
-from src.serving.gallery_index import GalleryIndex
+from src.serving.gallery.gallery_index import GalleryIndex
 
 SIDE = 480  # keypoints are found on the photo scaled to this longest side
 KEPT = (0.9, 0.8)  # shares of known photos kept at which the scores are compared

@@ -110,8 +110,8 @@ def train_command(argv: Sequence[str]) -> int:
     from src.data.location import data_roots
 
     if not options.no_references:
-        from src.serving.gallery import GalleryError
-        from src.serving.gallery_cli import make_references
+        from src.serving.gallery.gallery import GalleryError
+        from src.serving.gallery.gallery_cli import make_references
 
         try:
             references, count = make_references(Path(recipe.export_path), data_roots(recipe.data_dir), getattr(recipe, "no_landmark_dir", None))
@@ -204,7 +204,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate")),
     "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tagger.cli")),
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
-    "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery_cli")),
+    "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery.gallery_cli")),
     "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),
     "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.maps")),
     "export-openvino": ("convert exported .pt files into OpenVINO models beside them (faster CPU serving)", _delegate("src.export_openvino")),

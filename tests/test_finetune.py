@@ -26,7 +26,7 @@ from src.models.backbones import (
     split_trunk_and_tail,
 )
 from src.runs import load_runs, portable_path
-from src.serving.references import references_path
+from src.serving.gallery.references import references_path
 from src.training.features import (
     OpenVinoGraph,
     cached_activations,

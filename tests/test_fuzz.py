@@ -4,7 +4,7 @@
   metadata -> a checked gallery or GalleryError, never another exception, never a byte written
   outside the unpack folder (and none at all when refused);
 * the upload parser (`check_upload`, then `load_rgb`) and the form/header checks of
-  `src.serving.validation`: any bytes or text -> accepted within the limits, or a 4xx reason;
+  `src.serving.gallery.validation`: any bytes or text -> accepted within the limits, or a 4xx reason;
 * the EXIF/XMP writers (`write_location`, `write_sidecar`): random photos and places -> written, read
   back by exiv2 (and exiftool where installed) with the same pixels, the same other tags, GPS right.
 
@@ -36,10 +36,10 @@ from PIL import Image
 
 from src.data.images import BadImageError, load_rgb
 from src.serving.metadata.exif import read_gps, write_location
-from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, read_export, thumb_name
+from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, read_export, thumb_name
 from src.serving.tagger.tag_writer import write_sidecar
 from src.serving.uploads import RejectedUpload, check_upload
-from src.serving.validation import (
+from src.serving.gallery.validation import (
     MAX_NAME,
     bearer_token,
     check_embeddings,

@@ -27,14 +27,14 @@ from PIL import Image
 from src.data.landmarks import lookup
 from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
 from src.serving.metadata import exif
-from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, edit, thumb_name
-from src.serving.gallery_cli import main as gallery_main
+from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, edit, thumb_name
+from src.serving.gallery.gallery_cli import main as gallery_main
 from src.serving.recognize import Recognizer
 from src.serving.service import create_app
 from src.serving.tagger.cli import main as tag_main
 from src.serving.tagger.photo_pipeline import write_place
 from src.serving.tagger.tag_report import TagRow
-from src.serving.validation import bearer_token
+from src.serving.gallery.validation import bearer_token
 from tests.test_service import serving_in_thread
 
 TOKEN = "s3cret-token"

@@ -6,9 +6,9 @@
 
 Writes need ``Authorization: Bearer $LANDMARK_ADMIN_TOKEN``; with the variable unset, writes are off
 (403), a missing or malformed token is 401, a wrong one 403, answered before the body is read.
-Writes are serialised (a lock here, a file lock in `src.serving.gallery.edit`, atomic file
+Writes are serialised (a lock here, a file lock in `src.serving.gallery.gallery.edit`, atomic file
 replacement), so concurrent requests never lose an edit. The request body is bounded by the service's
-own upload limit; fields are checked by `src.serving.validation` (as the command line and imports
+own upload limit; fields are checked by `src.serving.gallery.validation` (as the command line and imports
 are); each photo is checked like a predict upload, then decoded and embedded within the service's
 pixel and memory budget before the gallery is locked; an unusable photo is reported, by its file
 name, and skipped. An unreadable gallery file is 503, with how to restore it.
@@ -25,10 +25,10 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 
-from src.serving.gallery import Enrolment, Gallery, GalleryError, edit, prepare_photos
+from src.serving.gallery.gallery import Enrolment, Gallery, GalleryError, edit, prepare_photos
 from src.serving.recognize import Recognizer
 from src.serving.uploads import RejectedUpload, check_upload
-from src.serving.validation import (
+from src.serving.gallery.validation import (
     MAX_NAME,
     MAX_TAGS_TEXT,
     MAX_TEXT,
@@ -113,7 +113,7 @@ def _text(form: FormData, key: str, required: bool = False) -> str:
 
 
 def landmark_form(form: FormData, trained: list[str]) -> tuple[LandmarkFields, bool]:
-    """The form's fields, checked by `src.serving.validation` as the command line and imports are."""
+    """The form's fields, checked by `src.serving.gallery.validation` as the command line and imports are."""
     unknown = sorted(set(form.keys()) - set(_FIELDS) - {"files"})
     if unknown:
         raise GalleryError(f"unknown fields {unknown}: expected {', '.join(_FIELDS)} and files")

@@ -3,10 +3,10 @@
 The one place where an exported model meets a user's photo; the app, the HTTP service and the batch
 tagger all call `Recognizer.recognize` / `recognize_many`, so they agree on every answer.
 
-Landmarks taught from a few photos (`src.serving.gallery`, under $LANDMARK_HOME) join the trained
+Landmarks taught from a few photos (`src.serving.gallery.gallery`, under $LANDMARK_HOME) join the trained
 classes in the same decision: the model's probabilities and the photo's similarity to each taught
 landmark's photos become one distribution, and the "unknown" rule applies to it as it applied to the
-model alone. With reference photos beside the model (`src.serving.references`) a taught landmark wins
+model alone. With reference photos beside the model (`src.serving.gallery.references`) a taught landmark wins
 a photo by being closer than everything the model was trained on (`combine_by_reference`); without
 them, by competing with the model's probabilities (`combine`). A gallery changed by another process is
 picked up on the next photo.
@@ -41,10 +41,10 @@ from src.evaluation.openset_rule import (
     too_small,
 )
 from src.evaluation.placement import DEFAULT_POINT, PlacementRule, load_rule
-from src.serving.gallery import GALLERY_FILE, Gallery, GalleryError, default_gallery_dir, edit
-from src.serving.gallery_index import GalleryIndex, IndexConfig
-from src.serving.validation import unreadable
-from src.serving.references import load_references
+from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, default_gallery_dir, edit
+from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
+from src.serving.gallery.validation import unreadable
+from src.serving.gallery.references import load_references
 from src.serving.runtime import Runtime, load_runtime
 
 log = logging.getLogger(__name__)

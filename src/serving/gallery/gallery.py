@@ -16,7 +16,7 @@ service, the app and `python -m src gallery` may write at the same time without 
 Photos are decoded and embedded before the lock is taken (`enrol`, `prepare_photos`), so the lock is
 held for milliseconds.
 
-Nothing read from a file is trusted (`src.serving.validation` checks it): the store and an export are
+Nothing read from a file is trusted (`src.serving.gallery.validation` checks it): the store and an export are
 parsed field by field (names, positions, photo names that can only be thumbnail hashes, embeddings
 finite, unit length and one per photo), thumbnails are read bounded and checked against their hash,
 and an export is checked completely before one byte is written. A damaged store raises
@@ -44,8 +44,8 @@ from PIL import Image, UnidentifiedImageError
 
 from src.data.images import MAX_FILE_BYTES, MAX_PIXELS, BadImageError, ImageSource, load_rgb, open_regular_file, read_photo_file
 from src.data.landmarks import LandmarkInfo
-from src.serving.gallery_index import GalleryIndex, IndexConfig
-from src.serving.validation import (  # noqa: F401 - GalleryError, check_landmark, parse_tags, MAX_NAME: this module's API too
+from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
+from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, check_landmark, parse_tags, MAX_NAME: this module's API too
     MAX_NAME,
     MAX_PHOTOS_PER_LANDMARK,
     THUMB_NAME,

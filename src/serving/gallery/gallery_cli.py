@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.serving.gallery import (
+from src.serving.gallery.gallery import (
     Gallery,
     GalleryError,
     default_gallery_dir,
@@ -83,14 +83,14 @@ def add(args: argparse.Namespace) -> int:
 
 
 def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path | None, per_class: int = 40) -> tuple[Path, int]:
-    """Embed reference photos of the model's own classes (`src.serving.references`): the first `per_class`
+    """Embed reference photos of the model's own classes (`src.serving.gallery.references`): the first `per_class`
     training photos of each class under `roots` and the training part of `no_landmark`; saved beside
     the model. Returns the file and the number of photos."""
     from src.data.folders import scan_split, split_no_landmark
     from src.data.images import BadImageError
     from src.evaluation.openset import BACKGROUND_CLASS
     from src.serving.recognize import Recognizer
-    from src.serving.references import save_references
+    from src.serving.gallery.references import save_references
 
     recognizer = Recognizer(model, use_gallery=False)
     recognizer.require_embeddings()
