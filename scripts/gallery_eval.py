@@ -34,7 +34,7 @@ from src.evaluation.openset import is_landmark
 from src.evaluation.openset_rule import best_landmark
 from src.runs import RUNS_DIR, save_run
 from src.serving.gallery.gallery_index import GalleryIndex
-from src.serving.recognize import GalleryRule, combine
+from src.serving.recognizer.recognize import GalleryRule, combine
 
 CANDIDATES = ("pooled", "gem", "imagenet")
 # Measured beside the candidates, not chosen from: each needs a second pass (the mirrored photo) or a

@@ -27,7 +27,7 @@ from src.data.synthetic import make_degenerate_images
 from src.evaluation.openset import GENERATED_EVAL_SEED
 from src.evaluation.placement import STREAM_SHARES, CurvePoint, site_ids, stream_precision
 from src.runs import save_run
-from src.serving.recognize import Recognition, Recognizer
+from src.serving.recognizer.recognize import Recognition, Recognizer
 
 
 def photos_by_landmark(folder: Path) -> list[tuple[Path, str]]:

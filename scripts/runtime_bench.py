@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from src.data.images import centre_square
     from src.export_openvino import export_openvino, ir_paths
     from src.machine import machine_info
-    from src.serving.recognize import Recognizer
-    from src.serving.runtime import OpenVINORuntime, TorchScriptRuntime
+    from src.serving.recognizer.recognize import Recognizer
+    from src.serving.recognizer.runtime import OpenVINORuntime, TorchScriptRuntime
     from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths
 
     torch.set_num_threads(args.threads)

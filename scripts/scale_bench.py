@@ -41,7 +41,7 @@ def bench_tagging(photos: list[Path], model: Path, cpus: int, pools: list[tuple[
     import ray
 
     from src.serving.tagger.ray_tag import RayTagConfig, _init_ray, tag_paths_ray
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
     from src.serving.tagger.tag import tag_paths
 
     recognizer = Recognizer(model)

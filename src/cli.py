@@ -206,7 +206,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.service")),
     "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery.gallery_cli")),
     "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),
-    "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.maps")),
+    "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.recognizer.maps")),
     "export-openvino": ("convert exported .pt files into OpenVINO models beside them (faster CPU serving)", _delegate("src.export_openvino")),
 }
 

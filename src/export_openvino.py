@@ -1,7 +1,7 @@
 """The exported model as an OpenVINO IR (`.xml` + `.bin`) beside its TorchScript file (`.pt`).
 
 The TorchScript file stays the course's format and the source of truth; the IR is a faster copy of the
-same network for CPU inference (`src.serving.runtime`). It is converted from the network inside the
+same network for CPU inference (`src.serving.recognizer.runtime`). It is converted from the network inside the
 exported file (`openvino.convert_model`), with the cheap part of the preprocessing built in by
 OpenVINO's PrePostProcessor: it takes the photos' centre squares as uint8 NHWC (what PIL decodes, no
 transpose, no float copy in Python) and normalises them inside the model. Its outputs are the

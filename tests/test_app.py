@@ -21,7 +21,7 @@ from PIL import Image
 
 from src.data.landmarks import lookup
 from src.serving.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
-from src.serving.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
+from src.serving.recognizer.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
@@ -562,7 +562,7 @@ def test_browser_teach_then_landmarks_i_know(voila, e2e_setup):
 
 def test_result_card_shows_the_place_on_a_small_map_and_keeps_the_link():
     from src.data.landmarks import lookup
-    from src.serving.recognize import Guess, Recognition
+    from src.serving.recognizer.recognize import Guess, Recognition
 
     info = lookup("22.Taj_Mahal")
     html_text = render_result_html("taj.jpg", Recognition(status="landmark", message="", top=[Guess("22.Taj_Mahal", 0.9, info)], placed=True))

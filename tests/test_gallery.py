@@ -15,7 +15,7 @@ from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.serving.gallery.gallery import Gallery, GalleryError, edit, read_export
 from src.serving.gallery.gallery_cli import main as gallery_main
 from src.serving.gallery.gallery_index import MISSING, GalleryIndex, IndexConfig
-from src.serving.recognize import GalleryRule, Recognizer, combine
+from src.serving.recognizer.recognize import GalleryRule, Recognizer, combine
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
 from src.serving.metadata import exif
 from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, edit, thumb_name
 from src.serving.gallery.gallery_cli import main as gallery_main
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.service import create_app
 from src.serving.tagger.cli import main as tag_main
 from src.serving.tagger.photo_pipeline import write_place

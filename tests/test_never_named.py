@@ -10,7 +10,7 @@ import pytest
 from src.data.landmarks import lookup
 from src.data.synthetic import DEGENERATE_KINDS, make_degenerate_images
 from src.evaluation.openset import GENERATED_EVAL_SEED
-from src.serving.recognize import DEFAULT_MODEL, Recognizer
+from src.serving.recognizer.recognize import DEFAULT_MODEL, Recognizer
 
 N_PER_KIND = 30  # 8 kinds x 30 = 240 generated images, none of them a photo of a landmark
 

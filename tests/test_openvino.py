@@ -12,7 +12,7 @@ import pytest
 from conftest import NEEDS_SHARED, SHARED
 
 from src.export_openvino import export_openvino, ir_paths
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,9 +72,9 @@ def test_a_broken_openvino_model_falls_back_with_one_warning(converted, tmp_path
     else:  # converted from another version of the .pt
         sidecar = ir_paths(path)[2]
         sidecar.write_text(json.dumps(dict(json.loads(sidecar.read_text()), source_sha256="0" * 64)))
-    with caplog.at_level(logging.WARNING, logger="src.serving.runtime"):
+    with caplog.at_level(logging.WARNING, logger="src.serving.recognizer.runtime"):
         recognizer = Recognizer(path, runtime="openvino", use_gallery=False)
-    warnings = [r for r in caplog.records if r.name == "src.serving.runtime"]
+    warnings = [r for r in caplog.records if r.name == "src.serving.recognizer.runtime"]
     assert recognizer.runtime == "torchscript" and len(warnings) == 1
     assert "TorchScript" in warnings[0].getMessage() and "export-openvino" in warnings[0].getMessage()
     assert recognizer.recognize(_photos(tiny_data, 1)[0]).status in ("landmark", "unknown")

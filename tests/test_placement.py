@@ -150,7 +150,7 @@ def test_per_landmark_thresholds_spend_the_unknown_budget_where_it_buys_most():
 def test_a_rule_whose_score_serving_does_not_compute_is_refused(tiny_model, tmp_path):
     import shutil
 
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
 
     model = tmp_path / "m.pt"
     shutil.copyfile(tiny_model, model)

@@ -8,10 +8,10 @@ import pytest
 from conftest import NEEDS_SHARED, SHARED
 
 from src import machine
-from src.serving import runtime
-from src.serving.precision_check import MIN_TOP1_AGREEMENT, agreement, compare_precisions
-from src.serving.recognize import DEFAULT_MODEL
-from src.serving.runtime import OpenVINORuntime, ir_files, resolve_precision
+from src.serving.recognizer import runtime
+from src.serving.recognizer.precision_check import MIN_TOP1_AGREEMENT, agreement, compare_precisions
+from src.serving.recognizer.recognize import DEFAULT_MODEL
+from src.serving.recognizer.runtime import OpenVINORuntime, ir_files, resolve_precision
 
 
 @pytest.fixture

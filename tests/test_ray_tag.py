@@ -19,7 +19,7 @@ from conftest import NEEDS_SHARED, SHARED
 
 from src.data.synthetic import CLASS_NAMES
 from src.serving.tagger.ray_tag import RayTagConfig, _init_ray, tag_paths_ray
-from src.serving.recognize import DEFAULT_MODEL, Recognizer
+from src.serving.recognizer.recognize import DEFAULT_MODEL, Recognizer
 from src.serving.tagger.cli import main
 from src.serving.tagger.tag import tag_paths
 from src.serving.tagger.tag_report import COLUMNS

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from scripts.load_check import _free_port, peak_memory_mb, stop_service, wait_healthy
-from src.serving.recognize import DEFAULT_MODEL
-from src.serving.runtime import ir_files
+from src.serving.recognizer.recognize import DEFAULT_MODEL
+from src.serving.recognizer.runtime import ir_files
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "timm")  # none of them is needed on the OpenVINO path

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_every_answer_says_which_rule_decided(recognizer):
 
 
 def test_a_named_photo_gets_a_position_only_where_it_is_placed(tiny_model):
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
 
     recognizer = Recognizer(tiny_model, threshold=0.5, placement=0.99)
     recognizer.class_names = ["22.Taj_Mahal", "16.Eiffel_Tower", "28.Sydney_Harbour_Bridge"]  # real coordinates

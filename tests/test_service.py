@@ -23,7 +23,7 @@ import uvicorn
 from PIL import Image
 
 from src.data.images import DECODE_BYTES_PER_PIXEL
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.service import create_app
 from src.serving.service import main as service_main
 from src.serving.uploads import MULTIPART_OVERHEAD_BYTES, sniff_image_format

@@ -20,7 +20,7 @@ from src.data.landmarks import lookup
 from src.data.synthetic import CLASS_NAMES
 from src.serving.metadata import safe_write
 from src.serving.metadata.exif import read_gps, read_keywords, write_location
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.tagger.cli import main
 from src.serving.tagger.photo_files import find_images
 from src.serving.tagger.tag import tag_paths

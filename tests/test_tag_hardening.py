@@ -21,7 +21,7 @@ import pytest
 
 from src.data.landmarks import lookup
 from src.serving.metadata.exif import read_gps
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.tagger.cli import main
 from src.serving.tagger.photo_pipeline import Limits

@@ -6,7 +6,7 @@ For every exported model (default: each `checkpoints/*_exported.pt`):
 - training wall time and seconds per epoch, as the training run recorded them in the exported file
   (`metadata["report"]`), "n/a" when it recorded none: never estimated;
 - inference images/s at batch 1 and batch 32 (uint8 tensors at the model's resize, after warm-up);
-- end-to-end milliseconds per photo, p50 and p95, through `src.serving.recognize.Recognizer`;
+- end-to-end milliseconds per photo, p50 and p95, through `src.serving.recognizer.recognize.Recognizer`;
 - peak memory of a fresh process that loads the model and recognises one photo (`src.bench.memory_worker`);
 - the size of the exported file.
 

@@ -95,7 +95,7 @@ def _test_photos(data_root: Path, count: int) -> list[Path]:
 
 def measure_end_to_end(model_path: Path, photos: Sequence[Path], settings: BenchSettings) -> dict[str, Any]:
     """Milliseconds per photo from JPEG bytes to a Recognition (decode + predict + decide)."""
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
 
     recognizer = Recognizer(model_path, runtime=settings.runtime)
     payloads = [Path(p).read_bytes() for p in photos]
@@ -114,7 +114,7 @@ def measure_end_to_end(model_path: Path, photos: Sequence[Path], settings: Bench
 
 def measure_peak_memory(model_path: Path, photo: Path, recognitions: int = 3, timeout: float = 600, runtime: str | None = None) -> dict[str, Any]:
     """RSS high-water mark of a fresh Python process (`python -m src.bench.memory_worker`) that imports
-    src.serving.recognize, loads the model and recognises `photo`, measured inside that process."""
+    src.serving.recognizer.recognize, loads the model and recognises `photo`, measured inside that process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     completed = subprocess.run(

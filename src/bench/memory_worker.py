@@ -2,7 +2,7 @@
 
     python -m src.bench.memory_worker MODEL PHOTO [RECOGNITIONS]
 
-imports src.serving.recognize, loads MODEL, recognises PHOTO RECOGNITIONS times and prints one JSON
+imports src.serving.recognizer.recognize, loads MODEL, recognises PHOTO RECOGNITIONS times and prints one JSON
 line: {"after_import_mb", "peak_mb", "status"}. The peak is this process's own RSS high-water mark.
 """
 
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
     model, photo = argv[0], argv[1]
     recognitions = int(argv[2]) if len(argv) > 2 else 3
     runtime = argv[3] if len(argv) > 3 else None
-    from src.serving.recognize import (
+    from src.serving.recognizer.recognize import (
         Recognizer,  # (torch is imported by the TorchScript runtime only, as in the service)
     )
 

@@ -140,10 +140,10 @@ NOTES = [
     "fine-tuning (+ the linear probe with --no-refit); s/epoch is the mean fine-tuning epoch of the report's history."),
     ("img/s: uint8 [B, 3, resize, resize] tensors through the exported TorchScript file (preprocessing included), "
     "after warm-up, torch threads = all usable cores unless --threads says otherwise (see the machine table)."),
-    ("ms/photo: the bytes of real test JPEGs through src.serving.recognize.Recognizer.recognize (decode at the model's "
+    ("ms/photo: the bytes of real test JPEGs through src.serving.recognizer.recognize.Recognizer.recognize (decode at the model's "
     "size, predict, decide), p50 / p95 over the runs."),
     ("peak RSS: the RSS high-water mark (VmHWM) of a fresh Python process (python -m src.bench.memory_worker) that imports "
-    "src.serving.recognize, loads the model and recognises one photo (the Python + torch import alone is import_rss_mb "
+    "src.serving.recognizer.recognize, loads the model and recognises one photo (the Python + torch import alone is import_rss_mb "
     "in the run record)."),
     "file: the exported file's size (MB = 10^6 bytes).",
     "Timings depend on what else runs on the machine: see the load average above.",

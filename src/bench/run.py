@@ -29,7 +29,7 @@ from src.bench.settings import (
 from src.bench.training import measure_training_throughput
 from src.machine import machine_info, usable_cores
 from src.runs import portable, portable_path, run_id, write_json_atomically
-from src.serving.runtime import RUNTIMES
+from src.serving.recognizer.runtime import RUNTIMES
 
 
 def _default_models() -> list[Path]:

@@ -31,7 +31,7 @@ class BenchSettings:
     train_widths: tuple[int, ...] | None = None  # None: the recipe's MyModel widths
     feature_photos: int = 64  # photos for the frozen-backbone timing (extrapolated to the train split)
     threads: int | None = None  # torch threads for every measurement; None: all usable cores
-    runtime: str | None = None  # the Recognizer's engine (src.serving.runtime); None: $LANDMARK_RUNTIME or "auto"
+    runtime: str | None = None  # the Recognizer's engine (src.serving.recognizer.runtime); None: $LANDMARK_RUNTIME or "auto"
     quick: bool = False
 
     @classmethod

@@ -20,13 +20,13 @@ from src.data.images import BadImageError, load_rgb
 from src.data.landmarks import LandmarkInfo
 from src.evaluation.openset_rule import too_small
 from src.serving.app_teach import TeachPanel, plural, uploaded_files
-from src.serving.maps import (
+from src.serving.recognizer.maps import (
     answer_map_html,
     figure_png,
     names_by_country,
     plot_known_landmarks,
 )
-from src.serving.recognize import Recognition, Recognizer, default_model_path
+from src.serving.recognizer.recognize import Recognition, Recognizer, default_model_path
 
 __all__ = ["build_app", "render_result_html", "thumbnail_bytes", "iter_widgets", "LandmarkApp", "ACCEPT", "TOP_K", "THUMB_SIZE", "MAX_CARDS"]
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 import ipywidgets as widgets
 
 from src.serving.gallery.gallery import GalleryError, enrol
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.gallery.validation import landmark_fields
 
 log = logging.getLogger(__name__)

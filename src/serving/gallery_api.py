@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 
 from src.serving.gallery.gallery import Enrolment, Gallery, GalleryError, edit, prepare_photos
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.uploads import RejectedUpload, check_upload
 from src.serving.gallery.validation import (
     MAX_NAME,

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from src.serving.recognize import default_model_path
+from src.serving.recognizer.recognize import default_model_path
 
 
 def _memory_kib(pid: int, field: str) -> int:

@@ -55,8 +55,8 @@ from pydantic import BaseModel, Field
 
 from src.data.images import MAX_PIXELS, decodes_within
 from src.serving.gallery_api import gallery_router
-from src.serving.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
-from src.serving.runtime import PRECISIONS, RUNTIMES
+from src.serving.recognizer.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
+from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
 from src.serving.uploads import (
     BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
@@ -191,7 +191,7 @@ def create_app(
     memory_bytes: what decoding may use at once; None -> ``$LANDMARK_MEMORY_MB`` or 1024 MB.
     body_timeout_s: a request whose body sends nothing for this long is answered 408.
     recognizer: an already loaded Recognizer to serve (tests, embedding); skips loading.
-    runtime, precision: the model's engine (`src.serving.runtime`); None -> ``$LANDMARK_RUNTIME`` or "auto".
+    runtime, precision: the model's engine (`src.serving.recognizer.runtime`); None -> ``$LANDMARK_RUNTIME`` or "auto".
     placement: when a named landmark's position is given (`Recognizer`); None -> the model's "strict" point.
     """
     max_upload_bytes = max_upload_bytes or _env_int("LANDMARK_MAX_UPLOAD_MB", MAX_UPLOAD_BYTES, 1024 * 1024)

@@ -56,7 +56,7 @@ def photo_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], list[tuple
 
 
 def _recognizer(model: Path | None, folder: Path):
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
 
     recognizer = Recognizer(model, gallery_dir=folder)  # also re-embeds a gallery made by another model
     recognizer.require_embeddings()
@@ -89,7 +89,7 @@ def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path
     from src.data.folders import scan_split, split_no_landmark
     from src.data.images import BadImageError
     from src.evaluation.openset import BACKGROUND_CLASS
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
     from src.serving.gallery.references import save_references
 
     recognizer = Recognizer(model, use_gallery=False)

@@ -11,7 +11,7 @@
 * Every file is read bounded and without blocking: FIFOs, devices, sockets, files over
   ``--max-file-mb`` and images over ``--max-pixels`` become ``error`` rows within milliseconds.
   Decoding threads are capped so that ``--memory-mb`` holds for the largest allowed image.
-* Every prediction goes through `src.serving.recognize.Recognizer` (decode -> probabilities -> decide), the
+* Every prediction goes through `src.serving.recognizer.recognize.Recognizer` (decode -> probabilities -> decide), the
   decision rule the app and the HTTP service use, in batches, with a progress bar.
 * A photo that already carries a GPS position is reported as ``has_gps`` and left alone: the
   photo's own metadata wins over any inference.
@@ -44,8 +44,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.data.images import MAX_FILE_BYTES, MAX_PIXELS
-from src.serving.recognize import Recognizer
-from src.serving.runtime import PRECISIONS, RUNTIMES
+from src.serving.recognizer.recognize import Recognizer
+from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
 from src.serving.tagger.photo_pipeline import DEFAULT_MEMORY_BYTES, Limits
 from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths
 from src.serving.tagger.tag_report import TagStats, csv_text, write_report

@@ -31,7 +31,7 @@ from src.serving.tagger.tag_report import TagRow
 from src.serving.tagger.tag_writer import write_landmark
 
 if TYPE_CHECKING:  # annotations only: the Ray decoding tasks import this module without the model's code
-    from src.serving.recognize import Recognition, Recognizer
+    from src.serving.recognizer.recognize import Recognition, Recognizer
 
 __all__ = ["DEFAULT_MEMORY_BYTES", "Limits", "check_and_decode", "row_from", "write_place"]
 

@@ -124,7 +124,7 @@ class RecognizeActor:
                  placement: str | float | None = None):
         import torch
 
-        from src.serving.recognize import Recognizer
+        from src.serving.recognizer.recognize import Recognizer
 
         torch.set_num_threads(max(1, threads))
         self.recognizer = Recognizer(model_path, threshold=threshold, placement=placement)

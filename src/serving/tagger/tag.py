@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from src.serving.metadata.safe_write import remove_stale_temp_files
-from src.serving.recognize import Recognizer
+from src.serving.recognizer.recognize import Recognizer
 from src.serving.tagger.photo_files import Found, find_images, relative_destination
 from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place
 from src.serving.tagger.tag_report import TagRow, TagStats

@@ -1,12 +1,12 @@
 """Does bfloat16 answer like float32? The guard behind `--precision auto` choosing bf16 on CPUs that
-compute it natively (`src.serving.runtime.resolve_precision`).
+compute it natively (`src.serving.recognizer.runtime.resolve_precision`).
 
 The same photos go through the OpenVINO model at both precisions; what matters to a user is whether
 the named landmark changes (top-1 agreement, at least `MIN_TOP1_AGREEMENT`) and whether a photo
 crosses a threshold that decides something (naming, writing a position), counted on each side. On a
 CPU without native bfloat16 OpenVINO runs f32 for a bf16 hint, so the two agree exactly there.
 
-    python -m src.serving.precision_check ../shared/indian_monuments/test ../shared/world_landmarks/test
+    python -m src.serving.recognizer.precision_check ../shared/indian_monuments/test ../shared/world_landmarks/test
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def compare_precisions(model_path: str | Path, photos: Sequence[str | Path], thr
                        batch_size: int = 32, labels: Sequence[str] | None = None) -> tuple[PrecisionAgreement, dict[str, float]]:
     """The OpenVINO model beside `model_path` at f32 and bf16 on the same decoded `photos` (`labels`:
     their class names, if known); also the seconds each precision took for the model alone."""
-    from src.serving.recognize import Recognizer
+    from src.serving.recognizer.recognize import Recognizer
 
     recognizers = {precision: Recognizer(model_path, runtime="openvino", precision=precision, use_gallery=False)
                    for precision in ("f32", "bf16")}
@@ -101,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from src.data.images import is_image_file
     from src.machine import bf16_is_fast, cpu_model, usable_cores
     from src.runs import portable_path, write_json_atomically
-    from src.serving.recognize import DEFAULT_MODEL
+    from src.serving.recognizer.recognize import DEFAULT_MODEL
 
-    parser = argparse.ArgumentParser(prog="python -m src.serving.precision_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m src.serving.recognizer.precision_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path,
                         help="folders of photos, each measured on its own; a photo's parent folder is its label where it names a class")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="exported model with its OpenVINO model beside it")

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from src.data.landmarks import LandmarkInfo, display_name, lookup
 
-WORLD_OUTLINE = Path(__file__).resolve().parents[1] / "data" / "world_outline.json"
+WORLD_OUTLINE = Path(__file__).resolve().parents[2] / "data" / "world_outline.json"
 EMBED_SPAN_DEGREES = 0.01  # half the side of the embedded map's box: a few city blocks around the landmark
 SKETCH_SPAN_DEGREES = 9.0  # half the height of the offline map's box: the region around the landmark
 # A tile the browser fetches only to learn whether OpenStreetMap is reachable from where the page is viewed.
@@ -156,7 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("static_images") / "known_landmarks.png", help="PNG to write (default: %(default)s)")
     args = parser.parse_args(argv)
     from src.export import load_exported
-    from src.serving.recognize import default_model_path
+    from src.serving.recognizer.recognize import default_model_path
 
     model = args.model or default_model_path()
     _, metadata = load_exported(model, optimize=False)

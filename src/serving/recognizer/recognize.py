@@ -45,11 +45,11 @@ from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, def
 from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
 from src.serving.gallery.validation import unreadable
 from src.serving.gallery.references import load_references
-from src.serving.runtime import Runtime, load_runtime
+from src.serving.recognizer.runtime import Runtime, load_runtime
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "transfer_exported.pt"
+DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "checkpoints" / "transfer_exported.pt"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
@@ -202,7 +202,7 @@ class Recognizer:
     ):
         """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone.
         runtime: "auto" (default, or $LANDMARK_RUNTIME: the OpenVINO model beside the file when usable),
-        "openvino" or "torchscript" (`src.serving.runtime`); precision: OpenVINO's "auto" (default: bf16 where the CPU has native bfloat16, else f32), "f32" or "bf16".
+        "openvino" or "torchscript" (`src.serving.recognizer.runtime`); precision: OpenVINO's "auto" (default: bf16 where the CPU has native bfloat16, else f32), "f32" or "bf16".
         placement: a named point of the model's placement rule ("strict", the default, or "balanced")
         or a probability; photos named below it are not placed."""
         self.model_path = Path(model_path) if model_path else default_model_path()
