@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from src.data.landmarks import lookup
-from src.serving.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
+from src.serving.web.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
 from src.serving.recognizer.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -573,7 +573,7 @@ def test_result_card_shows_the_place_on_a_small_map_and_keeps_the_link():
 
 
 def test_landmarks_i_know_panel_draws_the_world_map_when_opened(tiny_model):
-    from src.serving.app import KnownLandmarksPanel
+    from src.serving.web.app import KnownLandmarksPanel
 
     panel = KnownLandmarksPanel(Recognizer(tiny_model)).widget
     assert panel.get_title(0) == "Landmarks I know (3)" and not panel.children[0].children

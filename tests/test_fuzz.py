@@ -38,7 +38,7 @@ from src.data.images import BadImageError, load_rgb
 from src.serving.metadata.exif import read_gps, write_location
 from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, read_export, thumb_name
 from src.serving.tagger.tag_writer import write_sidecar
-from src.serving.uploads import RejectedUpload, check_upload
+from src.serving.web.uploads import RejectedUpload, check_upload
 from src.serving.gallery.validation import (
     MAX_NAME,
     bearer_token,

@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
-from src.serving.app_teach import TeachPanel
+from src.serving.web.app_teach import TeachPanel
 from src.serving.gallery.gallery import Gallery
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.service import create_app
+from src.serving.web.service import create_app
 from tests.test_service import serving_in_thread
 
 TOKEN = "s3cret-token"

@@ -30,7 +30,7 @@ from src.serving.metadata import exif
 from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, edit, thumb_name
 from src.serving.gallery.gallery_cli import main as gallery_main
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.service import create_app
+from src.serving.web.service import create_app
 from src.serving.tagger.cli import main as tag_main
 from src.serving.tagger.photo_pipeline import write_place
 from src.serving.tagger.tag_report import TagRow

@@ -14,7 +14,7 @@ import pytest
 import requests
 import uvicorn
 
-from src.serving.service import create_app
+from src.serving.web.service import create_app
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 

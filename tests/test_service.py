@@ -1,4 +1,4 @@
-"""HTTP service over real HTTP: started the documented way (uvicorn src.serving.service:app with
+"""HTTP service over real HTTP: started the documented way (uvicorn src.serving.web.service:app with
 LANDMARK_MODEL) in a subprocess on a free loopback port, plus an in-process server with small
 limits. Every bad input must get a JSON {"detail": "..."} with a 4xx status, never a 500."""
 
@@ -24,9 +24,9 @@ from PIL import Image
 
 from src.data.images import DECODE_BYTES_PER_PIXEL
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.service import create_app
-from src.serving.service import main as service_main
-from src.serving.uploads import MULTIPART_OVERHEAD_BYTES, sniff_image_format
+from src.serving.web.service import create_app
+from src.serving.web.service import main as service_main
+from src.serving.web.uploads import MULTIPART_OVERHEAD_BYTES, sniff_image_format
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 120
@@ -54,10 +54,10 @@ def _wait_healthy(url: str, process: subprocess.Popen | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def service(tiny_model) -> str:
-    """`uvicorn src.serving.service:app` (the `make service` command) with LANDMARK_MODEL=tiny_model."""
+    """`uvicorn src.serving.web.service:app` (the `make service` command) with LANDMARK_MODEL=tiny_model."""
     port = _free_port()
     env = {**os.environ, "LANDMARK_MODEL": str(tiny_model), "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "uvicorn", "src.serving.service:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "uvicorn", "src.serving.web.service:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -5,7 +5,7 @@ command line (arguments), exported archives (`gallery import`) and its own store
 (``gallery.npz``, which another process, a disk error or a user may have changed). Each side calls
 the functions here, so a name, a position, a tag or an embedding that one side refuses, every side
 refuses, with the same message. Photos themselves are checked where they are decoded
-(`src.data.images.load_rgb`, `src.serving.uploads.check_upload`); what a photo must be to be enrolled
+(`src.data.images.load_rgb`, `src.serving.web.uploads.check_upload`); what a photo must be to be enrolled
 (`check_photo_size`) is here.
 
 Everything raises `GalleryError` (a ValueError) with a message that says what was wrong and where.

@@ -1,8 +1,8 @@
 """Memory under load: N clients send huge (few-KB, many-Mpx) PNGs to the service at once.
 
-    python -m src.serving.loadtest [--model PATH] [--clients 8] [--megapixels 56] [--memory-mb 1024]
+    python -m src.serving.web.loadtest [--model PATH] [--clients 8] [--megapixels 56] [--memory-mb 1024]
 
-Starts `python -m src.serving.service` in a subprocess, measures its resident memory once the model
+Starts `python -m src.serving.web.service` in a subprocess, measures its resident memory once the model
 is loaded, fires the requests together, and prints the peak (Linux ``VmHWM``) against the budget,
 the answers' status codes and the wall time. A benchmark, not a test: it prints figures.
 """
@@ -41,7 +41,7 @@ def big_png(megapixels: float) -> bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.serving.loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m src.serving.web.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--megapixels", type=float, default=56.0)
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = probe.getsockname()[1]
     model = args.model or default_model_path()
     server = subprocess.Popen(
-        [sys.executable, "-m", "src.serving.service", "--port", str(port), "--model", str(model),
+        [sys.executable, "-m", "src.serving.web.service", "--port", str(port), "--model", str(model),
          "--memory-mb", str(args.memory_mb), "--log-level", "warning"],
     )
     url = f"http://127.0.0.1:{port}"

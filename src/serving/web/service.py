@@ -1,7 +1,7 @@
 """JSON web service: upload a photo, get the top-k landmarks with location and tags.
 
-    make service                                   # uvicorn src.serving.service:app on 127.0.0.1:8000
-    python -m src.serving.service --port 8000 --model checkpoints/transfer_exported.pt
+    make service                                   # uvicorn src.serving.web.service:app on 127.0.0.1:8000
+    python -m src.serving.web.service --port 8000 --model checkpoints/transfer_exported.pt
 
 Endpoints (interactive docs at ``/docs``, schema at ``/openapi.json``):
 
@@ -54,10 +54,10 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from src.data.images import MAX_PIXELS, decodes_within
-from src.serving.gallery_api import gallery_router
+from src.serving.web.gallery_api import gallery_router
 from src.serving.recognizer.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
 from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
-from src.serving.uploads import (
+from src.serving.web.uploads import (
     BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
     SUPPORTED_FORMATS,

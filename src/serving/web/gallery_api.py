@@ -27,7 +27,7 @@ from starlette.datastructures import FormData
 
 from src.serving.gallery.gallery import Enrolment, Gallery, GalleryError, edit, prepare_photos
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.uploads import RejectedUpload, check_upload
+from src.serving.web.uploads import RejectedUpload, check_upload
 from src.serving.gallery.validation import (
     MAX_NAME,
     MAX_TAGS_TEXT,

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 from src.data.images import BadImageError, load_rgb
 from src.data.landmarks import LandmarkInfo
 from src.evaluation.openset_rule import too_small
-from src.serving.app_teach import TeachPanel, plural, uploaded_files
+from src.serving.web.app_teach import TeachPanel, plural, uploaded_files
 from src.serving.recognizer.maps import (
     answer_map_html,
     figure_png,
