@@ -350,9 +350,10 @@ def rules_seen(result: dict) -> str:
 BEFORE = ReferenceRule(0.03, 0.03)  # the rule chosen on world TRAIN photos with the 24-class model, shipped until issue 31
 
 
-def rule_to_ship(folds: list[dict], seeds: list[int], threshold: float, place_at: float) -> tuple[ReferenceRule, dict]:
-    """The rule best on every fold pooled (every seed's draw), under the limits `nested` applies: what ships.
-    Nested CV (`evaluate_lever`) says what such a choice is worth on folds it was not chosen on."""
+def rule_to_ship(folds: list[dict], seeds: list[int], threshold: float, place_at: float) -> tuple[ReferenceRule, dict, dict]:
+    """The rule best on every fold pooled (every seed's draw), under the limits `nested` applies: what ships;
+    its rates, and every rule's (in-sample: nested CV, `evaluate_lever`, says what such a choice is worth
+    on folds it was not chosen on)."""
     rules = [ReferenceRule(float(m), t) for m in MARGINS for t in TEMPERATURES]
     grid, counts = [], []
     for seed in seeds:
@@ -362,8 +363,8 @@ def rule_to_ship(folds: list[dict], seeds: list[int], threshold: float, place_at
             grid.append({(r.margin, r.temperature): rule_rates(sims, truth, r, threshold, place_at) for r in rules})
             counts.append(counts_of(fold, sims))
     _, chosen = nested(grid + [grid[0]], counts + [counts[0]])  # the last "fold" is chosen on all the others: every fold and draw
-    margin, temperature = chosen[-1]
-    return ReferenceRule(margin, temperature), pooled([g[chosen[-1]] for g in grid], counts, KEYS + PLACE_KEYS)
+    every = {rule: pooled([g[rule] for g in grid], counts, KEYS + PLACE_KEYS) for rule in grid[0]}
+    return ReferenceRule(*chosen[-1]), every[chosen[-1]], every
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -374,6 +375,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--objects-per-category", type=int, default=10, help="held-out object photos per category, in the saved order, "
                         "for outputs without the background's reference rows (default: %(default)s)")
     parser.add_argument("--no-placement", action="store_true", help="leave out the placement score comparison")
+    parser.add_argument("--grid", type=float, nargs=2, metavar=("MIN_MARGIN", "MAX_MARGIN"),
+                        help="print every rule with a margin in this range, pooled over every fold and draw (in-sample)")
     parser.add_argument("--no-record", action="store_true", help="print only, save no run record")
     args = parser.parse_args(argv)
     folds, classes = load_fold_outputs(args.outputs)
@@ -412,7 +415,14 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"{100 * m['taught_placed_right']:.1f} / {100 * m['taught_placed_wrong']:.2f} | "
               f"{100 * m['known_placed_wrong_before']:.2f} → {100 * m['known_placed_wrong_after']:.2f} | "
               f"{100 * m['objects_placed_before']:.2f} → {100 * m['objects_placed_after']:.2f} | {rules_seen(r)}", flush=True)
-    ship, ship_rates = rule_to_ship(taught_folds, args.seeds, threshold, place_at)
+    ship, ship_rates, every_rule = rule_to_ship(taught_folds, args.seeds, threshold, place_at)
+    if args.grid:
+        print("\nmargin | T | taught named right | taught placed right / wrong | known named right | known placed wrong | objects named | objects placed")
+        for (margin, temperature), r in every_rule.items():
+            if args.grid[0] - 1e-9 <= margin <= args.grid[1] + 1e-9:
+                print(f"{margin:+.2f} | {temperature:g} | {100 * r['taught_named_correctly']:.1f} | {100 * r['taught_placed_right']:.1f} / "
+                      f"{100 * r['taught_placed_wrong']:.2f} | {100 * r['known_named_correctly_after']:.2f} | {100 * r['known_placed_wrong_after']:.2f} | "
+                      f"{100 * r['objects_named_after']:.2f} | {100 * r['objects_placed_after']:.2f}")
     print(f"\nrule chosen on every fold and draw: margin {ship.margin:g}, temperature {ship.temperature:g}: taught named right "
           f"{100 * ship_rates['taught_named_correctly']:.1f} %, placed right / wrong {100 * ship_rates['taught_placed_right']:.1f} / "
           f"{100 * ship_rates['taught_placed_wrong']:.2f} % (in-sample; the nested rows above are the honest figures)")
@@ -431,7 +441,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         {"outputs": str(args.outputs), "folds": len(folds), "classes": len(classes), "background_references": "cv" if real_background
                          else f"half the object categories ({args.objects_per_category} photos each)"},
                         {"naming_threshold": threshold, "placement_threshold": place_at, "taught": {name: r for name, r in rows},
-                         "rule_to_ship": {**vars(ship), **ship_rates}, "placement": places, "placement_budget": budget.__dict__})
+                         "rule_to_ship": {**vars(ship), **ship_rates}, "every_rule_in_sample": [{"margin": m, "temperature": t, **r}
+                                                                                 for (m, t), r in every_rule.items()], "placement": places, "placement_budget": budget.__dict__})
         print(f"run record {path}")
     return 0
 
