@@ -13,7 +13,7 @@ it. The rule here ("nearest reference"): g = similarity of the photo to its near
 r = similarity to its nearest reference photo (training photos of the trained classes, 40 per class,
 and of the background class); the taught landmarks win when g >= r + margin (a softmax over their
 similarities, then the model's threshold), otherwise the model decides as before
-(`src.serving.references.combine_by_reference`, what the Recognizer runs).
+(`src.evaluation.gallery_rule.combine_by_reference`, what the Recognizer runs).
 
 The margin is chosen on TRAIN photos only, as `gallery_eval.choose_rule` does: 5 photos of half the
 world landmarks enrolled, the other world training photos scored; references from the even-numbered
@@ -33,7 +33,7 @@ from scripts.gallery_eval import KS, TRAINED_WEIGHT, Features, pick
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
 from src.evaluation.openset_rule import best_landmark, is_landmark
 from src.runs import RUNS_DIR, save_run
-from src.serving.gallery_index import GalleryIndex
+from src.serving.gallery.gallery_index import GalleryIndex
 
 MARGINS = np.round(np.arange(-0.10, 0.2001, 0.01), 3)
 

@@ -1,6 +1,6 @@
 """How a taught landmark wins a photo from the model's own classes, on plain numpy arrays (no torch):
-the serving side applies it (`src.serving.recognize`, with the reference photos of
-`src.serving.references`), leave-landmarks-out cross-validation measures it
+the serving side applies it (`src.serving.recognizer.recognize`, with the reference photos of
+`src.serving.gallery.references`), leave-landmarks-out cross-validation measures it
 (`src.training.openset_cv`), so there is one rule."""
 
 from __future__ import annotations

@@ -8,7 +8,4 @@ One sub-package per part; a part imports only the parts above it in this list (a
     tagger      the batch tagger `python -m src tag` (local and Ray engines); the gallery's command
                 line (gallery.gallery_cli) sits at this level too: it embeds photos with the Recognizer
     web         the Voila app, the FastAPI service and its gallery endpoints, upload checks, load test
-
-`src/serving/gallery_index.py` only aliases `gallery.gallery_index` for a script that still imports the
-old name; new code imports `src.serving.gallery.gallery_index`.
 """

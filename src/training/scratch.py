@@ -101,5 +101,5 @@ def export_scratch(model: torch.nn.Module, loaders, recipe: ScratchRecipe, histo
         min_accuracy=2.0 / len(predictor.class_names),
         metadata={"model": "MyModel", "recipe": asdict(recipe), "valid_accuracy_by_size": valid_scores, "report": report},
     )
-    export_openvino_beside(path, network=model)  # the faster serving copy (src.serving.runtime)
+    export_openvino_beside(path, network=model)  # the faster serving copy (src.serving.recognizer.runtime)
     return path, report

@@ -336,7 +336,7 @@ def train_transfer(recipe: TransferRecipe) -> dict:
             "background_classes": [BACKGROUND_CLASS] if background else [], "recipe": asdict(recipe), "report": report,
         },
     )
-    export_openvino_beside(recipe.export_path, network=model)  # the faster serving copy (src.serving.runtime)
+    export_openvino_beside(recipe.export_path, network=model)  # the faster serving copy (src.serving.recognizer.runtime)
     report["export_path"] = recipe.export_path
     report["export_megabytes"] = Path(recipe.export_path).stat().st_size / 1e6
     return report
