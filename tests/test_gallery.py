@@ -169,6 +169,17 @@ def test_command_line_add_list_remove_export_import(tiny_model, tmp_path, new_la
     assert "nothing was added" in capsys.readouterr().err and "Empty" not in Gallery.load(folder).names
 
 
+def test_command_line_add_warns_when_the_photos_look_like_a_known_landmark(tiny_model, tiny_data, tmp_path, capsys):
+    """Photos of a trained landmark (Green Square Gate) taught under another name: added, with a warning on stderr."""
+    folder, photos = tmp_path / "gallery", sorted((tiny_data / "test" / "01.Green_Square_Gate").glob("*.jpg"))[:5]
+    assert gallery_main(["--gallery", str(folder), "--model", str(tiny_model), "add", "Sydney Opera House", *map(str, photos),
+                         "--lat", "-33.86", "--lon", "151.21"]) == 0
+    out = capsys.readouterr()
+    assert "added 'Sydney Opera House'" in out.out
+    assert "warning:" in out.err and "like Green Square Gate, which I already know" in out.err
+    assert Gallery.load(folder).names == ["Sydney Opera House"]
+
+
 def test_combine_by_reference_lets_a_taught_landmark_win_only_when_closer_than_every_reference():
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
     similarity = np.array([[0.95, 0.5], [0.80, 0.5], [0.6, 0.99]], dtype=np.float32)  # two taught landmarks

@@ -69,6 +69,15 @@ def test_teach_predict_list_and_delete(server, photos, monkeypatch):
     assert all(guess["class_name"] != "Test Tower" for guess in predicted["top"])
 
 
+def test_teaching_photos_of_a_known_landmark_answers_with_a_warning(server, tiny_data, monkeypatch):
+    """Photos the model already names (Green Square Gate) taught as another landmark: taught (201), with a warning."""
+    monkeypatch.setenv("LANDMARK_ADMIN_TOKEN", TOKEN)
+    photos = [p.read_bytes() for p in sorted((tiny_data / "test" / "01.Green_Square_Gate").glob("*.jpg"))[:5]]
+    response = _teach(server, photos, name="Sydney Opera House")
+    assert response.status_code == 201, response.text
+    assert "like Green Square Gate, which I already know" in response.json()["warning"]
+
+
 def test_concurrent_writes_lose_nothing(server, photos, monkeypatch):
     monkeypatch.setenv("LANDMARK_ADMIN_TOKEN", TOKEN)
     with ThreadPoolExecutor(4) as pool:

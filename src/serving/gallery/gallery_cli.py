@@ -66,7 +66,10 @@ def _recognizer(model: Path | None, folder: Path):
 def add(args: argparse.Namespace) -> int:
     photos, names, problems = photo_paths(args.photos)
     recognizer = _recognizer(args.model, args.gallery)
+    from src.serving.recognizer.lookalike import known_lookalike  # with the Recognizer: `gallery list` stays light
+
     start = time.perf_counter()
+    warning = known_lookalike(recognizer, photos, args.name)  # before enrolling: afterwards they are named as the new one
     report = enrol(args.gallery, args.name, photos, recognizer.embed, recognizer.model_id, latitude=args.lat, longitude=args.lon,
                    country=args.country, city=args.city, tags=args.tags, replace=args.replace, trained=recognizer.class_names,
                    names=names)
@@ -79,6 +82,8 @@ def add(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     count = len(report.landmark.photos)
     print(f"added {report.landmark.name!r} from {count} photo{'s' * (count != 1)} ({seconds:.1f} s) to {args.gallery}")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

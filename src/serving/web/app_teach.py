@@ -5,40 +5,23 @@ from __future__ import annotations
 
 import html
 import logging
-from collections import Counter
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import ipywidgets as widgets
 
 from src.serving.gallery.gallery import GalleryError, enrol
+from src.serving.recognizer.lookalike import known_lookalike
 from src.serving.recognizer.recognize import Recognizer
 from src.serving.gallery.validation import landmark_fields
 
 log = logging.getLogger(__name__)
 
 _STYLE = "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; font-size: 0.95em;"
-LOOKALIKE_SHARE = 0.5  # warn when at least this share of the usable photos is named as one known landmark
 
 
 def plural(count: int, noun: str) -> str:
     """"1 photo", "5 photos" (regular nouns): the app's counts, never "photo(s)"."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def known_lookalike(recognizer: Recognizer, photos: Sequence[bytes], name: str) -> Optional[str]:
-    """A warning when photos about to be taught as `name` are named as a landmark the recognizer already
-    knows (Cologne Cathedral taught as "Sydney Opera House"), else None. A taught landmark wins a photo
-    only by being closer to it than what the model knows, so such a landmark would seldom be named."""
-    answers = [r for r in recognizer.recognize_many(list(photos), top_k=1) if r.status != "error"]
-    named = Counter(r.landmark.info.name for r in answers if r.landmark is not None)
-    if not named:
-        return None
-    known, count = named.most_common(1)[0]
-    if known.casefold() == name.strip().casefold() or count < LOOKALIKE_SHARE * len(answers):
-        return None  # re-teaching a taught landmark from its own photos, or no clear lookalike
-    return (f"{count} of {plural(len(answers), 'photo')} {'looks' if count == 1 else 'look'} like {known}, which I already know: "
-            f"photos of this place will likely still be named {known}. If it is another place, teach it with photos that "
-            "show what sets it apart.")
 
 
 def uploaded_files(value: Any) -> list[dict]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 
 from src.serving.gallery.gallery import Enrolment, Gallery, GalleryError, edit, prepare_photos
+from src.serving.recognizer.lookalike import known_lookalike
 from src.serving.recognizer.recognize import Recognizer
 from src.serving.web.uploads import RejectedUpload, check_upload
 from src.serving.gallery.validation import (
@@ -57,6 +58,8 @@ class TaughtLandmark(BaseModel):
 class AddResult(BaseModel):
     landmark: TaughtLandmark
     skipped: list[dict] = Field(default=[], description="photos that could not be used, with the reason")
+    warning: str | None = Field(None, description="set when most photos look like a landmark the model already knows: "
+                                "photos of the taught one will likely still be named as that one")
 
 
 def _describe(gallery: Gallery, name: str) -> TaughtLandmark:
@@ -184,25 +187,26 @@ def gallery_router() -> APIRouter:
             except RejectedUpload as error:
                 skipped.append({"photo": label, "reason": error.detail})
 
-        def prepare() -> Enrolment:  # decoding and embedding: the service's memory budget, no gallery lock
-            return prepare_photos(photos, recognizer.embed, names=names, max_pixels=request.app.state.max_pixels)
+        def prepare() -> tuple[Enrolment, str | None]:  # decoding and embedding: the service's memory budget, no gallery lock
+            enrolment = prepare_photos(photos, recognizer.embed, names=names, max_pixels=request.app.state.max_pixels)
+            return enrolment, known_lookalike(recognizer, photos, fields.name) if enrolment.images else None
 
-        def write(enrolment: Enrolment) -> AddResult:
+        def write(enrolment: Enrolment, warning: str | None) -> AddResult:
             with write_lock, edit(recognizer.gallery_dir) as gallery:
                 report = gallery.add_prepared(fields.name, enrolment, recognizer.model_id, latitude=fields.latitude,
                                               longitude=fields.longitude, country=fields.country, city=fields.city,
                                               tags=list(fields.tags), replace=replace, trained=recognizer.class_names)
-                result = AddResult(landmark=_describe(gallery, fields.name),
+                result = AddResult(landmark=_describe(gallery, fields.name), warning=warning,
                                    skipped=skipped + [{"photo": source, "reason": why} for source, why in report.skipped])
             recognizer.refresh_gallery()
             return result
 
         try:
-            enrolment = await anyio.to_thread.run_sync(prepare, limiter=request.app.state.limiter) if photos else None
+            enrolment, warning = await anyio.to_thread.run_sync(prepare, limiter=request.app.state.limiter) if photos else (None, None)
             if enrolment is None or not enrolment.images:
                 skipped += [{"photo": source, "reason": why} for source, why in (enrolment.skipped if enrolment else [])]
                 raise GalleryError("no usable photo: nothing was added")
-            return await anyio.to_thread.run_sync(write, enrolment)
+            return await anyio.to_thread.run_sync(write, enrolment, warning)
         except GalleryUnreadable as error:
             raise HTTPException(503, {"message": str(error), "skipped": skipped}) from error
         except GalleryError as error:
