@@ -2,7 +2,8 @@
 holds `Recognizer`, the one decision rule the app, the service and the tagger share (the model's
 probabilities, the taught landmarks of `src.serving.gallery`, the unknown and placement rules);
 `runtime` chooses the engine that runs the exported model (OpenVINO or TorchScript); `precision_check`
-is the guard behind bfloat16 (does it answer like float32?); `maps` draws where the model's landmarks are
+is the guard behind bfloat16 (does it answer like float32?); `lookalike` warns at enrolment when photos
+to be taught look like a landmark the model knows; `maps` draws where the model's landmarks are
 (`python -m src map`, and the app's small map). Below the tagger and the web; above src.export and
 src.evaluation's rules.
 """
