@@ -19,6 +19,8 @@ from src.evaluation.placement import (
     save_rule,
     score_mirror,
     score_probability,
+    score_probability_times_reference,
+    score_reference,
     stream_precision,
 )
 
@@ -104,7 +106,7 @@ def test_report_over_saved_folds(tmp_path):
     assert classes[-1] == "no_landmark" and len(loaded) == 2
     assert set(loaded[0]) == set(folds[0]) and np.array_equal(loaded[1]["known_probs"], folds[1]["known_probs"])
     report = placement_report(loaded, classes, class_roots=["india"] * 4 + ["world"] * 5)
-    assert set(report["scores"]) == {"probability", "mirror", "distractors", "mirror+distractors"}
+    assert set(report["scores"]) == {"probability", "mirror", "distractors", "mirror+distractors", "reference", "probability*reference"}
     strict = report["scores"]["probability"]["points"]["strict"]
     assert strict["unknown_placed"] <= 0.01 and strict["known_placed_right"] > 0.5
     assert set(strict["per_root"]) == {"india", "world"} and set(strict["stream_precision"]) == {"10%", "50%", "90%"}
@@ -157,3 +159,19 @@ def test_a_rule_whose_score_serving_does_not_compute_is_refused(tiny_model, tmp_
     save_rule(PlacementRule(score="mirror", thresholds={"strict": 0.99}), model)
     with pytest.raises(ValueError, match="placement score 'mirror' is not served"):
         Recognizer(model, use_gallery=False)
+
+
+def test_reference_score_is_the_similarity_to_the_best_landmarks_nearest_photo():
+    """Two photos both sure of landmark 0: the one far from every photo of landmark 0 scores lower, once
+    alone and once times its probability; a photo the background wins scores 0."""
+    fold = {
+        "known_classes": np.array([0, 3]),
+        "known_probs": np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]], dtype=np.float32),
+        "known_embedding": np.array([[1, 0, 0], [0, 0, 1], [1, 0, 0]], dtype=np.float32),
+        "references_embedding": np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32),
+        "references_truth": np.array([0, 3]),
+    }
+    best, score = score_reference(fold, "known")
+    assert best.tolist()[:2] == [0, 0] and score.tolist() == pytest.approx([1.0, 0.5, 0.0])
+    _, product = score_probability_times_reference(fold, "known")
+    assert product.tolist() == pytest.approx([0.9, 0.45, 0.0])

@@ -77,13 +77,9 @@ def score_mirror(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, n
     return best, np.minimum(probability, mirror_probability)
 
 
-def nearest_is_other(embedding: np.ndarray, best: np.ndarray, references: np.ndarray, reference_truth: np.ndarray,
-                     others: np.ndarray) -> np.ndarray:
-    """True where the photo's most similar reference photo of its best landmark is less similar than
-    the most similar photo of some other landmark (a distractor): "it looks more like a landmark that
-    is not ours"."""
-    if len(others) == 0:
-        return np.zeros(len(best), dtype=bool)
+def nearest_own_reference(embedding: np.ndarray, best: np.ndarray, references: np.ndarray, reference_truth: np.ndarray) -> np.ndarray:
+    """Per photo, the cosine similarity to the most similar reference photo of its best landmark (-inf
+    where that landmark has none); unit-length embeddings."""
     own = np.full(len(best), -np.inf, dtype=np.float32)
     similarity = embedding.astype(np.float32) @ references.astype(np.float32).T
     for landmark in np.unique(best):
@@ -91,8 +87,18 @@ def nearest_is_other(embedding: np.ndarray, best: np.ndarray, references: np.nda
         columns = reference_truth == landmark
         if columns.any():
             own[rows] = similarity[np.ix_(rows, columns)].max(axis=1)
+    return own
+
+
+def nearest_is_other(embedding: np.ndarray, best: np.ndarray, references: np.ndarray, reference_truth: np.ndarray,
+                     others: np.ndarray) -> np.ndarray:
+    """True where the photo's most similar reference photo of its best landmark is less similar than
+    the most similar photo of some other landmark (a distractor): "it looks more like a landmark that
+    is not ours"."""
+    if len(others) == 0:
+        return np.zeros(len(best), dtype=bool)
     other = (embedding.astype(np.float32) @ others.astype(np.float32).T).max(axis=1)
-    return other > own
+    return other > nearest_own_reference(embedding, best, references, reference_truth)
 
 
 def score_distractors(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +118,30 @@ def score_mirror_distractors(fold: dict[str, np.ndarray], group: str) -> tuple[n
     return best, np.where(distractor == 0, 0.0, probability)
 
 
+def score_reference(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """How much the photo looks like a training photo of its best landmark: the cosine similarity to
+    its nearest reference photo, mapped to [0, 1]; 0 where the background wins (never placed)."""
+    best, probability = score_probability(fold, group)
+    own = nearest_own_reference(fold[f"{group}_embedding"], best, fold["references_embedding"],
+                                np.searchsorted(fold["known_classes"], fold["references_truth"]))
+    return best, np.where(probability > 0, np.clip((own + 1) / 2, 0.0, 1.0), 0.0)
+
+
+def score_probability_times_reference(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sure of the landmark AND close to a photo of it: the probability times `score_reference`. A
+    photo of a palace the model never saw can be sure of a palace it knows yet lie far from every
+    photo of it."""
+    best, probability = score_probability(fold, group)
+    return best, probability * score_reference(fold, group)[1]
+
+
 SCORES: dict[str, Callable[[dict[str, np.ndarray], str], tuple[np.ndarray, np.ndarray]]] = {
     "probability": score_probability,
     "mirror": score_mirror,
     "distractors": score_distractors,
     "mirror+distractors": score_mirror_distractors,
+    "reference": score_reference,
+    "probability*reference": score_probability_times_reference,
 }
 
 
@@ -370,8 +395,8 @@ def placement_report(folds: Sequence[dict[str, np.ndarray]], classes: Sequence[s
 
 
 def _needs(score: str) -> tuple[str, ...]:
-    keys = {"mirror": ("known_mirror_probs",), "distractors": ("other_embedding",)}
-    return tuple(k for part in score.split("+") for k in keys.get(part, ()))
+    keys = {"mirror": ("known_mirror_probs",), "distractors": ("other_embedding",), "reference": ("references_embedding",)}
+    return tuple(k for part in score.replace("*", "+").split("+") for k in keys.get(part, ()))
 
 
 def plot_curves(report: dict, path: str | Path, chosen_score: str, title: str = "") -> Path:
