@@ -18,6 +18,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -230,6 +231,9 @@ class Recognizer:
         self._gallery_stamp: Optional[tuple[int, int]] = None
         self.gallery_problem: Optional[str] = None  # why taught landmarks are off (an unreadable gallery file), else None
         self._warned = False
+        # One thread swaps the gallery while another predicts (the service teaches while it answers): a
+        # photo's probabilities and the names decide() reads must come from the same gallery.
+        self._gallery_lock = threading.RLock()
         self.refresh_gallery()
 
     # ---- the gallery of taught landmarks ------------------------------------------------------------
@@ -248,6 +252,11 @@ class Recognizer:
         """(Re)load the gallery when its file changed since the last look (one stat per call)."""
         if self.gallery_dir is None:
             return
+        with self._gallery_lock:
+            self._refresh_gallery()
+
+    def _refresh_gallery(self) -> None:
+        """`refresh_gallery`'s work, under the gallery lock."""
         stamp = self._stamp()
         if stamp == self._gallery_stamp:
             return
@@ -410,7 +419,8 @@ class Recognizer:
             except BadImageError as error:
                 results[index] = Recognition(status="error", message=f"Cannot read this file: {error}.")
         if decoded:
-            probs = self.probabilities([image for _, image in decoded])
-            for (index, image), row in zip(decoded, probs):
-                results[index] = self.decide(row, top_k=top_k, size=image.size)
+            with self._gallery_lock:  # the gallery the probabilities were computed with is the one decide() names from
+                probs = self.probabilities([image for _, image in decoded])
+                for (index, image), row in zip(decoded, probs):
+                    results[index] = self.decide(row, top_k=top_k, size=image.size)
         return results  # type: ignore[return-value]
