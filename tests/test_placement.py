@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from src.evaluation.placement import (
+    first_references,
     Budget,
     CurvePoint,
     PlacementRule,
@@ -175,3 +176,9 @@ def test_reference_score_is_the_similarity_to_the_best_landmarks_nearest_photo()
     assert best.tolist()[:2] == [0, 0] and score.tolist() == pytest.approx([1.0, 0.5, 0.0])
     _, product = score_probability_times_reference(fold, "known")
     assert product.tolist() == pytest.approx([0.9, 0.45, 0.0])
+
+
+def test_first_references_keeps_each_landmarks_first_photos():
+    fold = {"references_embedding": np.arange(6, dtype=np.float32)[:, None], "references_truth": np.array([0, 0, 0, 2, 2, 5])}
+    kept = first_references(fold, 2)
+    assert kept["references_truth"].tolist() == [0, 0, 2, 2, 5] and kept["references_embedding"][:, 0].tolist() == [0, 1, 3, 4, 5]

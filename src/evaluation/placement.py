@@ -460,6 +460,16 @@ def for_record(report: dict) -> dict:
     return {**report, "scores": {name: {**data, "curve": thinned(data["curve"])} for name, data in report["scores"].items()}}
 
 
+def first_references(fold: dict[str, np.ndarray], per_class: int) -> dict[str, np.ndarray]:
+    """The fold with only each landmark's first `per_class` reference photos, as `python -m src gallery
+    references` keeps for a shipped model."""
+    truth = fold["references_truth"]
+    keep = np.zeros(len(truth), dtype=bool)
+    for landmark in np.unique(truth):
+        keep[np.flatnonzero(truth == landmark)[:per_class]] = True
+    return {**fold, "references_embedding": fold["references_embedding"][keep], "references_truth": truth[keep]}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.evaluation.placement", description=__doc__.split("\n\n")[0])
     parser.add_argument("outputs", type=Path, help="per-photo fold outputs saved by `python -m src crossval --leave-landmarks-out`")
@@ -468,10 +478,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--shipped", default="probability", choices=list(SCORES), help="the score drawn bold and written by --write-rule (default: %(default)s)")
     parser.add_argument("--record", type=Path, default=None, help="the run record of that crossval: the report is added to its metrics as 'placement'")
     parser.add_argument("--per-landmark", action="store_true", help="also measure per-landmark thresholds against one threshold (nested CV)")
+    parser.add_argument("--references-per-class", type=int, default=None, metavar="N",
+                        help="keep only each landmark's first N reference photos (the shipped model keeps 40; the outputs every training photo)")
     parser.add_argument("--write-rule", type=Path, default=None, metavar="MODEL",
                         help="write the --shipped score's named points beside this exported model (MODEL.placement.json)")
     args = parser.parse_args(argv)
     folds, classes = load_fold_outputs(args.outputs)
+    if args.references_per_class:
+        folds = [first_references(fold, args.references_per_class) for fold in folds]
     report = placement_report(folds, classes, class_roots_of(classes, args.roots) if args.roots else None)
     print(format_report(report))
     if args.figure:
