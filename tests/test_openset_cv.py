@@ -75,7 +75,7 @@ def test_leave_landmarks_out_cli_measures_every_rule(tmp_path):
     assert all(0 <= taught[key] <= 1 for key in ("taught_top1", "taught_named_correctly", "known_named_correctly_before", "known_named_correctly_after"))
     assert taught["taught_named_correctly"] <= taught["taught_top1"]
     placement = report["placement"]  # the placement curve from the saved per-photo outputs
-    assert set(placement["scores"]) == {"probability", "mirror"}  # no other landmarks given: no distractor scores
+    assert set(placement["scores"]) == {"probability", "mirror", "reference", "probability*reference"}  # no other landmarks given: no distractor scores
     assert placement["photos"]["unknown"] == 32
     curve = placement["scores"]["probability"]["curve"]
     assert all(0 <= p["unknown_placed"] <= 1 for p in curve) and curve[-1]["threshold"] == 1.0
