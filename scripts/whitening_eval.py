@@ -37,8 +37,8 @@ from typing import Optional
 import numpy as np
 
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
-from src.evaluation.placement import (Budget, PooledScores, choose_point, load_fold_outputs, placement_curve, pool, rates,
-                                      site_ids)
+from src.evaluation.placement import (Budget, PooledScores, choose_point, load_fold_outputs, nearest_own_reference, placement_curve,
+                                      pool, rates, site_ids)
 from src.runs import save_run
 from src.training.openset_cv import GALLERY_SHOTS, REFERENCES_PER_CLASS, taught_rates
 
@@ -285,13 +285,9 @@ def nearest_reference_score(fold: dict, group: str, embed) -> tuple[np.ndarray, 
     probs = fold[f"{group}_probs"]
     best = probs[:, :-1].argmax(axis=1)
     background = probs[:, -1] > probs[np.arange(len(best)), best]
-    references, truth = embed(fold["references_embedding"]), np.searchsorted(fold["known_classes"], fold["references_truth"])
-    similarity = embed(fold[f"{group}_embedding"]) @ references.T
-    own = np.full(len(best), -1.0, dtype=np.float32)
-    for landmark in np.unique(best):
-        rows = best == landmark
-        own[rows] = similarity[np.ix_(rows, truth == landmark)].max(axis=1)
-    return best, np.where(background, 0.0, (own + 1) / 2)  # in [0, 1], as the curve's thresholds expect
+    own = nearest_own_reference(embed(fold[f"{group}_embedding"]), best, embed(fold["references_embedding"]),
+                                np.searchsorted(fold["known_classes"], fold["references_truth"]))
+    return best, np.where(background, 0.0, np.clip((own + 1) / 2, 0.0, 1.0))  # in [0, 1], as the curve's thresholds expect
 
 
 def placement(folds: list[dict], classes: list[str], budget: Budget) -> dict:

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from src.evaluation.placement import (
-    first_references,
     Budget,
     CurvePoint,
     PlacementRule,
     PooledScores,
     choose_point,
+    first_references,
     load_fold_outputs,
     load_rule,
     nearest_is_other,
