@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recognizer = Recognizer(args.model, placement=args.placement, runtime=args.runtime, precision=args.precision, use_gallery=False)
     place_of = dict(zip(recognizer.class_names, site_ids(recognizer.class_names).tolist()))
-    metrics: dict = {"placement": {"point": recognizer.placement_point, "threshold": recognizer.placement_threshold,
+    metrics: dict = {"placement": {"point": recognizer.placement_point, "score": recognizer.placement_score, "threshold": recognizer.placement_threshold,
                                    "rule": recognizer.placement_rule.record}, "runtime": recognizer.runtime, "known": {}, "unknown": {}}
     known_pooled = {"placed_right": [], "placed_wrong": []}
     for folder in args.known:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                         unknown_placed, metrics.get("objects", {}).get("placed", 0.0), metrics.get("generated", {}).get("placed", 0.0))
     metrics["stream_precision"] = {f"{share:.0%}": stream_precision(pooled, share) for share in STREAM_SHARES}
 
-    print(f"model {recognizer.model_path.name}, placement {recognizer.placement_point} {recognizer.placement_threshold:g} "
+    print(f"model {recognizer.model_path.name}, placement {recognizer.placement_point}: {recognizer.placement_score} >= {recognizer.placement_threshold:g} "
           f"({recognizer.placement_rule.record}), {recognizer.runtime}")
     print("set | photos | placed right | placed wrong | named, not placed | not named")
     for name, m in metrics["known"].items():

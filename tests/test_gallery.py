@@ -199,7 +199,7 @@ def test_references_are_made_for_one_model_and_used_by_the_recognizer(tiny_model
     assert "reference photos" in capsys.readouterr().out
     folder = tmp_path / "gallery"
     recognizer = Recognizer(model, gallery_dir=folder)
-    assert recognizer.references is not None and recognizer.references.shape[0] == 3 * len(recognizer.class_names)
+    assert recognizer.references is not None and recognizer.references.vectors.shape[0] == 3 * len(recognizer.class_names)
     photos = new_landmarks[f"{CLASS_NAMES[3]}/train"]
     with edit(folder) as gallery:
         gallery.add("Test Tower", photos, recognizer.embed, recognizer.model_id, latitude=48.85, longitude=2.29)
@@ -212,3 +212,38 @@ def test_references_are_made_for_one_model_and_used_by_the_recognizer(tiny_model
     with caplog.at_level(logging.WARNING):
         assert Recognizer(model, gallery_dir=folder).references is None
     assert "made by" in caplog.text
+
+
+def test_a_reference_placement_rule_scores_each_photo_by_its_landmarks_nearest_photo(tiny_model, tiny_data, tmp_path, new_landmarks):
+    """probability*reference as served: the best landmark's probability times the photo's similarity to
+    that landmark's nearest reference photo (trained) or enrolled photo (taught), mapped to [0, 1]."""
+    from src.evaluation.placement import PlacementRule, placement_score, save_rule
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(tiny_model.read_bytes())
+    save_rule(PlacementRule(score="probability*reference", thresholds={"strict": 0.5}), model)
+    with pytest.raises(ValueError, match="gallery references"):  # the rule needs reference photos beside the model
+        Recognizer(model, use_gallery=False)
+    assert Recognizer(model, use_gallery=False, placement=0.9).placement_score == "probability"  # a number is a probability
+    assert gallery_main(["--model", str(model), "references", "--data", str(tiny_data), "--per-class", "3"]) == 0
+    folder = tmp_path / "gallery"
+    recognizer = Recognizer(model, gallery_dir=folder)
+    photo = sorted((Path(tiny_data) / "test" / CLASS_NAMES[1]).glob("*.jpg"))[0]
+    result = recognizer.recognize(photo.read_bytes())
+    embedding = recognizer.embed([recognizer.decode(photo)])[0]
+    best = result.top[0].class_name
+    labels = np.asarray(recognizer.references.labels)
+    nearest = float((recognizer.references.vectors[labels == best] @ embedding).max())
+    expected = placement_score("probability*reference", result.top[0].probability, nearest)
+    assert expected < result.top[0].probability  # not a reference photo itself: the similarity costs something
+    if result.status == "landmark":
+        assert f"probability*reference {expected:.4f} " in result.rule and result.placed == (expected >= 0.5)
+    with pytest.raises(ValueError, match="needs the photo's similarity"):
+        recognizer.decide(np.array([0.05, 0.9, 0.05, 0.0][: len(recognizer.class_names)]))
+    taught = new_landmarks[f"{CLASS_NAMES[3]}/train"]
+    with edit(folder) as gallery:
+        gallery.add("Test Tower", taught, recognizer.embed, recognizer.model_id, latitude=48.85, longitude=2.29)
+    own = recognizer.recognize(taught[0].read_bytes())  # an enrolled photo: its own nearest, from the gallery
+    assert own.landmark.class_name == "Test Tower" and own.placed and own.position == pytest.approx((48.85, 2.29))
+    enrolled = float(recognizer.gallery_index.landmark_similarity(recognizer.embed([recognizer.decode(taught[0])]))[0, 0])
+    assert enrolled > 0.99 and f"probability*reference {placement_score('probability*reference', own.top[0].probability, enrolled):.4f} >= strict" in own.rule

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ray = pytest.importorskip("ray", reason="ray[data] is not installed (pip install 'ray[data]'): the Ray engine is optional")
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
@@ -50,14 +51,18 @@ def test_folders_and_a_listing_give_the_local_rows_with_errors_in_place(tiny_dat
         writer.writerow(["path", "note"])
         writer.writerows([[path, "x"] for path in listed])
 
-    rows = tag_paths_ray([folder, broken, listing], tiny_model, config=CONFIG)
-    local = tag_paths([folder, broken], Recognizer(tiny_model), progress=False)
+    small = tmp_path / "small.png"  # too small to show a landmark: never named, on either engine
+    Image.new("RGB", (20, 20), (40, 120, 200)).save(small)
+
+    rows = tag_paths_ray([folder, broken, small, listing], tiny_model, config=CONFIG)
+    local = tag_paths([folder, broken, small], Recognizer(tiny_model), progress=False)
     local += tag_paths(listed, Recognizer(tiny_model), progress=False)
 
     assert [row.file for row in rows] == [row.file for row in local]  # the photo list's order is kept
     assert rows == local
     assert {row.file for row in rows if row.status == "error"} == {str(truncated), str(missing), str(broken)}
     assert all(row.status in ("landmark", "unknown") for row in rows if row.file not in (str(truncated), str(missing), str(broken)))
+    assert [(row.status, "too small" in row.message) for row in rows if row.file == str(small)] == [("unknown", True)]
 
 
 @pytest.mark.slow

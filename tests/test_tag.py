@@ -305,7 +305,7 @@ def test_the_cli_places_by_a_named_point_or_a_probability(photos, tiny_model, tm
     assert main([str(photos), "--model", str(tiny_model), "-o", str(report), "-q", "--placement", "strict"]) == 0
     assert "placement strict" in capsys.readouterr().err
     assert main([str(photos), "--model", str(tiny_model), "-o", str(report), "-q", "--min-confidence", "0.5"]) == 0
-    assert "placement min-confidence 0.5" in capsys.readouterr().err
+    assert "placement min-confidence: probability >= 0.5" in capsys.readouterr().err
     assert main([str(photos), "--model", str(tiny_model), "-q", "--placement", "loose"]) == 2
     assert "unknown placement point 'loose'" in capsys.readouterr().err
     assert main([str(photos), "--model", str(tiny_model), "-q", "--placement", "strict", "--min-confidence", "0.5"]) == 2

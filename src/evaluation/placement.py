@@ -118,21 +118,44 @@ def score_mirror_distractors(fold: dict[str, np.ndarray], group: str) -> tuple[n
     return best, np.where(distractor == 0, 0.0, probability)
 
 
-def score_reference(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
-    """How much the photo looks like a training photo of its best landmark: the cosine similarity to
-    its nearest reference photo, mapped to [0, 1]; 0 where the background wins (never placed)."""
+RESEMBLANCE_SCORES = ("reference", "probability*reference")  # need the photo's similarity to its landmark's photos
+SERVED_SCORES = ("probability", *RESEMBLANCE_SCORES)  # what the Recognizer computes per photo (`placement_score`)
+
+
+def placement_score(score: str, probability, nearest=None):
+    """A served score from the best landmark's probability (0 where the background wins: never placed)
+    and, for `RESEMBLANCE_SCORES`, the cosine similarity between the photo and that landmark's nearest
+    reference (or taught) photo, mapped to [0, 1]. Scalars or arrays; cross-validation and the
+    Recognizer both score through here, so what is measured is what is served.
+
+    "reference": how much the photo looks like a photo of its best landmark. "probability*reference":
+    sure of the landmark AND close to a photo of it; a photo of a palace the model never saw can be
+    sure of a palace it knows yet lie far from every photo of it."""
+    if score == "probability":
+        return probability
+    if score not in RESEMBLANCE_SCORES:
+        raise ValueError(f"placement score {score!r} is not served (only {', '.join(SERVED_SCORES)})")
+    if nearest is None:
+        raise ValueError(f"placement score {score!r} needs the photo's similarity to its landmark's reference photos")
+    closeness = np.where(np.asarray(probability) > 0, np.clip((np.asarray(nearest, dtype=np.float32) + 1) / 2, 0.0, 1.0), 0.0)
+    return closeness if score == "reference" else probability * closeness
+
+
+def _score_by_reference(score: str, fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
     best, probability = score_probability(fold, group)
     own = nearest_own_reference(fold[f"{group}_embedding"], best, fold["references_embedding"],
                                 np.searchsorted(fold["known_classes"], fold["references_truth"]))
-    return best, np.where(probability > 0, np.clip((own + 1) / 2, 0.0, 1.0), 0.0)
+    return best, placement_score(score, probability, own)
+
+
+def score_reference(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
+    """The similarity to the best landmark's nearest reference photo, in [0, 1] (`placement_score`)."""
+    return _score_by_reference("reference", fold, group)
 
 
 def score_probability_times_reference(fold: dict[str, np.ndarray], group: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sure of the landmark AND close to a photo of it: the probability times `score_reference`. A
-    photo of a palace the model never saw can be sure of a palace it knows yet lie far from every
-    photo of it."""
-    best, probability = score_probability(fold, group)
-    return best, probability * score_reference(fold, group)[1]
+    """The probability times `score_reference` (`placement_score`)."""
+    return _score_by_reference("probability*reference", fold, group)
 
 
 SCORES: dict[str, Callable[[dict[str, np.ndarray], str], tuple[np.ndarray, np.ndarray]]] = {

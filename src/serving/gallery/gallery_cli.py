@@ -97,7 +97,8 @@ def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path
     from src.serving.recognizer.recognize import Recognizer
     from src.serving.gallery.references import save_references
 
-    recognizer = Recognizer(model, use_gallery=False)
+    # It only embeds: placement=1.0 keeps the model's own rule out, which may need the very references made here.
+    recognizer = Recognizer(model, use_gallery=False, placement=1.0)
     recognizer.require_embeddings()
     scan = scan_split([Path(root) for root in roots], "train")
     chosen: list[tuple[Path, str]] = []

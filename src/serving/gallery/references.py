@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -36,19 +37,39 @@ def save_references(model_path: str | Path, model_id: str, vectors: np.ndarray, 
     return path
 
 
-def load_references(model_path: str | Path, model_id: str) -> Optional[np.ndarray]:
-    """The references [M, D] (float32, L2-normalised) of exactly this model, or None (with a log line
-    saying why) when there are none or they belong to another version of the file."""
+@dataclass(frozen=True)
+class References:
+    """Reference photos' embeddings [M, D] (float32, L2-normalised) and each one's class name."""
+
+    vectors: np.ndarray
+    labels: list[str]
+
+    def nearest(self, embedding: np.ndarray, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per photo, the cosine similarity to the most similar reference photo [N], and per class to the
+        class's most similar one [N, classes] (-1, the least there is, for a class without any)."""
+        similarity = np.asarray(embedding, dtype=np.float32) @ self.vectors.T
+        per_class = np.full((len(similarity), len(class_names)), -1.0, dtype=np.float32)
+        labels = np.asarray(self.labels)
+        for column, name in enumerate(class_names):
+            rows = labels == name
+            if rows.any():
+                per_class[:, column] = similarity[:, rows].max(axis=1)
+        return similarity.max(axis=1), per_class
+
+
+def load_references(model_path: str | Path, model_id: str) -> Optional[References]:
+    """The references of exactly this model, or None (with a log line saying why) when there are none
+    or they belong to another version of the file."""
     path = references_path(model_path)
     if not path.exists():
         return None
     try:
         with np.load(path) as data:
-            made_by, vectors = str(data["model_id"]), data["vectors"].astype(np.float32)
+            made_by, vectors, labels = str(data["model_id"]), data["vectors"].astype(np.float32), data["labels"].tolist()
     except (OSError, ValueError, KeyError) as error:
         log.warning("ignoring %s: %s", path, error)
         return None
     if made_by != model_id:
         log.warning("ignoring %s: made by %s, the model is %s (python -m src gallery references ... remakes it)", path.name, made_by, model_id)
         return None
-    return vectors
+    return References(vectors, [str(label) for label in labels])

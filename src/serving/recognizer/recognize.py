@@ -41,7 +41,7 @@ from src.evaluation.openset_rule import (
     landmark_confidence,
     too_small,
 )
-from src.evaluation.placement import DEFAULT_POINT, PlacementRule, load_rule
+from src.evaluation.placement import DEFAULT_POINT, RESEMBLANCE_SCORES, SERVED_SCORES, PlacementRule, load_rule, placement_score
 from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
 from src.serving.gallery.validation import unreadable
@@ -125,7 +125,7 @@ class Recognition:
     message: str
     top: list[Guess] = field(default_factory=list)
     size: Optional[tuple[int, int]] = None  # width, height of the photo as decoded (upright, shrunk to the model size)
-    rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56; placed: probability 0.91 < strict 0.9990"
+    rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56; placed: probability*reference 0.7312 < strict 0.8190"
     placed: bool = False
 
     @property
@@ -163,26 +163,26 @@ def placement_rule_of(model_path: Path, metadata: dict) -> PlacementRule:
     model's own `min_confidence` (files exported before placement rules), else its naming threshold."""
     rule = load_rule(model_path)
     if rule is not None:
-        if rule.score != "probability":  # the only score `decide` computes; another would be silently misapplied
-            raise ValueError(f"{model_path}: placement score {rule.score!r} is not served (only 'probability'); rewrite the rule "
-                             "with python -m src.evaluation.placement ... --shipped probability --write-rule MODEL")
+        if rule.score not in SERVED_SCORES:  # a score `decide` does not compute would be silently misapplied
+            raise ValueError(f"{model_path}: placement score {rule.score!r} is not served (only {', '.join(SERVED_SCORES)}); rewrite "
+                             "the rule with python -m src.evaluation.placement ... --shipped probability --write-rule MODEL")
         return rule
     fallback = float(metadata.get("min_confidence", metadata.get("threshold", 0.5)))
     return PlacementRule(score="probability", thresholds={DEFAULT_POINT: fallback}, record="the model's min_confidence")
 
 
-def placement_point(rule: PlacementRule, placement: Optional[str | float]) -> tuple[str, float]:
-    """(name, threshold) of a named point of `rule` (None: its default), or of a probability given
-    as a number (e.g. the tagger's --min-confidence)."""
+def placement_point(rule: PlacementRule, placement: Optional[str | float]) -> tuple[str, str, float]:
+    """(name, score, threshold) of a named point of `rule` (None: its default), or of a probability
+    given as a number (e.g. the tagger's --min-confidence: the score is then the probability)."""
     if placement is None:
         placement = rule.default
     try:
         value = float(placement)
     except ValueError:
-        return str(placement), rule.threshold(str(placement))  # raises for an unknown name, listing the points
+        return str(placement), rule.score, rule.threshold(str(placement))  # raises for an unknown name, listing the points
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"a placement threshold is a probability between 0 and 1, got {value}")
-    return "min-confidence", value
+    return "min-confidence", "probability", value
 
 
 class Recognizer:
@@ -205,7 +205,9 @@ class Recognizer:
         runtime: "auto" (default, or $LANDMARK_RUNTIME: the OpenVINO model beside the file when usable),
         "openvino" or "torchscript" (`src.serving.recognizer.runtime`); precision: OpenVINO's "auto" (default: bf16 where the CPU has native bfloat16, else f32), "f32" or "bf16".
         placement: a named point of the model's placement rule ("strict", the default, or "balanced")
-        or a probability; photos named below it are not placed."""
+        or a probability; photos named below it are not placed. A rule whose score compares the photo
+        with reference photos (`RESEMBLANCE_SCORES`) needs the model's references
+        (`src.serving.gallery.references`)."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.exists():
             raise FileNotFoundError(f"no exported model at {self.model_path}: train one (see README) or set LANDMARK_MODEL")
@@ -218,13 +220,17 @@ class Recognizer:
         self.background = [i for i, name in enumerate(self.class_names) if name in set(self.metadata.get("background_classes", []))]
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
         self.placement_rule = placement_rule_of(self.model_path, self.metadata)
-        self.placement_point, self.placement_threshold = placement_point(self.placement_rule, placement)
+        self.placement_point, self.placement_score, self.placement_threshold = placement_point(self.placement_rule, placement)
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
         self.rule, self.reference_rule, self.index_config = rule, reference_rule, index_config
         self.model_id = model_identity(self.model_path)
         self.can_embed = self.model.can_embed  # files exported before embeddings lack it
-        self.references = load_references(self.model_path, self.model_id) if use_gallery and self.can_embed else None
+        self.references = load_references(self.model_path, self.model_id) if self.can_embed else None
+        if self.placement_score in RESEMBLANCE_SCORES and self.references is None:
+            raise ValueError(f"{self.model_path}: its placement rule ({self.placement_score}) compares photos with the model's reference "
+                             "photos, and there are none for this file: make them with python -m src gallery references --model "
+                             f"{self.model_path} --data ROOTS, or choose --placement with a probability")
         self.gallery_dir: Optional[Path] = (Path(gallery_dir) if gallery_dir else default_gallery_dir()) if use_gallery else None
         self.gallery: Optional[Gallery] = None
         self.gallery_index: Optional[GalleryIndex] = None
@@ -336,23 +342,30 @@ class Recognizer:
     def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Probabilities [N, classes + taught landmarks] for decoded photos, in batches (`combine_by_reference`
         where the model has references, else `combine`)."""
-        self.refresh_gallery()
-        index = self.gallery_index
-        outputs = []
-        for start in range(0, len(images), batch_size):
-            batch = np.stack([centre_square(image, self.resize) for image in images[start : start + batch_size]])
-            if index is None:
-                outputs.append(self.model.probabilities(batch))
-            else:
-                probs, embedding = self.model.probabilities_and_embedding(batch)
-                similarity = index.landmark_similarity(embedding)
-                if self.references is None:
-                    outputs.append(combine(probs, similarity, self.rule))
-                else:
-                    nearest_reference = (embedding @ self.references.T).max(axis=1)
-                    outputs.append(combine_by_reference(probs, similarity, nearest_reference, self.reference_rule))
-        width = len(self.class_names) + (index.n_landmarks if index is not None else 0)
+        with self._gallery_lock:
+            self.refresh_gallery()
+            outputs = [self._outputs(self._squares(images[start : start + batch_size]))[0] for start in range(0, len(images), batch_size)]
+            width = len(self.class_names) + len(self.gallery_names)
         return np.concatenate(outputs) if outputs else np.empty((0, width), dtype=np.float32)
+
+    def _squares(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.stack([centre_square(image, self.resize) for image in images])
+
+    def _outputs(self, squares: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """One batch of centre squares -> probabilities [B, classes + taught] and, where the placement
+        score needs it, resemblance [B, classes + taught]: the cosine similarity between each photo and
+        each landmark's most similar reference photo (trained) or enrolled photo (taught). Call under
+        the gallery lock, after `refresh_gallery`."""
+        index = self.gallery_index
+        wants_resemblance = self.placement_score in RESEMBLANCE_SCORES
+        if index is None and not wants_resemblance:
+            return self.model.probabilities(squares), None
+        probs, embedding = self.model.probabilities_and_embedding(squares)
+        nearest, per_class = self.references.nearest(embedding, self.class_names) if self.references is not None else (None, None)
+        taught = index.landmark_similarity(embedding) if index is not None else np.empty((len(probs), 0), dtype=np.float32)
+        if index is not None:
+            probs = combine(probs, taught, self.rule) if nearest is None else combine_by_reference(probs, taught, nearest, self.reference_rule)
+        return probs, np.concatenate([per_class, taught], axis=1) if wants_resemblance else None
 
     def _info(self, index: int) -> LandmarkInfo:
         n = len(self.class_names)
@@ -365,8 +378,10 @@ class Recognizer:
         self.refresh_gallery()
         return [self._info(index) for index in self.landmark_indices]
 
-    def decide(self, probs, top_k: int = 5, size: Optional[tuple[int, int]] = None) -> Recognition:
-        """Turn one row of probabilities (numpy, or a CPU torch tensor) into a Recognition (pure: no model, no I/O)."""
+    def decide(self, probs, top_k: int = 5, size: Optional[tuple[int, int]] = None, resemblance=None) -> Recognition:
+        """Turn one row of probabilities (numpy, or a CPU torch tensor) into a Recognition (pure: no model, no I/O).
+        resemblance: the photo's row of `_outputs`' resemblance, which a placement score that compares
+        the photo with reference photos needs."""
         probs = np.asarray(probs)
         landmark_probs = probs[self.landmark_indices]
         order = np.argsort(-landmark_probs, kind="stable")[:top_k]
@@ -396,9 +411,11 @@ class Recognizer:
                 rule=rule,
             )
         named = f"probability {best_probability:.2f} >= threshold {self.threshold:.2f}"
-        placed = best_probability >= self.placement_threshold
+        nearest = None if resemblance is None else float(np.asarray(resemblance)[self.landmark_indices[int(order[0])]])
+        score = float(placement_score(self.placement_score, best_probability, nearest))
+        placed = score >= self.placement_threshold
         sign = ">=" if placed else "<"
-        placement = f"{'placed' if placed else 'not placed'}: probability {best_probability:.4f} {sign} {self.placement_point} {self.placement_threshold:.4f}"
+        placement = f"{'placed' if placed else 'not placed'}: {self.placement_score} {score:.4f} {sign} {self.placement_point} {self.placement_threshold:.4f}"
         message = f"{best.info.name} ({best.probability:.0%})" if placed else (
             f"Looks like {best.info.name} ({best.probability:.0%}), but not sure enough to place it.")
         return Recognition(status="landmark", message=message, top=top, size=size, rule=f"{named}; {placement}", placed=placed)
@@ -419,8 +436,25 @@ class Recognizer:
             except BadImageError as error:
                 results[index] = Recognition(status="error", message=f"Cannot read this file: {error}.")
         if decoded:
-            with self._gallery_lock:  # the gallery the probabilities were computed with is the one decide() names from
-                probs = self.probabilities([image for _, image in decoded])
-                for (index, image), row in zip(decoded, probs):
-                    results[index] = self.decide(row, top_k=top_k, size=image.size)
+            for (index, _), result in zip(decoded, self.recognize_images([image for _, image in decoded], top_k=top_k)):
+                results[index] = result
         return results  # type: ignore[return-value]
+
+    def recognize_images(self, images: Sequence[Image.Image], top_k: int = 5, batch_size: int = 32) -> list[Recognition]:
+        """Decoded photos (`decode`) -> Recognitions, in batches; a photo's size counts (too small: unknown)."""
+        results: list[Recognition] = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            results += self.recognize_squares(self._squares(batch), top_k=top_k, sizes=[image.size for image in batch])
+        return results
+
+    def recognize_squares(self, squares: np.ndarray, top_k: int = 5, sizes: Optional[Sequence[tuple[int, int]]] = None) -> list[Recognition]:
+        """One batch of centre squares [B, side, side, 3] (uint8, `centre_square`) -> Recognitions. The
+        probabilities and the names decide() reads come from the same gallery (a lock against a refresh)."""
+        if len(squares) == 0:
+            return []
+        with self._gallery_lock:
+            self.refresh_gallery()
+            probs, resemblance = self._outputs(squares)
+            return [self.decide(row, top_k=top_k, size=sizes[i] if sizes is not None else None,
+                                resemblance=resemblance[i] if resemblance is not None else None) for i, row in enumerate(probs)]

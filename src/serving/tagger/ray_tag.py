@@ -89,11 +89,12 @@ class _Decoder:
 
 
 def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None, in_place: bool) -> dict[str, list]:
-    """Ray task: GPS check and decode of each photo; the model's centre square as raw uint8 bytes."""
+    """Ray task: GPS check and decode of each photo; the model's centre square as raw uint8 bytes and the
+    decoded size (a photo too small to show a landmark is never named)."""
     from src.data.images import centre_square
 
     decoder = _Decoder(resize)
-    out: dict[str, list] = {key: [] for key in ("file", "destination", "kind", "message", "latitude", "longitude", "pixels")}
+    out: dict[str, list] = {key: [] for key in ("file", "destination", "kind", "message", "latitude", "longitude", "pixels", "width", "height")}
     destinations = batch.get("destination")
     for index, file in enumerate(batch["file"]):
         file = str(file)
@@ -101,10 +102,11 @@ def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None,
         if not destination and (out_dir or in_place):
             destination = file if in_place else _listing_destination(file, Path(out_dir))
         kind, value = check_and_decode(decoder, Found(photo=Path(file), root=Path(file).parent, listed=Path(file)), Limits())
-        pixels, message, latitude, longitude = b"", "", None, None
+        pixels, message, latitude, longitude, width, height = b"", "", None, None, 0, 0
         if kind == "image":
             try:
                 pixels = np.ascontiguousarray(centre_square(value, resize)).tobytes()
+                width, height = value.size
             except Exception as error:  # noqa: BLE001 - one odd photo must not fail the job
                 kind, message = "error", f"Cannot read this file: unexpected {type(error).__name__}: {error}."
         elif kind == "has_gps":
@@ -112,7 +114,7 @@ def decode_batch(batch: dict[str, np.ndarray], resize: int, out_dir: str | None,
         else:
             message = value
         for key, item in (("file", file), ("destination", destination), ("kind", kind), ("message", message),
-                          ("latitude", latitude), ("longitude", longitude), ("pixels", pixels)):
+                          ("latitude", latitude), ("longitude", longitude), ("pixels", pixels), ("width", width), ("height", height)):
             out[key].append(item)
     return out
 
@@ -137,10 +139,10 @@ class RecognizeActor:
         squares = [np.frombuffer(batch["pixels"][i], dtype=np.uint8).reshape(side, side, 3) for i in images]
         results = {}
         for start in range(0, len(squares), self.batch_size):
-            # the Recognizer's runtime (OpenVINO or TorchScript) on the decoded squares
-            probs = self.recognizer.model.probabilities(np.stack(squares[start : start + self.batch_size]))
-            for index, row in zip(images[start : start + self.batch_size], probs):
-                results[index] = self.recognizer.decide(row, top_k=self.top_k)
+            chosen = images[start : start + self.batch_size]
+            sizes = [(int(batch["width"][i]), int(batch["height"][i])) for i in chosen]
+            recognitions = self.recognizer.recognize_squares(np.stack(squares[start : start + self.batch_size]), top_k=self.top_k, sizes=sizes)
+            results.update(zip(chosen, recognitions))
         rows = [self._row(batch, i, kind, results.get(i)) for i, kind in enumerate(kinds)]
         return {column: [getattr(row, column) for row in rows] for column in COLUMNS}
 

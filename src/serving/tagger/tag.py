@@ -92,8 +92,7 @@ def tag_paths(
             pending = prefetch.submit(decode, batches[index + 1]) if index + 1 < len(batches) else None
             t1 = time.perf_counter()
             images = [value for kind, value in checked if kind == "image"]
-            probs = recognizer.probabilities(images, batch_size=batch_size)
-            results = iter([recognizer.decide(row, top_k=top_k, size=image.size) for row, image in zip(probs, images)])
+            results = iter(recognizer.recognize_images(images, top_k=top_k, batch_size=batch_size))
             t2 = time.perf_counter()
             stats.decode_s += t1 - t0
             stats.model_s += t2 - t1
