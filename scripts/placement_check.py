@@ -9,6 +9,10 @@ of landmarks outside the model's classes; only a fair measure while no training 
 objects (the held-out half of `--no-landmark`'s categories) and generated non-photos: the share that
 gets a position at all. Then the stream precision of written positions (`src.evaluation.placement`).
 Prints a table and saves a run record (kind "evaluate") in results/runs/.
+
+`--tighten-on FOLDERS` first raises each point of the model's rule until the model itself places at
+most the point's budget of these photos (landmarks it never trained on, e.g. ../shared/other_landmarks/train;
+never the folders measured), and measures with the raised rule; `--write-rule` saves it beside the model.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from src.data.images import is_image_file
 from src.data.landmarks import lookup
 from src.data.synthetic import make_degenerate_images
 from src.evaluation.openset import GENERATED_EVAL_SEED
-from src.evaluation.placement import STREAM_SHARES, CurvePoint, site_ids, stream_precision
+from src.evaluation.placement import STREAM_SHARES, CurvePoint, save_rule, site_ids, stream_precision, tighten
 from src.runs import save_run
-from src.serving.recognizer.recognize import Recognition, Recognizer
+from src.serving.recognizer.recognize import Recognition, Recognizer, placement_point
 
 
 def photos_by_landmark(folder: Path) -> list[tuple[Path, str]]:
@@ -60,6 +64,30 @@ def placed_share(results: list[Recognition]) -> dict[str, float]:
             "named": float(np.mean([r.status == "landmark" for r in results])) if results else 0.0}
 
 
+def never_trained(recognizer: Recognizer, folders: list[Path], parser: argparse.ArgumentParser) -> list[tuple[Path, str]]:
+    """Photos of the landmarks in `folders`, refused when the model knows any of them."""
+    items = [item for folder in folders for item in photos_by_landmark(folder)]
+    clash = sorted({t for _, t in items} & set(recognizer.class_names))
+    if clash:
+        parser.error(f"{', '.join(map(str, folders))} hold landmarks the model knows ({', '.join(clash)}): not a measure of unknown landmarks")
+    return items
+
+
+def tightened(recognizer: Recognizer, args: argparse.Namespace, parser: argparse.ArgumentParser) -> Recognizer:
+    """The Recognizer with its rule raised on the --tighten-on photos (`src.evaluation.placement.tighten`)."""
+    items = never_trained(recognizer, args.tighten_on, parser)
+    results = recognize_all(recognizer, [p for p, _ in items], desc="tighten-on")
+    scores = np.array([r.score if r.score is not None else 0.0 for r in results])
+    rule = tighten(recognizer.placement_rule, scores, " ".join(str(f) for f in args.tighten_on))
+    for name, threshold in rule.thresholds.items():
+        print(f"{name}: {recognizer.placement_rule.thresholds[name]:g} -> {threshold:g} ({int((scores >= threshold).sum())} of {len(scores)} placed)")
+    if args.write_rule:
+        print(f"placement rule {save_rule(rule, recognizer.model_path)}")
+    recognizer.placement_rule = rule
+    recognizer.placement_point, recognizer.placement_score, recognizer.placement_threshold = placement_point(rule, args.placement)
+    return recognizer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.placement_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
@@ -68,11 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-landmark", type=Path, default=None, help="object photos; the held-out half of the categories is measured")
     parser.add_argument("--generated", type=int, default=240, help="generated non-photos to measure on")
     parser.add_argument("--placement", default=None, help="named point or probability (default: the model's default point)")
+    parser.add_argument("--tighten-on", nargs="*", type=Path, default=[], metavar="FOLDER",
+                        help="folders of landmarks the model never trained on: raise the rule's points to their budgets on them first")
+    parser.add_argument("--write-rule", action="store_true", help="save the raised rule beside the model (with --tighten-on)")
+    parser.add_argument("--runs", type=Path, default=None, help="run record folder (default: results/runs)")
     parser.add_argument("--runtime", default=None)
     parser.add_argument("--precision", default=None)
     args = parser.parse_args(argv)
 
     recognizer = Recognizer(args.model, placement=args.placement, runtime=args.runtime, precision=args.precision, use_gallery=False)
+    if args.write_rule and not args.tighten_on:
+        parser.error("--write-rule writes the rule raised by --tighten-on: name its folders")
+    if args.tighten_on:
+        recognizer = tightened(recognizer, args, parser)
     place_of = dict(zip(recognizer.class_names, site_ids(recognizer.class_names).tolist()))
     metrics: dict = {"placement": {"point": recognizer.placement_point, "score": recognizer.placement_score, "threshold": recognizer.placement_threshold,
                                    "rule": recognizer.placement_rule.record}, "runtime": recognizer.runtime, "known": {}, "unknown": {}}
@@ -86,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             known_pooled[key].append(metrics["known"][folder.parent.name][key] * len(items))
     unknown_results: list[Recognition] = []
     for folder in args.unknown:
-        items = photos_by_landmark(folder)
-        clash = sorted({t for _, t in items} & set(recognizer.class_names))
-        if clash:
-            parser.error(f"{folder} holds landmarks the model knows ({', '.join(clash)}): not a measure of unknown landmarks")
+        items = never_trained(recognizer, [folder], parser)
         results = recognize_all(recognizer, [p for p, _ in items], desc=folder.parent.name)
         unknown_results += results
         per_landmark = {}
@@ -130,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     print("precision of written positions, by share of known landmarks in the stream: "
           + ", ".join(f"{k} {100 * v:.1f} %" for k, v in metrics["stream_precision"].items()))
     record = save_run("evaluate", f"placement-{recognizer.placement_point}", {"model": str(recognizer.model_path), "placement": args.placement},
-                      {"known": [str(f) for f in args.known], "unknown": [str(f) for f in args.unknown],
-                       "no_landmark": str(args.no_landmark) if args.no_landmark else None, "generated": args.generated}, metrics)
+                      {"known": [str(f) for f in args.known], "unknown": [str(f) for f in args.unknown], "tighten_on": [str(f) for f in args.tighten_on],
+                       "no_landmark": str(args.no_landmark) if args.no_landmark else None, "generated": args.generated}, metrics,
+                      folder=args.runs)
     print(f"run record {record}")
     return 0
 

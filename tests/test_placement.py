@@ -23,6 +23,7 @@ from src.evaluation.placement import (
     score_probability_times_reference,
     score_reference,
     stream_precision,
+    tighten,
 )
 
 
@@ -182,3 +183,36 @@ def test_first_references_keeps_each_landmarks_first_photos():
     fold = {"references_embedding": np.arange(6, dtype=np.float32)[:, None], "references_truth": np.array([0, 0, 0, 2, 2, 5])}
     kept = first_references(fold, 2)
     assert kept["references_truth"].tolist() == [0, 0, 2, 2, 5] and kept["references_embedding"][:, 0].tolist() == [0, 1, 3, 4, 5]
+
+
+def test_tighten_raises_a_point_until_the_model_places_at_most_its_budget_of_unknown_photos():
+    rule = PlacementRule(score="probability*reference", thresholds={"strict": 0.9, "balanced": 0.8}, record="cv")
+    scores = np.concatenate([np.linspace(0.95, 0.91, 5), np.full(95, 0.5)])  # 5 of 100 never-trained photos reach strict
+    raised = tighten(rule, scores, "others")
+    assert 0.94 < raised.thresholds["strict"] <= 0.95 and (scores >= raised.thresholds["strict"]).sum() == 1  # 1 % of 100
+    assert raised.thresholds["balanced"] == 0.8  # 5 of 100 placed: within its 5 %, left as it was
+    assert raised.score == rule.score and raised.record == "cv; raised on others"
+    assert tighten(rule, np.zeros(100), "others").thresholds == rule.thresholds  # a point is only ever raised
+
+
+def test_placement_check_raises_and_writes_the_rule_on_landmarks_the_model_never_saw(tiny_model, tiny_data, tmp_path, capsys):
+    import shutil
+
+    from scripts.placement_check import main as placement_check
+    from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
+
+    model = tmp_path / "m.pt"
+    shutil.copyfile(tiny_model, model)
+    save_rule(PlacementRule(score="probability", thresholds={"strict": 0.0, "balanced": 0.0}, record="cv"), model)
+    generated = make_synthetic_dataset(tmp_path / "new", n_classes=4, n_train=30, n_test=1, with_bad_files=False, seed=3)
+    never_trained = tmp_path / "never_trained"
+    shutil.copytree(generated / "train" / CLASS_NAMES[3], never_trained / CLASS_NAMES[3])  # a class the tiny model does not have
+    runs = tmp_path / "runs"
+    common = ["--model", str(model), "--known", str(tiny_data / "test"), "--generated", "0", "--runs", str(runs)]
+    assert placement_check([*common, "--tighten-on", str(never_trained), "--write-rule"]) == 0
+    rule = load_rule(model)
+    assert rule.thresholds["strict"] > 0.0 and rule.record.startswith("cv; raised on")
+    assert f"strict: 0 -> {rule.thresholds['strict']:g} (0 of 30 placed)" in capsys.readouterr().out  # 1 % of 30 rounds to 0
+    assert len(list(runs.glob("evaluate-placement-strict-*.json"))) == 1
+    with pytest.raises(SystemExit):  # the tiny model's own landmarks are no measure of unknown ones
+        placement_check([*common, "--tighten-on", str(tiny_data / "train")])

@@ -75,7 +75,8 @@ def test_agreement_counts_renamed_photos_and_threshold_crossings():
 @NEEDS_SHARED
 def test_bf16_answers_like_f32_on_the_shipped_model():
     """The guard behind `auto`: on every fourth test photo of both shipped roots, top-1 agrees on at least
-    MIN_TOP1_AGREEMENT of them and no photo crossing the writing threshold is named wrongly."""
+    MIN_TOP1_AGREEMENT of them, no photo crossing a probability threshold is named wrongly, and the
+    placement rule places at most 2 % of them at one precision only."""
     if not all(p.exists() for p in ir_files(DEFAULT_MODEL)):
         pytest.skip("the shipped OpenVINO model is not in checkpoints/")
     photos = sorted(p for root in ("indian_monuments", "world_landmarks") for p in (SHARED / root / "test").glob("*/*.jpg"))[::4]
@@ -83,4 +84,6 @@ def test_bf16_answers_like_f32_on_the_shipped_model():
     assert result.photos == len(photos) > 200
     assert result.top1_agreement >= MIN_TOP1_AGREEMENT, result
     assert all(crossing.wrong == 0 for crossing in result.crossings), result
+    flips = result.placement.f32_only + result.placement.bf16_only  # a position written at one precision only
+    assert result.placement.point == "strict" and flips <= 0.02 * result.photos, result
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -348,6 +349,20 @@ class PlacementRule:
         if name not in self.thresholds:
             raise ValueError(f"unknown placement point {name!r}: choose one of {', '.join(self.thresholds)} or give a number")
         return self.thresholds[name]
+
+
+def tighten(rule: PlacementRule, unknown_scores: np.ndarray, source: str) -> PlacementRule:
+    """`rule` with each named point (`POINTS`) raised, where needed, until at most its unknown budget of
+    `unknown_scores` reaches it: the scores the shipped model itself gives photos of landmarks it never
+    trained on (0 for a photo it does not name). Cross-validation's thresholds come from fold models,
+    which are less sure of everything than a model trained on every photo."""
+    scores = np.sort(np.asarray(unknown_scores, dtype=np.float64))[::-1]
+    thresholds = dict(rule.thresholds)
+    for name, threshold in rule.thresholds.items():
+        allowed = int(POINTS[name].unknown * len(scores)) if name in POINTS else len(scores)
+        if allowed < len(scores) and scores[allowed] >= threshold:
+            thresholds[name] = math.ceil(scores[allowed] * 1e6 + 1) / 1e6  # just above it, in the rule file's 6 decimals
+    return PlacementRule(rule.score, thresholds, rule.default, f"{rule.record}; raised on {source}")
 
 
 def rule_path(model_path: str | Path) -> Path:

@@ -2,8 +2,9 @@
 compute it natively (`src.serving.recognizer.runtime.resolve_precision`).
 
 The same photos go through the OpenVINO model at both precisions; what matters to a user is whether
-the named landmark changes (top-1 agreement, at least `MIN_TOP1_AGREEMENT`) and whether a photo
-crosses a threshold that decides something (naming, writing a position), counted on each side. On a
+the named landmark changes (top-1 agreement, at least `MIN_TOP1_AGREEMENT`), whether a photo's
+probability crosses a threshold that decides something (naming, writing a position), counted on each
+side, and how many photos the model's placement rule places at one precision only. On a
 CPU without native bfloat16 OpenVINO runs f32 for a bf16 hint, so the two agree exactly there.
 
     python -m src.serving.recognizer.precision_check ../shared/indian_monuments/test ../shared/world_landmarks/test
@@ -16,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,24 @@ class Crossing:
 
 
 @dataclass(frozen=True)
+class PlacementFlips:
+    """Photos given a position at one precision and not at the other, by the model's placement rule."""
+
+    point: str
+    score: str
+    threshold: float
+    f32_only: int
+    bf16_only: int
+
+
+@dataclass(frozen=True)
 class PrecisionAgreement:
     photos: int
     top1_agreement: float  # share of photos with the same most probable class
     max_shift: float  # largest |p_bf16 - p_f32| over every photo and class
     mean_top1_shift: float  # mean |p_bf16 - p_f32| of each photo's f32 top-1 class
     crossings: list[Crossing] = field(default_factory=list)
+    placement: PlacementFlips | None = None
 
     @property
     def passes(self) -> bool:
@@ -94,7 +107,13 @@ def compare_precisions(model_path: str | Path, photos: Sequence[str | Path], thr
         seconds[precision] = time.perf_counter() - start
     names = recognizers["f32"].class_names
     truth = None if labels is None else [names.index(label) if label in names else -1 for label in labels]
-    return agreement(probabilities["f32"], probabilities["bf16"], recognizers["f32"].background, thresholds, truth), seconds
+    result = agreement(probabilities["f32"], probabilities["bf16"], recognizers["f32"].background, thresholds, truth)
+    placed = {precision: np.array([r.placed for r in recognizer.recognize_images(images, batch_size=batch_size)])
+              for precision, recognizer in recognizers.items()}
+    f32 = recognizers["f32"]
+    flips = PlacementFlips(f32.placement_point, f32.placement_score, f32.placement_threshold,
+                           int((placed["f32"] & ~placed["bf16"]).sum()), int((placed["bf16"] & ~placed["f32"]).sum()))
+    return replace(result, placement=flips), seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -127,6 +127,7 @@ class Recognition:
     size: Optional[tuple[int, int]] = None  # width, height of the photo as decoded (upright, shrunk to the model size)
     rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56; placed: probability*reference 0.7312 < strict 0.8190"
     placed: bool = False
+    score: Optional[float] = None  # the named landmark's placement score (placed where it reaches the point); None if not named
 
     @property
     def confidence(self) -> Optional[float]:
@@ -418,7 +419,7 @@ class Recognizer:
         placement = f"{'placed' if placed else 'not placed'}: {self.placement_score} {score:.4f} {sign} {self.placement_point} {self.placement_threshold:.4f}"
         message = f"{best.info.name} ({best.probability:.0%})" if placed else (
             f"Looks like {best.info.name} ({best.probability:.0%}), but not sure enough to place it.")
-        return Recognition(status="landmark", message=message, top=top, size=size, rule=f"{named}; {placement}", placed=placed)
+        return Recognition(status="landmark", message=message, top=top, size=size, rule=f"{named}; {placement}", placed=placed, score=score)
 
     def recognize(self, data: bytes, top_k: int = 5, max_bytes: int = MAX_UPLOAD_BYTES) -> Recognition:
         """Photo bytes -> Recognition. Never raises for bad input: status "error" with a reason."""
