@@ -84,7 +84,8 @@ def tightened(recognizer: Recognizer, args: argparse.Namespace, parser: argparse
     if args.write_rule:
         print(f"placement rule {save_rule(rule, recognizer.model_path)}")
     recognizer.placement_rule = rule
-    recognizer.placement_point, recognizer.placement_score, recognizer.placement_threshold = placement_point(rule, args.placement)
+    (recognizer.placement_point, recognizer.placement_score, recognizer.placement_threshold,
+     recognizer.taught_placement_threshold) = placement_point(rule, args.placement)
     return recognizer
 
 

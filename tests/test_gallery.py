@@ -247,3 +247,44 @@ def test_a_reference_placement_rule_scores_each_photo_by_its_landmarks_nearest_p
     assert own.landmark.class_name == "Test Tower" and own.placed and own.position == pytest.approx((48.85, 2.29))
     enrolled = float(recognizer.gallery_index.landmark_similarity(recognizer.embed([recognizer.decode(taught[0])]))[0, 0])
     assert enrolled > 0.99 and f"probability*reference {placement_score('probability*reference', own.top[0].probability, enrolled):.4f} >= strict" in own.rule
+    # a rule with probability thresholds for taught landmarks places them by the probability alone
+    save_rule(PlacementRule(score="probability*reference", thresholds={"strict": 0.5}, taught={"strict": 0.25}), model)
+    recognizer = Recognizer(model, gallery_dir=folder)
+    own = recognizer.recognize(taught[0].read_bytes())
+    assert own.placed and own.rule.endswith(f"placed: probability {own.top[0].probability:.4f} >= strict (taught) 0.2500")
+    assert recognizer.recognize(photo.read_bytes()).rule == result.rule  # a trained landmark: the score, as before
+
+
+def test_taught_check_counts_a_position_at_the_same_site_as_right():
+    from scripts.taught_check import same_site, taught_rates
+    from src.data.landmarks import LandmarkInfo
+    from src.serving.recognizer.recognize import Guess, Recognition
+
+    clerigos = LandmarkInfo(class_name="a", name="Clérigos Tower", latitude=41.1457, longitude=-8.6146)
+    city_hall = LandmarkInfo(class_name="b", name="Porto City Hall", latitude=41.1496, longitude=-8.6106)  # 0.55 km away
+    bridge = LandmarkInfo(class_name="c", name="Ponte da Arrábida", latitude=41.1474, longitude=-8.6403)  # 2.2 km away
+    assert same_site(clerigos, clerigos) and same_site(city_hall, clerigos) and not same_site(bridge, clerigos)
+
+    def answer(info: LandmarkInfo, placed: bool, status: str = "landmark") -> Recognition:
+        return Recognition(status=status, message="", top=[Guess(info.name, 0.99, info)], placed=placed)
+
+    results = [answer(clerigos, True), answer(city_hall, True), answer(bridge, True), answer(clerigos, False), answer(clerigos, False, "unknown")]
+    rates = taught_rates(results, [clerigos] * 5)
+    assert rates == {"photos": 5, "named_right": 0.4, "placed_right": 0.4, "placed_wrong": 0.2}
+
+
+def test_taught_check_refuses_known_landmarks_and_ones_without_coordinates(tiny_model, tmp_path, new_landmarks, capsys):
+    from scripts.taught_check import main as taught_check
+
+    import shutil
+
+    mixed = new_landmarks[f"{CLASS_NAMES[3]}/train"][0].parents[2]  # classes the tiny model has, and one it lacks
+    with pytest.raises(SystemExit):
+        taught_check(["--model", str(tiny_model), "--taught", str(mixed), "--draws", "1", "--runs", str(tmp_path)])
+    assert "the model knows" in capsys.readouterr().err
+    new = tmp_path / "new"
+    for split in ("train", "test"):
+        shutil.copytree(mixed / split / CLASS_NAMES[3], new / split / CLASS_NAMES[3])
+    with pytest.raises(SystemExit):  # a taught landmark needs a position to be placed at all
+        taught_check(["--model", str(tiny_model), "--taught", str(new), "--draws", "1", "--runs", str(tmp_path)])
+    assert f"no coordinates for {CLASS_NAMES[3]}" in capsys.readouterr().err

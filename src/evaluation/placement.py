@@ -343,12 +343,22 @@ class PlacementRule:
     thresholds: dict[str, float]
     default: str = DEFAULT_POINT
     record: str = ""  # the run record the thresholds were read from
+    # Probability thresholds per point for photos whose best landmark is taught (empty: `score` and
+    # `thresholds` as for the trained ones). A taught landmark's few enrolled photos are never as close
+    # to its other photos as a trained landmark's reference photos are to its own, so a score that
+    # measures closeness would place almost none of them; its placement was measured on the
+    # probability (scripts/whitening_eval.py, docs/gallery.md).
+    taught: dict[str, float] = field(default_factory=dict)
 
     def threshold(self, point: Optional[str] = None) -> float:
         name = point or self.default
         if name not in self.thresholds:
             raise ValueError(f"unknown placement point {name!r}: choose one of {', '.join(self.thresholds)} or give a number")
         return self.thresholds[name]
+
+    def taught_threshold(self, point: Optional[str] = None) -> Optional[float]:
+        """The probability threshold for taught landmarks at `point`, or None (the rule's own score applies)."""
+        return self.taught.get(point or self.default)
 
 
 def tighten(rule: PlacementRule, unknown_scores: np.ndarray, source: str) -> PlacementRule:
@@ -362,7 +372,7 @@ def tighten(rule: PlacementRule, unknown_scores: np.ndarray, source: str) -> Pla
         allowed = int(POINTS[name].unknown * len(scores)) if name in POINTS else len(scores)
         if allowed < len(scores) and scores[allowed] >= threshold:
             thresholds[name] = math.ceil(scores[allowed] * 1e6 + 1) / 1e6  # just above it, in the rule file's 6 decimals
-    return PlacementRule(rule.score, thresholds, rule.default, f"{rule.record}; raised on {source}")
+    return PlacementRule(rule.score, thresholds, rule.default, f"{rule.record}; raised on {source}", dict(rule.taught))
 
 
 def rule_path(model_path: str | Path) -> Path:
@@ -543,8 +553,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         missing = [name for name, point in points.items() if point is None]
         if missing:
             parser.error(f"no threshold of {args.shipped} keeps {', '.join(missing)} within budget: nothing written")
+        probability = report["scores"]["probability"]["points"]  # taught landmarks are placed by the probability (PlacementRule.taught)
+        taught = {name: round(point["threshold"], 6) for name, point in probability.items() if point} if args.shipped != "probability" else {}
         rule = PlacementRule(score=args.shipped, thresholds={name: round(point["threshold"], 6) for name, point in points.items()},
-                             record=args.record.name if args.record else str(args.outputs.name))
+                             record=args.record.name if args.record else str(args.outputs.name), taught=taught)
         print(f"placement rule {save_rule(rule, args.write_rule)}")
     return 0
 

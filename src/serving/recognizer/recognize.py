@@ -172,18 +172,20 @@ def placement_rule_of(model_path: Path, metadata: dict) -> PlacementRule:
     return PlacementRule(score="probability", thresholds={DEFAULT_POINT: fallback}, record="the model's min_confidence")
 
 
-def placement_point(rule: PlacementRule, placement: Optional[str | float]) -> tuple[str, str, float]:
-    """(name, score, threshold) of a named point of `rule` (None: its default), or of a probability
-    given as a number (e.g. the tagger's --min-confidence: the score is then the probability)."""
+def placement_point(rule: PlacementRule, placement: Optional[str | float]) -> tuple[str, str, float, Optional[float]]:
+    """(name, score, threshold, taught threshold) of a named point of `rule` (None: its default), or of a
+    probability given as a number (e.g. the tagger's --min-confidence: the score is then the probability).
+    The taught threshold (a probability) is None where taught landmarks obey the score and threshold."""
     if placement is None:
         placement = rule.default
     try:
         value = float(placement)
     except ValueError:
-        return str(placement), rule.score, rule.threshold(str(placement))  # raises for an unknown name, listing the points
+        name = str(placement)
+        return name, rule.score, rule.threshold(name), rule.taught_threshold(name)  # raises for an unknown name, listing the points
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"a placement threshold is a probability between 0 and 1, got {value}")
-    return "min-confidence", "probability", value
+    return "min-confidence", "probability", value, None
 
 
 class Recognizer:
@@ -221,7 +223,8 @@ class Recognizer:
         self.background = [i for i, name in enumerate(self.class_names) if name in set(self.metadata.get("background_classes", []))]
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
         self.placement_rule = placement_rule_of(self.model_path, self.metadata)
-        self.placement_point, self.placement_score, self.placement_threshold = placement_point(self.placement_rule, placement)
+        self.placement_point, self.placement_score, self.placement_threshold, self.taught_placement_threshold = placement_point(
+            self.placement_rule, placement)
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
         self.rule, self.reference_rule, self.index_config = rule, reference_rule, index_config
@@ -412,11 +415,16 @@ class Recognizer:
                 rule=rule,
             )
         named = f"probability {best_probability:.2f} >= threshold {self.threshold:.2f}"
-        nearest = None if resemblance is None else float(np.asarray(resemblance)[self.landmark_indices[int(order[0])]])
-        score = float(placement_score(self.placement_score, best_probability, nearest))
-        placed = score >= self.placement_threshold
+        best_index = self.landmark_indices[int(order[0])]
+        if best_index >= len(self.class_names) and self.taught_placement_threshold is not None:  # a taught landmark
+            kind, score, threshold, point = "probability", best_probability, self.taught_placement_threshold, f"{self.placement_point} (taught)"
+        else:
+            nearest = None if resemblance is None else float(np.asarray(resemblance)[best_index])
+            kind, threshold, point = self.placement_score, self.placement_threshold, self.placement_point
+            score = float(placement_score(kind, best_probability, nearest))
+        placed = score >= threshold
         sign = ">=" if placed else "<"
-        placement = f"{'placed' if placed else 'not placed'}: {self.placement_score} {score:.4f} {sign} {self.placement_point} {self.placement_threshold:.4f}"
+        placement = f"{'placed' if placed else 'not placed'}: {kind} {score:.4f} {sign} {point} {threshold:.4f}"
         message = f"{best.info.name} ({best.probability:.0%})" if placed else (
             f"Looks like {best.info.name} ({best.probability:.0%}), but not sure enough to place it.")
         return Recognition(status="landmark", message=message, top=top, size=size, rule=f"{named}; {placement}", placed=placed, score=score)
