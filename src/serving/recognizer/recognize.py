@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import ThreadpoolController
 
 from src.data.images import (
     MAX_PIXELS,
@@ -51,6 +52,7 @@ from src.serving.recognizer.runtime import Runtime, load_runtime
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "checkpoints" / "transfer_exported.pt"
+_THREADPOOLS = ThreadpoolController()  # the BLAS and OpenMP libraries loaded so far (numpy's, faiss's)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
@@ -365,10 +367,13 @@ class Recognizer:
         if index is None and not wants_resemblance:
             return self.model.probabilities(squares), None
         probs, embedding = self.model.probabilities_and_embedding(squares)
-        nearest, per_class = self.references.nearest(embedding, self.class_names) if self.references is not None else (None, None)
-        taught = index.landmark_similarity(embedding) if index is not None else np.empty((len(probs), 0), dtype=np.float32)
-        if index is not None:
-            probs = combine(probs, taught, self.rule) if nearest is None else combine_by_reference(probs, taught, nearest, self.reference_rule)
+        # One thread for the similarities: BLAS threads left spinning after a matrix product take the
+        # cores from the model's next batch (a third slower on 2 cores; docs/openvino.md).
+        with _THREADPOOLS.limit(limits=1):
+            nearest, per_class = self.references.nearest(embedding, self.class_names) if self.references is not None else (None, None)
+            taught = index.landmark_similarity(embedding) if index is not None else np.empty((len(probs), 0), dtype=np.float32)
+            if index is not None:
+                probs = combine(probs, taught, self.rule) if nearest is None else combine_by_reference(probs, taught, nearest, self.reference_rule)
         return probs, np.concatenate([per_class, taught], axis=1) if wants_resemblance else None
 
     def _info(self, index: int) -> LandmarkInfo:
