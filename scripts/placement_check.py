@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                         unknown_placed, metrics.get("objects", {}).get("placed", 0.0), metrics.get("generated", {}).get("placed", 0.0))
     metrics["stream_precision"] = {f"{share:.0%}": stream_precision(pooled, share) for share in STREAM_SHARES}
 
-    print(f"model {recognizer.model_path.name}, placement {recognizer.placement_point}: {recognizer.placement_score} >= {recognizer.placement_threshold:g} "
+    print(f"model {recognizer.model_path.name}, placement {recognizer.placement_description} "
           f"({recognizer.placement_rule.record}), {recognizer.runtime}")
     print("set | photos | placed right | placed wrong | named, not placed | not named")
     for name, m in metrics["known"].items():

@@ -125,7 +125,7 @@ def _error(response: requests.Response, status: int) -> str:
 def test_healthz(service, tiny_model):
     response = requests.get(f"{service}/healthz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": Path(tiny_model).name, "classes": 3}
+    assert response.json() == {"status": "ok", "model": Path(tiny_model).name, "classes": 3, "placement": "strict: probability >= 0.5"}  # no rule file, no min_confidence: the naming threshold
 
 
 def test_predict_real_jpeg_gives_sorted_top_k(service, tiny_data, tiny_model):

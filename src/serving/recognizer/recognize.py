@@ -248,6 +248,12 @@ class Recognizer:
         self._gallery_lock = threading.RLock()
         self.refresh_gallery()
 
+    @property
+    def placement_description(self) -> str:
+        """The placement point in force, e.g. "strict: probability*reference >= 0.891266 (taught: probability >= 0.994654)"."""
+        taught = f" (taught: probability >= {self.taught_placement_threshold:g})" if self.taught_placement_threshold is not None else ""
+        return f"{self.placement_point}: {self.placement_score} >= {self.placement_threshold:g}{taught}"
+
     # ---- the gallery of taught landmarks ------------------------------------------------------------
     @property
     def gallery_names(self) -> list[str]:

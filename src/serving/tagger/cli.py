@@ -183,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {row.file}: {row.message}", file=sys.stderr)
     if not rows:
         print("no image files found", file=sys.stderr)
-    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, placement {recognizer.placement_point}: "
-          f"{recognizer.placement_score} >= {recognizer.placement_threshold:g}, {recognizer.runtime})", file=sys.stderr)
+    print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, placement {recognizer.placement_description}, "
+          f"{recognizer.runtime})", file=sys.stderr)
     print(stats.summary(), file=sys.stderr)
     if args.output and args.output != "-":
         print(f"report: {args.output}", file=sys.stderr)

@@ -7,7 +7,7 @@ Endpoints (interactive docs at ``/docs``, schema at ``/openapi.json``):
 
 * ``POST /v1/predict`` -- multipart/form-data field ``file`` (the photo), optional query ``top_k``
   (1..10). Answers ``{status: "landmark"|"unknown", message, landmark, top: [...], model}``.
-* ``GET /healthz`` -- ``{status: "ok", model, classes}`` once the model is loaded, plus ``gallery``
+* ``GET /healthz`` -- ``{status: "ok", model, classes, placement}`` once the model is loaded, plus ``gallery``
   (why, and how to restore it) while an unreadable gallery file keeps taught landmarks off.
 
 Every answer comes from `src.recognize.Recognizer`, the same decision rule the app and the batch
@@ -134,6 +134,8 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     model: str = Field(description="file name of the loaded model")
     classes: int = Field(description="number of classes the model knows")
+    placement: str = Field(description="when a position is given: the placement point, score and threshold in force (docs/unknown.md)",
+                           examples=["strict: probability*reference >= 0.891266 (taught: probability >= 0.994654)"])
     gallery: str | None = Field(None, description="only when taught landmarks are off: why (an unreadable gallery file) "
                                 "and how to restore it; the trained landmarks are served meanwhile")
 
@@ -252,7 +254,8 @@ def create_app(
         gallery file is unreadable, why taught landmarks are off)."""
         recognizer = await get_recognizer()
         await anyio.to_thread.run_sync(recognizer.refresh_gallery)  # a stat; reads the file only when it changed
-        return Health(model=recognizer.model_path.name, classes=len(recognizer.landmark_indices), gallery=recognizer.gallery_problem)
+        return Health(model=recognizer.model_path.name, classes=len(recognizer.landmark_indices), placement=recognizer.placement_description,
+                      gallery=recognizer.gallery_problem)
 
     @app.post("/v1/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
     async def predict(
