@@ -288,3 +288,15 @@ def test_taught_check_refuses_known_landmarks_and_ones_without_coordinates(tiny_
     with pytest.raises(SystemExit):  # a taught landmark needs a position to be placed at all
         taught_check(["--model", str(tiny_model), "--taught", str(new), "--draws", "1", "--runs", str(tmp_path)])
     assert f"no coordinates for {CLASS_NAMES[3]}" in capsys.readouterr().err
+
+
+def test_references_give_each_class_its_nearest_photo():
+    from src.serving.gallery.references import References
+
+    vectors = _unit(np.array([[1, 0, 0], [0, 1, 0], [0.8, 0.6, 0], [0, 0, 1]], dtype=np.float32))
+    references = References(vectors, ["b", "a", "b", "no_landmark"])  # labels in any order
+    photo = _unit(np.array([[1, 0.1, 0]], dtype=np.float32))
+    nearest, per_class = references.nearest(photo, ["a", "b", "c"])  # "c" has no reference photo
+    similarity = (photo @ vectors.T)[0]
+    assert nearest[0] == pytest.approx(similarity.max())
+    assert per_class[0].tolist() == pytest.approx([similarity[1], max(similarity[0], similarity[2]), -1.0])

@@ -12,6 +12,7 @@ Measured against the softmax rule (`GalleryRule`) in docs/gallery.md
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -44,17 +45,26 @@ class References:
     vectors: np.ndarray
     labels: list[str]
 
+    @functools.cached_property
+    def _by_label(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """The vectors sorted by label, each label's first row among them, and each label's position."""
+        labels = np.asarray(self.labels)
+        order = np.argsort(labels, kind="stable")
+        names, starts = np.unique(labels[order], return_index=True)
+        return self.vectors[order], starts, {str(name): i for i, name in enumerate(names)}
+
     def nearest(self, embedding: np.ndarray, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per photo, the cosine similarity to the most similar reference photo [N], and per class to the
         class's most similar one [N, classes] (-1, the least there is, for a class without any)."""
-        similarity = np.asarray(embedding, dtype=np.float32) @ self.vectors.T
+        vectors, starts, position = self._by_label
+        similarity = np.asarray(embedding, dtype=np.float32) @ vectors.T
+        per_label = np.maximum.reduceat(similarity, starts, axis=1)
         per_class = np.full((len(similarity), len(class_names)), -1.0, dtype=np.float32)
-        labels = np.asarray(self.labels)
-        for column, name in enumerate(class_names):
-            rows = labels == name
-            if rows.any():
-                per_class[:, column] = similarity[:, rows].max(axis=1)
-        return similarity.max(axis=1), per_class
+        columns = [(c, position[name]) for c, name in enumerate(class_names) if name in position]
+        if columns:
+            mine, theirs = map(list, zip(*columns))
+            per_class[:, mine] = per_label[:, theirs]
+        return per_label.max(axis=1), per_class
 
 
 def load_references(model_path: str | Path, model_id: str) -> Optional[References]:
