@@ -31,7 +31,7 @@ from src.data.synthetic import make_degenerate_images
 from src.evaluation.openset import GENERATED_EVAL_SEED
 from src.evaluation.placement import STREAM_SHARES, CurvePoint, save_rule, site_ids, stream_precision, tighten
 from src.runs import save_run
-from src.serving.recognizer.recognize import Recognition, Recognizer, placement_point
+from src.serving.recognizer.recognize import Recognition, Recognizer
 
 
 def photos_by_landmark(folder: Path) -> list[tuple[Path, str]]:
@@ -83,9 +83,7 @@ def tightened(recognizer: Recognizer, args: argparse.Namespace, parser: argparse
         print(f"{name}: {recognizer.placement_rule.thresholds[name]:g} -> {threshold:g} ({int((scores >= threshold).sum())} of {len(scores)} placed)")
     if args.write_rule:
         print(f"placement rule {save_rule(rule, recognizer.model_path)}")
-    recognizer.placement_rule = rule
-    (recognizer.placement_point, recognizer.placement_score, recognizer.placement_threshold,
-     recognizer.taught_placement_threshold) = placement_point(rule, args.placement)
+    recognizer.use_placement(rule, args.placement)
     return recognizer
 
 

@@ -224,19 +224,13 @@ class Recognizer:
         # Classes that stand for "no landmark" (e.g. a background class learned from object photos).
         self.background = [i for i, name in enumerate(self.class_names) if name in set(self.metadata.get("background_classes", []))]
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
-        self.placement_rule = placement_rule_of(self.model_path, self.metadata)
-        self.placement_point, self.placement_score, self.placement_threshold, self.taught_placement_threshold = placement_point(
-            self.placement_rule, placement)
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
         self.rule, self.reference_rule, self.index_config = rule, reference_rule, index_config
         self.model_id = model_identity(self.model_path)
         self.can_embed = self.model.can_embed  # files exported before embeddings lack it
         self.references = load_references(self.model_path, self.model_id) if self.can_embed else None
-        if self.placement_score in RESEMBLANCE_SCORES and self.references is None:
-            raise ValueError(f"{self.model_path}: its placement rule ({self.placement_score}) compares photos with the model's reference "
-                             "photos, and there are none for this file: make them with python -m src gallery references --model "
-                             f"{self.model_path} --data ROOTS, or choose --placement with a probability")
+        self.use_placement(placement_rule_of(self.model_path, self.metadata), placement)
         self.gallery_dir: Optional[Path] = (Path(gallery_dir) if gallery_dir else default_gallery_dir()) if use_gallery else None
         self.gallery: Optional[Gallery] = None
         self.gallery_index: Optional[GalleryIndex] = None
@@ -247,6 +241,16 @@ class Recognizer:
         # photo's probabilities and the names decide() reads must come from the same gallery.
         self._gallery_lock = threading.RLock()
         self.refresh_gallery()
+
+    def use_placement(self, rule: PlacementRule, placement: Optional[str | float] = None) -> None:
+        """Place by `rule` at `placement` (a named point, None for its default, or a probability) from now on."""
+        point, score, threshold, taught = placement_point(rule, placement)
+        if score in RESEMBLANCE_SCORES and self.references is None:
+            raise ValueError(f"{self.model_path}: its placement rule ({score}) compares photos with the model's reference "
+                             "photos, and there are none for this file: make them with python -m src gallery references --model "
+                             f"{self.model_path} --data ROOTS, or choose --placement with a probability")
+        self.placement_rule = rule
+        self.placement_point, self.placement_score, self.placement_threshold, self.taught_placement_threshold = point, score, threshold, taught
 
     @property
     def placement_description(self) -> str:
