@@ -19,7 +19,7 @@ Design choices, because the photo is someone's original:
   succeeds or leaves the original untouched.
 
 Public API: `read_gps`, `has_gps`, `read_keywords`, `write_location`, `UnsupportedFormatError`,
-`ExistingGPSError`.
+`ExistingGPSError`; for readers of more than the position: `load_exif`, `gps_from_exif`.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def read_gps(path: Source) -> tuple[float, float] | None:
     A readable image never raises, however garbled its metadata.
     """
     data, path = _bytes_of(path)
-    exif = _load_exif(data, path)
-    return _gps_from_exif(exif) if exif is not None else None
+    exif = load_exif(data, path)
+    return gps_from_exif(exif) if exif is not None else None
 
 
 def has_gps(path: Source) -> bool:
@@ -123,7 +123,7 @@ def read_keywords(path: Source) -> list[str]:
     Same errors as `read_gps`; a garbled tag reads as [].
     """
     data, path = _bytes_of(path)
-    exif = _load_exif(data, path)
+    exif = load_exif(data, path)
     if exif is None:
         return []
     try:
@@ -136,8 +136,8 @@ def read_keywords(path: Source) -> list[str]:
     return [word.strip() for word in text.rstrip("\x00").split(";") if word.strip()]
 
 
-def _load_exif(data: bytes, path: Path) -> Image.Exif | None:
-    """Parse the EXIF of any image; None when it has none or it cannot be parsed."""
+def load_exif(data: bytes, path: Path = Path("<bytes>")) -> Image.Exif | None:
+    """Parse the EXIF of any image's bytes; None when it has none or it cannot be parsed (BadImageError: not an image)."""
     container = container_of(data)
     if container is not None:
         # Our own locator for the formats we write, so reading and writing agree exactly on
@@ -171,7 +171,8 @@ def _parse_tiff(tiff: bytes) -> Image.Exif | None:
     return exif
 
 
-def _gps_from_exif(exif: Image.Exif) -> tuple[float, float] | None:
+def gps_from_exif(exif: Image.Exif) -> tuple[float, float] | None:
+    """`read_gps`'s position from already parsed EXIF: ``(latitude, longitude)`` or None, never raises."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on corrupt IFDs; None says enough
@@ -281,7 +282,7 @@ def write_location(
     existing = None
     if found.tiff is not None:
         parsed = _parse_tiff(found.tiff)
-        existing = _gps_from_exif(parsed) if parsed is not None else None
+        existing = gps_from_exif(parsed) if parsed is not None else None
     if existing is not None and not overwrite:
         raise ExistingGPSError(source, existing)
 
@@ -392,6 +393,6 @@ def _format_of(source: Path, data: bytes) -> str:
 def _verify(tiff: bytes, latitude: float, longitude: float) -> None:
     """Read the new block back before touching any file: never write what we cannot read."""
     parsed = _parse_tiff(tiff)
-    location = _gps_from_exif(parsed) if parsed is not None else None
+    location = gps_from_exif(parsed) if parsed is not None else None
     if location is None or abs(location[0] - latitude) > 1e-7 or abs(location[1] - longitude) > 1e-7:
         raise RuntimeError(f"internal error: GPS read back as {location}, expected {(latitude, longitude)}")
