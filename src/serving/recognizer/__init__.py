@@ -5,5 +5,6 @@ probabilities, the taught landmarks of `src.serving.gallery`, the unknown and pl
 is the guard behind bfloat16 (does it answer like float32?); `lookalike` warns at enrolment when photos
 to be taught look like a landmark the model knows; `maps` draws where the model's landmarks are
 (`python -m src map`, and the app's small map). Below the tagger and the web; above src.export and
-src.evaluation's rules.
+src.evaluation's rules. `recognition` holds what it answers (`Recognition`, `Guess`), `placement_point` which
+placement rule and point it serves, `gallery_combine` how taught landmarks compete without reference photos.
 """

@@ -19,7 +19,6 @@ import hashlib
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -42,12 +41,19 @@ from src.evaluation.openset_rule import (
     landmark_confidence,
     too_small,
 )
-from src.evaluation.placement import DEFAULT_POINT, RESEMBLANCE_SCORES, SERVED_SCORES, PlacementRule, load_rule, placement_score
+from src.evaluation.placement import RESEMBLANCE_SCORES, PlacementRule, placement_score
 from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, default_gallery_dir, edit
 from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
 from src.serving.gallery.validation import unreadable
 from src.serving.gallery.references import load_references
+from src.serving.recognizer.gallery_combine import GalleryRule, combine
+from src.serving.recognizer.placement_point import placement_point, placement_rule_of
+from src.serving.recognizer.recognition import Guess, Recognition
 from src.serving.recognizer.runtime import Runtime, load_runtime
+
+# Re-exported: callers import the result types and the gallery rule from here.
+__all__ = ["DEFAULT_MODEL", "MAX_UPLOAD_BYTES", "GalleryRule", "Guess", "Recognition", "Recognizer", "combine", "default_model_path",
+           "model_identity", "placement_point", "placement_rule_of"]
 
 log = logging.getLogger(__name__)
 
@@ -68,126 +74,6 @@ def model_identity(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return f"{path.name}:{digest.hexdigest()[:16]}"
-
-
-@dataclass(frozen=True)
-class GalleryRule:
-    """How a photo's similarity to a taught landmark competes with the trained classes' probabilities.
-
-    A taught landmark's logit is (similarity - bias) / temperature, where similarity is the cosine
-    between the photo's embedding and the landmark's most similar enrolled photo; the trained
-    classes' logits are their log-probabilities. A softmax over both gives one distribution. The
-    defaults were chosen on world_landmarks' TRAIN photos only (`python -m scripts.gallery_eval`,
-    docs/gallery.md): enrol some, query the others, and keep unenrolled landmarks unknown.
-    """
-
-    bias: float = 0.725
-    temperature: float = 0.03
-
-
-def combine(probs, similarity, rule: GalleryRule = GalleryRule()):
-    """probs [N, classes] and similarity [N, taught landmarks] -> probabilities [N, classes + taught].
-    numpy arrays (what the runtimes give); torch tensors in, a torch tensor out (scripts, tests)."""
-    p = np.asarray(probs)
-    logits = np.concatenate([np.log(np.maximum(p, 1e-12)), (np.asarray(similarity).astype(p.dtype) - rule.bias) / rule.temperature], axis=1)
-    logits -= logits.max(axis=1, keepdims=True)
-    combined = np.exp(logits)
-    combined /= combined.sum(axis=1, keepdims=True)
-    if isinstance(probs, np.ndarray):
-        return combined
-    import torch  # a tensor was given, so torch is loaded already
-
-    return torch.from_numpy(combined)
-
-
-POSITION_KEYS = ("latitude", "longitude", "map_url")
-
-
-@dataclass(frozen=True)
-class Guess:
-    class_name: str
-    probability: float
-    info: LandmarkInfo
-
-    def to_dict(self, with_position: bool = False) -> dict:
-        """JSON-ready; the landmark's coordinates and map link only with_position (a placed photo)."""
-        info = {key: value for key, value in self.info.to_dict().items() if with_position or key not in POSITION_KEYS}
-        return {"class_name": self.class_name, "probability": self.probability, **info}
-
-
-@dataclass(frozen=True)
-class Recognition:
-    """status: "landmark" (named: one of the known landmarks), "unknown" (not one of them) or "error".
-
-    placed: the tagger may write the named landmark's position into the photo, and the app and the
-    service show it. Naming is not enough: a position is placed only where the placement rule
-    (`src.evaluation.placement`) is sure; a named photo that is not placed is "looks like X"."""
-
-    status: str
-    message: str
-    top: list[Guess] = field(default_factory=list)
-    size: Optional[tuple[int, int]] = None  # width, height of the photo as decoded (upright, shrunk to the model size)
-    rule: str = ""  # what decided, e.g. "probability 0.91 >= threshold 0.56; placed: probability*reference 0.7312 < strict 0.8190"
-    placed: bool = False
-    score: Optional[float] = None  # the named landmark's placement score (placed where it reaches the point); None if not named
-
-    @property
-    def confidence(self) -> Optional[float]:
-        """The best landmark's probability (None for an error)."""
-        return self.top[0].probability if self.top else None
-
-    @property
-    def landmark(self) -> Optional[Guess]:
-        """The named landmark (placed or not); None for "unknown" and errors."""
-        return self.top[0] if self.status == "landmark" else None
-
-    @property
-    def position(self) -> Optional[tuple[float, float]]:
-        """(latitude, longitude) of a placed landmark with known coordinates, else None."""
-        info = self.top[0].info if self.placed else None
-        return (info.latitude, info.longitude) if info is not None and info.has_coordinates else None  # type: ignore[return-value]
-
-    def to_dict(self) -> dict:
-        """JSON-ready. Coordinates appear only for a placed photo (in `landmark` and `position`):
-        a guess, however probable, never carries a place."""
-        return {
-            "status": self.status,
-            "message": self.message,
-            "placed": self.placed,
-            "position": dict(zip(("latitude", "longitude"), self.position)) if self.position else None,
-            "landmark": self.landmark.to_dict(with_position=self.placed) if self.landmark else None,
-            "top": [guess.to_dict() for guess in self.top],
-            "rule": self.rule,
-        }
-
-
-def placement_rule_of(model_path: Path, metadata: dict) -> PlacementRule:
-    """The placement rule beside the model (`<model>.placement.json`), else one point from the
-    model's own `min_confidence` (files exported before placement rules), else its naming threshold."""
-    rule = load_rule(model_path)
-    if rule is not None:
-        if rule.score not in SERVED_SCORES:  # a score `decide` does not compute would be silently misapplied
-            raise ValueError(f"{model_path}: placement score {rule.score!r} is not served (only {', '.join(SERVED_SCORES)}); rewrite "
-                             "the rule with python -m src.evaluation.placement ... --shipped probability --write-rule MODEL")
-        return rule
-    fallback = float(metadata.get("min_confidence", metadata.get("threshold", 0.5)))
-    return PlacementRule(score="probability", thresholds={DEFAULT_POINT: fallback}, record="the model's min_confidence")
-
-
-def placement_point(rule: PlacementRule, placement: Optional[str | float]) -> tuple[str, str, float, Optional[float]]:
-    """(name, score, threshold, taught threshold) of a named point of `rule` (None: its default), or of a
-    probability given as a number (e.g. the tagger's --min-confidence: the score is then the probability).
-    The taught threshold (a probability) is None where taught landmarks obey the score and threshold."""
-    if placement is None:
-        placement = rule.default
-    try:
-        value = float(placement)
-    except ValueError:
-        name = str(placement)
-        return name, rule.score, rule.threshold(name), rule.taught_threshold(name)  # raises for an unknown name, listing the points
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"a placement threshold is a probability between 0 and 1, got {value}")
-    return "min-confidence", "probability", value, None
 
 
 class Recognizer:
