@@ -1,0 +1,189 @@
+"""Each device's clock against UTC: read where the photos say it, tied to the GPS devices where they do not.
+
+A phone writes its UTC offset (OffsetTimeOriginal) or a GPS time beside its local time: its clock is known. A
+camera keeps its owner's home time and drifts by minutes, and writes neither: its offset has to be estimated
+from the library, never assumed. Two ways to tie it, both looking for the offset ``c`` (device clock minus UTC)
+under which the camera's photos line up with the photos and tracks whose time is known:
+
+* **landmarks**: the camera's photos placed by a landmark must be where the known-time evidence was at
+  ``clock - c`` (the same place at the same time);
+* **bursts**: people take photos in bursts; the camera's bursts must line up with the phone's.
+
+A device that fits no single offset (two cameras under one name, say) or fits several equally well is not tied,
+and gets no position from other devices' time (`DeviceClock.offset_s` is None, `why` says why).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "format_offset"]
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class ClockLimits:
+    """How sure a tie must be before a device's photos take positions from other devices' time."""
+
+    max_offset_s: float = 15 * HOUR  # clocks further off than any time zone are not searched
+    same_time_s: float = 600.0  # a landmark photo and a known-time fix this close in time count as "the same time"
+    same_place_m: float = 1500.0  # ... and this close in space as "the same place"
+    other_place_m: float = 25_000.0  # a fix this far away at the same time contradicts the offset
+    min_landmark_ties: int = 2  # landmark photos that must agree on the offset
+    max_uncertainty_s: float = 2 * HOUR  # a tie vaguer than this is no tie
+    burst_window_s: float = 180.0  # a camera photo "lines up" with a known-time photo this close
+    burst_step_s: float = 30.0
+    min_burst_matches: int = 6
+    min_burst_share: float = 0.4  # of the device's photos inside the known-time photos' span
+    burst_uniqueness: float = 2.0  # the best offset must match this many times more photos than any offset 30 min away
+
+
+@dataclass(frozen=True)
+class DeviceClock:
+    device: str
+    offset_s: float | None  # device clock minus UTC; None: not known, not tied
+    uncertainty_s: float = 0.0  # the offset is known to +- this
+    how: str = ""  # "offset tags", "GPS time", "3 landmark photos", "bursts (14 photos)", "--camera-offset"
+    why: str = ""  # why a device is not tied
+
+    @property
+    def tied(self) -> bool:
+        return self.offset_s is not None
+
+
+def format_offset(seconds: float | None) -> str:
+    """+05:30 style (with seconds where they are not zero); '' for None."""
+    if seconds is None or not np.isfinite(seconds):
+        return ""
+    sign = "-" if seconds < 0 else "+"
+    total = int(round(abs(seconds)))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
+
+
+_OFFSET_RE = re.compile(r"^\s*(?P<device>.+?)\s*=\s*(?P<sign>[+-])(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?\s*$")
+
+
+def parse_camera_offsets(texts: Sequence[str]) -> dict[str, float]:
+    """``["Canon EOS 80D=+01:00", ...]`` -> {device text (casefolded): clock minus UTC in seconds}.
+
+    Raises ValueError with the offending text when one makes no sense."""
+    offsets: dict[str, float] = {}
+    for text in texts:
+        match = _OFFSET_RE.match(text)
+        if match is None:
+            raise ValueError(f"--camera-offset {text!r}: expected \"MAKE MODEL=+HH:MM\" (the camera's clock minus UTC), e.g. \"Canon EOS 80D=+01:00\"")
+        hours, minutes, seconds = int(match["h"]), int(match["m"]), int(match["s"] or 0)
+        if minutes >= 60 or seconds >= 60 or hours > 15:
+            raise ValueError(f"--camera-offset {text!r}: {match['sign']}{hours:02d}:{minutes:02d} is not an offset (at most +-15:00, minutes below 60)")
+        value = (hours * HOUR + minutes * 60 + seconds) * (-1 if match["sign"] == "-" else 1)
+        key = match["device"].casefold()
+        if key in offsets and offsets[key] != value:
+            raise ValueError(f"--camera-offset gives {match['device']!r} two different offsets")
+        offsets[key] = value
+    return offsets
+
+
+def known_clock(device: str, clock_s: np.ndarray, utc_s: np.ndarray, how: str) -> tuple[DeviceClock, np.ndarray]:
+    """A device some of whose photos carry their UTC time: every photo's UTC from its nearest such photo's offset.
+
+    clock_s: the photos' clock times (seconds, NaN where unknown); utc_s: their UTC where the photo says it (NaN
+    elsewhere). Returns the device's clock (its median offset, for the report) and every photo's UTC estimate."""
+    known = np.isfinite(clock_s) & np.isfinite(utc_s)
+    order = np.argsort(clock_s[known])
+    known_clock_times, known_offsets = clock_s[known][order], (clock_s[known] - utc_s[known])[order]
+    # Time zones change on a trip: each photo takes the offset of the photo nearest in clock time that knows it.
+    last = len(known_clock_times) - 1
+    index = np.searchsorted(known_clock_times, clock_s)
+    lower, upper = np.clip(index - 1, 0, last), np.clip(index, 0, last)
+    nearest = np.where(np.abs(clock_s - known_clock_times[lower]) <= np.abs(known_clock_times[upper] - clock_s), lower, upper)
+    estimated = clock_s - known_offsets[nearest]
+    utc = np.where(np.isfinite(utc_s), utc_s, estimated)
+    # A photo's own time tags are good to about a minute (a GPS time is the last fix's, not the shutter's).
+    return DeviceClock(device, float(np.median(known_offsets)), 60.0, how), utc
+
+
+FixesNear = Callable[[float, float], tuple[np.ndarray, np.ndarray]]  # (utc, window) -> latitudes, longitudes of known-time fixes
+
+
+def tie_by_landmarks(
+    device: str,
+    clock_s: np.ndarray,
+    latitudes: np.ndarray,
+    longitudes: np.ndarray,
+    candidate_offsets: np.ndarray,
+    fixes_near: FixesNear,
+    limits: ClockLimits = ClockLimits(),
+) -> DeviceClock | None:
+    """The offset under which the device's landmark-placed photos (clock_s, positions) are where the known-time
+    evidence was at the same time. candidate_offsets: clock - utc of every known-time fix near one of the
+    landmarks (the only offsets that can make a photo agree). None when the device has too few landmark photos."""
+    from src.serving.locate.geo import distance_m
+
+    if len(clock_s) < limits.min_landmark_ties or len(candidate_offsets) == 0:
+        return None
+    candidates = np.unique(np.round(candidate_offsets[np.abs(candidate_offsets) <= limits.max_offset_s] / 60.0) * 60.0)
+    best_score, best_offsets, best_against = 0, [], 0
+    for offset in candidates:
+        agree = against = 0
+        for clock, lat, lon in zip(clock_s, latitudes, longitudes):
+            fix_lat, fix_lon = fixes_near(clock - offset, limits.same_time_s)
+            if len(fix_lat) == 0:
+                continue
+            distances = distance_m(lat, lon, fix_lat, fix_lon)
+            if distances.min() <= limits.same_place_m:
+                agree += 1
+            elif distances.min() > limits.other_place_m:
+                against += 1
+        score = agree - 2 * against
+        if score > best_score:
+            best_score, best_offsets, best_against = score, [offset], against
+        elif score == best_score and score > 0:
+            best_offsets.append(offset)
+    if best_score < limits.min_landmark_ties:
+        return DeviceClock(device, None, why=f"its {len(clock_s)} landmark photos agree with the known-time evidence under no single clock offset")
+    if best_against:
+        return DeviceClock(device, None, why="its landmark photos fit no single clock offset (two devices under one name?)")
+    low, high = min(best_offsets), max(best_offsets)
+    uncertainty = (high - low) / 2 + limits.same_time_s
+    if uncertainty > limits.max_uncertainty_s:
+        return DeviceClock(device, None, why=f"its landmark photos fit offsets from {format_offset(low)} to {format_offset(high)}: too vague")
+    return DeviceClock(device, (low + high) / 2, uncertainty, f"{best_score} landmark photos at the same place and time as known-time evidence")
+
+
+def tie_by_bursts(device: str, clock_s: np.ndarray, known_utc_s: np.ndarray, limits: ClockLimits = ClockLimits()) -> DeviceClock:
+    """The offset under which the device's photos line up with the known-time photos' bursts, if one stands out."""
+    clock_s = np.sort(clock_s[np.isfinite(clock_s)])
+    known = np.sort(known_utc_s[np.isfinite(known_utc_s)])
+    if len(clock_s) < limits.min_burst_matches or len(known) < limits.min_burst_matches:
+        return DeviceClock(device, None, why="too few photos to line up its bursts with a GPS device's")
+    offsets = np.arange(-limits.max_offset_s, limits.max_offset_s + limits.burst_step_s, limits.burst_step_s)
+    scores = np.array([_matches(clock_s - offset, known, limits.burst_window_s) for offset in offsets])
+    best = int(np.argmax(scores))
+    top = int(scores[best])
+    plateau = offsets[scores == top]
+    far = np.abs(offsets - offsets[best]) > 1800
+    runner_up = int(scores[far].max()) if far.any() else 0
+    inside = int(np.sum((clock_s - offsets[best] >= known[0] - 3600) & (clock_s - offsets[best] <= known[-1] + 3600)))
+    if top < limits.min_burst_matches or top < limits.min_burst_share * max(inside, 1):
+        return DeviceClock(device, None, why=f"its photos line up with a GPS device's at no clock offset (best: {top} of {len(clock_s)})")
+    if top < limits.burst_uniqueness * runner_up:
+        return DeviceClock(device, None, why=f"its photos line up with a GPS device's equally well at several clock offsets ({top} vs {runner_up} photos)")
+    low, high = float(plateau.min()), float(plateau.max())
+    if high - low > 1800:  # several separate plateaus of the same height
+        return DeviceClock(device, None, why="its bursts fit several clock offsets")
+    return DeviceClock(device, (low + high) / 2, (high - low) / 2 + limits.burst_window_s, f"bursts ({top} photos line up)")
+
+
+def _matches(times: np.ndarray, known: np.ndarray, window: float) -> int:
+    """How many of ``times`` have a ``known`` time within ``window`` (both sorted)."""
+    position = np.searchsorted(known, times)
+    before = np.abs(times - known[np.clip(position - 1, 0, len(known) - 1)])
+    after = np.abs(known[np.clip(position, 0, len(known) - 1)] - times)
+    return int(np.sum(np.minimum(before, after) <= window))
