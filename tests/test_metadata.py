@@ -275,3 +275,17 @@ def test_default_table_is_cached_but_copies_are_independent() -> None:
 def test_leaf_module_imports_nothing_from_src() -> None:
     source = (Path(__file__).resolve().parents[1] / "src" / "data" / "landmarks.py").read_text(encoding="utf-8")
     assert "from ." not in source and "from src" not in source and "import src" not in source
+
+
+@pytest.mark.parametrize("latitude, longitude", [(0, 0), (0.0, -0.0), (None, 0), (12.5, None)])
+def test_zero_zero_and_missing_coordinates_are_no_position(latitude, longitude) -> None:
+    # 0, 0 is what a form or a store left at its default gives: the Gulf of Guinea, never a landmark's place
+    info = LandmarkInfo("Big Ben", "Big Ben", latitude=latitude, longitude=longitude)
+    assert not info.has_coordinates and info.map_url is None
+    assert info.latitude is None and info.longitude is None
+    assert info.to_dict()["latitude"] is None and info.to_dict()["longitude"] is None
+
+
+def test_a_coordinate_of_zero_is_a_position_when_the_other_is_not() -> None:
+    equator = LandmarkInfo("x", "On the equator", latitude=0.0, longitude=32.5)
+    assert equator.has_coordinates and equator.map_url and equator.latitude == 0.0

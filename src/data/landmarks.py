@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_PATH",
     "LandmarkInfo",
     "display_name",
+    "is_no_position",
     "load_landmarks",
     "lookup",
 ]
@@ -59,9 +60,16 @@ def _fmt_coord(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
+def is_no_position(latitude: Optional[float], longitude: Optional[float]) -> bool:
+    """A missing coordinate, or exactly (0, 0): the point in the Gulf of Guinea that a form or a store
+    left at its default gives; no landmark stands there, so it means "no position", never a place."""
+    return latitude is None or longitude is None or (latitude == 0 and longitude == 0)
+
+
 @dataclass(frozen=True)
 class LandmarkInfo:
-    """What is known about one landmark class."""
+    """What is known about one landmark class. A landmark without a position (`is_no_position`: none given,
+    or exactly 0, 0) holds None for both coordinates, so no door can show, place or write one."""
 
     class_name: str
     name: str
@@ -73,9 +81,14 @@ class LandmarkInfo:
     tags: tuple[str, ...] = field(default_factory=tuple)
     wikipedia: str = ""  # the landmark's Wikipedia article, when known
 
+    def __post_init__(self) -> None:
+        if is_no_position(self.latitude, self.longitude):
+            object.__setattr__(self, "latitude", None)
+            object.__setattr__(self, "longitude", None)
+
     @property
     def has_coordinates(self) -> bool:
-        return self.latitude is not None and self.longitude is not None
+        return not is_no_position(self.latitude, self.longitude)
 
     @property
     def location(self) -> str:
