@@ -1,0 +1,372 @@
+"""Readers for the track files people keep: GPX (gpxpy, with a streaming fallback), KML gx:Track, NMEA, IGC.
+
+Each reader turns a file into raw fix lists plus clear problem messages; cleaning (coordinates, dates,
+order, duplicates) and the numpy tracks are src.serving.locate.tracks' job, one place for every format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gpxpy
+import gpxpy.gpx
+from gpxpy.gpxfield import parse_time as gpx_parse_time
+
+__all__ = [
+    "FixList", "ParseResult", "STAY_STEP_S", "parse_iso_utc", "read_gpx", "read_kml", "read_nmea", "read_igc",
+]
+
+# A stay (a Takeout visit, a KML TimeSpan point) says "here from begin to end": fixes this far apart
+# represent it, so the interpolation's gap limit does not throw away a long stay.
+STAY_STEP_S = 600.0
+MAX_STAY_FIXES = 1000  # a stay of weeks gets sparser fixes instead of unbounded memory
+HDOP_TO_METRES = 5.0  # a typical GPS receiver's error per unit of HDOP (user equivalent range error)
+GPX_GPXPY_MAX_BYTES = 32 * 2**20  # gpxpy builds Python objects per point: bigger files are streamed
+
+
+@dataclass
+class FixList:
+    """Fixes of one track, segment or stay list as read, before cleaning. accuracy nan = not stated."""
+    name: str
+    times: list[float] = field(default_factory=list)
+    latitudes: list[float] = field(default_factory=list)
+    longitudes: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+
+    def add(self, t: float | None, lat: float | None, lon: float | None, accuracy: float = math.nan) -> None:
+        if t is None or lat is None or lon is None:
+            return
+        self.times.append(float(t))
+        self.latitudes.append(float(lat))
+        self.longitudes.append(float(lon))
+        self.accuracies.append(float(accuracy))
+
+    def add_stay(self, begin: float | None, end: float | None, lat: float | None, lon: float | None,
+                 accuracy: float = math.nan) -> None:
+        """The person stayed at (lat, lon) from begin to end: fixes every STAY_STEP_S (both ends included)."""
+        if begin is None or lat is None or lon is None:
+            return
+        if end is None or not end > begin:
+            self.add(begin, lat, lon, accuracy)
+            return
+        n = min(MAX_STAY_FIXES, int(math.ceil((end - begin) / STAY_STEP_S)) + 1)
+        for i in range(n):
+            self.add(begin + (end - begin) * i / (n - 1), lat, lon, accuracy)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass
+class ParseResult:
+    fix_lists: list[FixList] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    untimed_points: int = 0  # points with a position but no time: why a file without times gives nothing
+
+
+def parse_iso_utc(text: object) -> float | None:
+    """ISO 8601 text ('Z', '+07:00', any fraction digits) as UTC seconds; a time without zone is UTC
+    (what GPX, KML and Takeout mean); None for anything unreadable."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            moment = gpx_parse_time(text.strip())
+        except Exception:  # gpxpy raises bare errors on odd text; unreadable is all we need to know
+            return None
+        if moment is None:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+# ---------------------------------------------------------------- GPX
+
+def read_gpx(path: Path, text: str) -> ParseResult:
+    """Tracks (one fix list per segment), routes and waypoints that carry times. gpxpy first; where it
+    rejects a valid-enough file over a field we do not need (e.g. <fix>something</fix>) or the file is
+    too big for its objects, a streaming reader that takes only positions and times."""
+    if len(text) <= GPX_GPXPY_MAX_BYTES:
+        try:
+            return _gpx_with_gpxpy(path, gpxpy.parse(text))
+        except gpxpy.gpx.GPXXMLSyntaxException as error:
+            return ParseResult(problems=[f"broken XML, not a readable GPX: {_first_line(error)}"])
+        except (gpxpy.gpx.GPXException, ValueError, TypeError, AttributeError):
+            pass  # gpxpy rejected a field we do not use: the lenient reader below takes positions and times
+    return _gpx_streamed(path, text)
+
+
+def _gpx_with_gpxpy(path: Path, gpx: gpxpy.gpx.GPX) -> ParseResult:
+    result = ParseResult()
+    for ti, track in enumerate(gpx.tracks):
+        for si, segment in enumerate(track.segments):
+            fixes = FixList(f"{path.name} track {ti + 1}{_quoted(track.name)} segment {si + 1}")
+            for point in segment.points:
+                _add_gpx_point(fixes, result, point)
+            result.fix_lists.append(fixes)
+    for ri, route in enumerate(gpx.routes):
+        fixes = FixList(f"{path.name} route {ri + 1}{_quoted(route.name)}")
+        for point in route.points:
+            _add_gpx_point(fixes, result, point)
+        result.fix_lists.append(fixes)
+    waypoints = FixList(f"{path.name} waypoints")
+    for point in gpx.waypoints:
+        _add_gpx_point(waypoints, result, point)
+    result.fix_lists.append(waypoints)
+    return result
+
+
+def _add_gpx_point(fixes: FixList, result: ParseResult, point) -> None:
+    if point.time is None:
+        result.untimed_points += 1
+        return
+    moment = point.time if point.time.tzinfo else point.time.replace(tzinfo=timezone.utc)
+    fixes.add(moment.timestamp(), point.latitude, point.longitude, _hdop_accuracy(point.horizontal_dilution))
+
+
+def _hdop_accuracy(hdop: object) -> float:
+    try:
+        value = float(hdop)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return max(HDOP_TO_METRES * value, 3.0) if value > 0 else math.nan
+
+
+def _gpx_streamed(path: Path, text: str) -> ParseResult:
+    result = ParseResult()
+    current = FixList(f"{path.name} waypoints")
+    waypoints = current
+    counts = {"trkseg": 0, "rte": 0}
+    try:
+        for event, element in ET.iterparse(_StringStream(text), events=("start", "end")):
+            tag = _local(element.tag)
+            if event == "start" and tag in counts:
+                counts[tag] += 1
+                label = "segment" if tag == "trkseg" else "route"
+                current = FixList(f"{path.name} {label} {counts[tag]}")
+                result.fix_lists.append(current)
+            elif event == "end" and tag in ("trkpt", "rtept", "wpt"):
+                when = next((c.text for c in element if _local(c.tag) == "time"), None)
+                hdop = next((c.text for c in element if _local(c.tag) == "hdop"), None)
+                t = parse_iso_utc(when) if when else None
+                lat, lon = _float(element.get("lat")), _float(element.get("lon"))
+                if t is None:
+                    result.untimed_points += 1
+                else:
+                    (waypoints if tag == "wpt" else current).add(t, lat, lon, _hdop_accuracy(hdop))
+                element.clear()  # memory stays small for a file of millions of points
+            elif event == "end" and tag in ("trkseg", "rte"):
+                current = waypoints
+    except ET.ParseError as error:
+        result.problems.append(f"broken XML, not a readable GPX: {error}")
+    result.fix_lists.append(waypoints)
+    return result
+
+
+# ---------------------------------------------------------------- KML
+
+def read_kml(path: Path, text: str) -> ParseResult:
+    """gx:Track (<when> paired with <gx:coord> "lon lat alt"), Placemarks with a TimeStamp (a fix) or a
+    TimeSpan (a stay) on a Point. A LineString has no time per point: counted as untimed."""
+    result = ParseResult()
+    stamped = FixList(f"{path.name} placemarks")
+    track_count = 0
+    try:
+        for _, element in ET.iterparse(_StringStream(text), events=("end",)):
+            tag = _local(element.tag)
+            if tag == "Track":
+                track_count += 1
+                result.fix_lists.append(_kml_track(element, f"{path.name} gx:Track {track_count}"))
+                element.clear()
+            elif tag == "Placemark":
+                _kml_placemark(element, stamped, result)
+                element.clear()
+    except ET.ParseError as error:
+        result.problems.append(f"broken XML, not a readable KML: {error}")
+    result.fix_lists.append(stamped)
+    return result
+
+
+def _kml_track(element: ET.Element, name: str) -> FixList:
+    fixes = FixList(name)
+    whens = [c.text for c in element if _local(c.tag) == "when"]
+    coords = [c.text for c in element if _local(c.tag) == "coord"]
+    for when, coord in zip(whens, coords):  # an empty <gx:coord/> is a time without a position: skipped
+        parts = (coord or "").split()
+        if len(parts) >= 2:
+            fixes.add(parse_iso_utc(when), _float(parts[1]), _float(parts[0]))
+    return fixes
+
+
+def _kml_placemark(element: ET.Element, stamped: FixList, result: ParseResult) -> None:
+    point = next((e for e in element.iter() if _local(e.tag) == "Point"), None)
+    lines = [e for e in element.iter() if _local(e.tag) in ("LineString", "LinearRing")]
+    for line in lines:
+        text = next((c.text for c in line if _local(c.tag) == "coordinates"), "") or ""
+        result.untimed_points += len(text.split())
+    if point is None:
+        return
+    text = next((c.text for c in point if _local(c.tag) == "coordinates"), "") or ""
+    parts = text.strip().split(",")
+    if len(parts) < 2:
+        return
+    lon, lat = _float(parts[0]), _float(parts[1])
+    stamp = _kml_child_text(element, "TimeStamp", "when")
+    begin, end = _kml_child_text(element, "TimeSpan", "begin"), _kml_child_text(element, "TimeSpan", "end")
+    if stamp is not None:
+        stamped.add(parse_iso_utc(stamp), lat, lon)
+    elif begin is not None or end is not None:
+        start = parse_iso_utc(begin) if begin is not None else parse_iso_utc(end)
+        stamped.add_stay(start, parse_iso_utc(end), lat, lon)
+    else:
+        result.untimed_points += 1
+
+
+def _kml_child_text(element: ET.Element, parent: str, child: str) -> str | None:
+    for node in element.iter():
+        if _local(node.tag) == parent:
+            for c in node:
+                if _local(c.tag) == child and c.text:
+                    return c.text
+    return None
+
+
+# ---------------------------------------------------------------- NMEA and IGC
+
+_RMC = re.compile(r"\$(?:GP|GN|GL|GA|BD)RMC,([^*]*)(?:\*([0-9A-Fa-f]{2}))?")
+
+
+def read_nmea(path: Path, text: str) -> ParseResult:
+    """$--RMC sentences: the only common sentence that carries the date. Garbage and sentences with a
+    wrong checksum are skipped; GGA-only logs have no date and give a problem instead of a guess."""
+    result = ParseResult()
+    fixes = FixList(f"{path.name} NMEA")
+    other_fixes = 0
+    for line in text.splitlines():
+        match = _RMC.search(line)
+        if match is None:
+            other_fixes += line.lstrip().startswith(("$GPGGA", "$GNGGA", "$PMGNTRK"))
+            continue
+        body, checksum = match.group(1), match.group(2)
+        if checksum is not None and _nmea_checksum(match.group(0).split("*")[0][1:]) != int(checksum, 16):
+            continue
+        fields = body.split(",")
+        if len(fields) < 9 or fields[1] != "A":  # 'V': the receiver says this fix is void
+            continue
+        t = _nmea_time(fields[8], fields[0])
+        fixes.add(t, _nmea_degrees(fields[2], fields[3]), _nmea_degrees(fields[4], fields[5]))
+    if not fixes and other_fixes:
+        result.problems.append(
+            f"NMEA log without $GPRMC sentences ({other_fixes} fixes without a date): cannot be used to place photos")
+    result.fix_lists.append(fixes)
+    return result
+
+
+def _nmea_checksum(body: str) -> int:
+    value = 0
+    for char in body:
+        value ^= ord(char)
+    return value
+
+
+def _nmea_time(ddmmyy: str, hhmmss: str) -> float | None:
+    if len(ddmmyy) != 6 or len(hhmmss) < 6 or not ddmmyy.isdigit():
+        return None
+    year = int(ddmmyy[4:6])
+    year += 2000 if year < 80 else 1900  # NMEA's two-digit year: receivers from 1980 on
+    try:
+        day = datetime(year, int(ddmmyy[2:4]), int(ddmmyy[0:2]), tzinfo=timezone.utc)
+        seconds = int(hhmmss[0:2]) * 3600 + int(hhmmss[2:4]) * 60 + float(hhmmss[4:])
+    except ValueError:
+        return None
+    return day.timestamp() + seconds
+
+
+def _nmea_degrees(value: str, hemisphere: str) -> float | None:
+    """ddmm.mmmm / dddmm.mmmm with N/S/E/W."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    degrees = int(number // 100) + (number % 100) / 60.0
+    return -degrees if hemisphere in ("S", "W") else degrees if hemisphere in ("N", "E") else None
+
+
+_IGC_DATE = re.compile(r"^HFDTE(?:DATE:)?\s*(\d{6})")
+_IGC_FIX = re.compile(r"^B(\d{6})(\d{7})([NS])(\d{8})([EW])([AV])")
+
+
+def read_igc(path: Path, text: str) -> ParseResult:
+    """IGC flight logs: the HFDTE date and B records (time, DDMMmmm, DDDMMmmm); a flight past
+    midnight UTC goes on into the next day."""
+    result = ParseResult()
+    fixes = FixList(f"{path.name} IGC")
+    day: float | None = None
+    previous = -1.0
+    b_records = 0
+    for line in text.splitlines():
+        date = _IGC_DATE.match(line)
+        if date:
+            day = _nmea_time(date.group(1), "000000")
+            continue
+        fix = _IGC_FIX.match(line)
+        if fix is None:
+            continue
+        b_records += 1
+        if day is None:
+            continue
+        hhmmss = fix.group(1)
+        seconds = int(hhmmss[0:2]) * 3600 + int(hhmmss[2:4]) * 60 + int(hhmmss[4:6])
+        if seconds < previous:
+            day += 86400.0
+        previous = seconds
+        lat = int(fix.group(2)[:2]) + int(fix.group(2)[2:]) / 60000.0
+        lon = int(fix.group(4)[:3]) + int(fix.group(4)[3:]) / 60000.0
+        fixes.add(day + seconds, -lat if fix.group(3) == "S" else lat, -lon if fix.group(5) == "W" else lon)
+    if day is None and b_records:
+        result.problems.append(f"IGC log without an HFDTE date ({b_records} fixes): cannot be used to place photos")
+    result.fix_lists.append(fixes)
+    return result
+
+
+# ---------------------------------------------------------------- helpers
+
+class _StringStream:
+    """A file-like view of a str for ElementTree.iterparse (no second copy of a big file as bytes)."""
+
+    def __init__(self, text: str, chunk: int = 1 << 20):
+        self._text, self._position, self._chunk = text, 0, chunk
+
+    def read(self, size: int = -1) -> str:
+        size = self._chunk if size is None or size < 0 else size
+        piece = self._text[self._position:self._position + size]
+        self._position += len(piece)
+        return piece
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _quoted(name: str | None) -> str:
+    return f" '{name.strip()}'" if name and name.strip() else ""
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
