@@ -39,7 +39,7 @@ class TimeLimits:
     max_gap_s: float = 1800.0  # a fix further away in time than this says nothing
     walking_speed_mps: float = 1.5  # how far a person moves per second without a vehicle, at least
     speed_margin: float = 1.5  # the speed between the bracketing fixes, times this, bounds the movement
-    max_radius_m: float = 1000.0  # a proposal vaguer than this is not made
+    max_radius_m: float = 3000.0  # a proposal vaguer than this is not made
 
 
 @dataclass(frozen=True)
