@@ -12,6 +12,7 @@ Nothing here loads a model: `check_and_decode` needs only the decoder's ``resize
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,13 +68,17 @@ def row_from(file: str, result: Recognition) -> TagRow:
     return row
 
 
-def check_and_decode(recognizer: Recognizer, item: Found, limits: Limits):
-    """("has_gps", (lat, lon)) | ("image", PIL image) | ("error", reason). Never raises."""
+def check_and_decode(recognizer: Recognizer, item: Found, limits: Limits, on_data: Callable[[bytes], None] | None = None):
+    """("has_gps", (lat, lon)) | ("image", PIL image) | ("error", reason). Never raises.
+
+    on_data: called with the file's bytes once read (the library context reads the photo's time from them)."""
     photo = item.photo
     if item.problem:
         return "error", f"Cannot read this file: {item.problem}."
     try:
         data = read_photo_file(photo, limits.max_file_bytes)  # one bounded, non-blocking read
+        if on_data is not None:
+            on_data(data)
         location = read_gps(data)  # a sidecar's own GPS is checked when writing it (ExistingGPSError)
         if location is not None:
             return "has_gps", location

@@ -12,7 +12,9 @@ from pathlib import Path
 from src.serving.metadata.safe_write import remove_stale_temp_files, write_atomically
 
 STATUSES = ("landmark", "unknown", "has_gps", "error")
-COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule", "placed", "guess")
+COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule", "placed", "guess",
+           "source", "radius_m", "device", "time_utc", "clock_offset")
+SOURCES = ("gps", "track", "time", "landmark", "visual", "conflict")  # what decided a position (the `source` column)
 
 
 @dataclass
@@ -32,6 +34,12 @@ class TagRow:
     rule: str = ""  # what decided the status and the placement
     placed: str = ""  # "yes": the landmark's position was placed (and written with --write-gps); "no"; "" for has_gps/error
     guess: str = ""  # an "unknown" photo's best guess (class name), never a place
+    # The library context (src.serving.locate): which evidence decided, how sure, and the photo's time as estimated.
+    source: str = ""  # one of SOURCES, or "" (no position)
+    radius_m: float | None = None  # the true position lies within this of latitude/longitude (>= 95 % of placed photos)
+    device: str = ""  # the camera or phone, as grouped (make, model, serial; else a file-name pattern)
+    time_utc: str = ""  # when it was taken, UTC (ISO 8601), where the device's clock is known or tied
+    clock_offset: str = ""  # the device's clock minus UTC, e.g. "+01:02:10" (a camera left on home time)
 
 
 @dataclass
