@@ -145,12 +145,18 @@ class ErrorResponse(BaseModel):
 
 
 
+def _error(description: str, example: str) -> dict:
+    """An error response for the OpenAPI page, with its own example (the model's one would repeat for every status)."""
+    return {"model": ErrorResponse, "description": description, "content": {"application/json": {"example": {"detail": example}}}}
+
+
 _ERRORS = {
-    400: {"model": ErrorResponse, "description": "not a multipart/form-data body (e.g. no boundary in the Content-Type)"},
-    408: {"model": ErrorResponse, "description": "the upload stalled: no bytes for the body timeout"},
-    413: {"model": ErrorResponse, "description": "upload larger than the byte limit, or too many pixels"},
-    415: {"model": ErrorResponse, "description": f"not an image ({SUPPORTED_FORMATS}, sniffed from the bytes)"},
-    422: {"model": ErrorResponse, "description": "missing or repeated file field, empty/truncated/corrupt image, bad top_k"},
+    400: _error("not a multipart/form-data body (e.g. no boundary in the Content-Type)", "Missing boundary in multipart."),
+    408: _error("the upload stalled: no bytes for the body timeout", f"the upload stalled: no data for {BODY_TIMEOUT_S:g} s"),
+    413: _error("upload larger than the byte limit, or too many pixels", "the upload is too large (31.5 MiB; limit 20.0 MiB)"),
+    415: _error(f"not an image ({SUPPORTED_FORMATS}, sniffed from the bytes)",
+                f"the upload is not an image: expected {SUPPORTED_FORMATS} (checked from its bytes)"),
+    422: _error("missing or repeated file field, empty/truncated/corrupt image, bad top_k", "the uploaded file is empty (0 bytes)"),
 }
 
 
@@ -305,8 +311,8 @@ app = create_app()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src serve", description="Serve the landmark recogniser over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/transfer_exported.pt)")
     parser.add_argument("--max-upload-mb", type=float, default=None, help="largest accepted upload (default 20)")
     parser.add_argument("--max-pixels", type=int, default=None, help=f"largest accepted image (default {MAX_PIXELS})")
     parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: from --memory-mb, at most the CPU cores)")
@@ -318,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--placement", default=None, metavar="POINT_OR_P",
                         help="when a position is given: 'strict' (default: at most 1 %% of photos of landmarks the model never saw get one), "
                              "'balanced', or a probability (docs/unknown.md)")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"],
+                        help="uvicorn's log level (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.exists():
         parser.error(f"no model at {args.model}")
