@@ -89,7 +89,7 @@ def tightened(recognizer: Recognizer, args: argparse.Namespace, parser: argparse
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.placement_check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/transfer_exported.pt)")
     parser.add_argument("--known", nargs="+", type=Path, required=True, help="test folders of landmarks the model knows")
     parser.add_argument("--unknown", nargs="*", type=Path, default=[], help="folders of landmarks the model never saw")
     parser.add_argument("--no-landmark", type=Path, default=None, help="object photos; the held-out half of the categories is measured")

@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, help="with --write-gps: write tagged copies here (relative paths kept)")
     parser.add_argument("--in-place", action="store_true", help="with --write-gps: modify the original photos (atomic replace)")
     parser.add_argument("--sidecar", action="store_true", help="write photo.jpg.xmp sidecars (next to the photos, or under --out-dir); never touch a photo; implies --write-gps")
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/transfer_exported.pt)")
+    parser.add_argument("--batch-size", type=int, default=32, help="photos the model sees at once (default: %(default)s)")
     parser.add_argument("--threshold", type=float, default=None, help="confidence below which a photo is 'unknown' (default: the model's)")
     parser.add_argument("--placement", default=None, metavar="POINT",
                         help="when a position is placed (reported, and written with --write-gps): 'strict' (default: at most 1 %% of photos "

@@ -42,7 +42,7 @@ def big_png(megapixels: float) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.serving.web.loadtest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/transfer_exported.pt)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--megapixels", type=float, default=56.0)
     parser.add_argument("--memory-mb", type=float, default=1024.0)
