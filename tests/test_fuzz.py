@@ -36,7 +36,8 @@ from PIL import Image
 
 from src.data.images import BadImageError, load_rgb
 from src.serving.metadata.exif import read_gps, write_location
-from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, read_export, thumb_name
+from src.serving.gallery.archive import read_export
+from src.serving.gallery.gallery import GALLERY_FILE, Gallery, GalleryError, GalleryUnreadable, thumb_name
 from src.serving.tagger.tag_writer import write_sidecar
 from src.serving.web.uploads import RejectedUpload, check_upload
 from src.serving.gallery.validation import (

@@ -12,7 +12,8 @@ import torch
 
 from src.data.synthetic import CLASS_NAMES, make_synthetic_dataset
 from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
-from src.serving.gallery.gallery import Gallery, GalleryError, edit, read_export
+from src.serving.gallery.archive import read_export
+from src.serving.gallery.gallery import Gallery, GalleryError, edit
 from src.serving.gallery.gallery_cli import main as gallery_main
 from src.serving.gallery.gallery_index import MISSING, GalleryIndex, IndexConfig
 from src.serving.recognizer.recognize import GalleryRule, Recognizer, combine

@@ -16,39 +16,44 @@ service, the app and `python -m src gallery` may write at the same time without 
 Photos are decoded and embedded before the lock is taken (`enrol`, `prepare_photos`), so the lock is
 held for milliseconds.
 
-Nothing read from a file is trusted (`src.serving.gallery.validation` checks it): the store and an export are
-parsed field by field (names, positions, photo names that can only be thumbnail hashes, embeddings
-finite, unit length and one per photo), thumbnails are read bounded and checked against their hash,
-and an export is checked completely before one byte is written. A damaged store raises
-`GalleryUnreadable`, whose message says how to restore it.
+Nothing read from a file is trusted (`src.serving.gallery.validation` checks it): the store is
+parsed field by field (`src.serving.gallery.store_format`: names, positions, photo names that can only
+be thumbnail hashes, embeddings finite, unit length and one per photo), thumbnails are read bounded and
+checked against their hash, and an export is checked completely before one byte is written
+(`src.serving.gallery.archive`). A damaged store raises `GalleryUnreadable`, whose message says how
+to restore it. Photos are read and embedded by `src.serving.gallery.enrolment`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import io
-import json
-import math
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from src.data.images import MAX_FILE_BYTES, MAX_PIXELS, BadImageError, ImageSource, load_rgb, open_regular_file, read_photo_file
+from src.data.images import MAX_PIXELS, BadImageError, ImageSource, load_rgb, read_photo_file
 from src.data.landmarks import LandmarkInfo
+from src.serving.gallery.enrolment import Embedder, Enrolment, encode_thumbnail, prepare_photos  # noqa: F401 - this module's API too
 from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
+from src.serving.gallery.store_format import (  # noqa: F401 - GALLERY_FILE, thumb_name: this module's API too
+    GALLERY_FILE,
+    MAX_STORE_BYTES,
+    MAX_THUMB_BYTES,
+    THUMBS,
+    StoreContents,
+    parse_store,
+    serialise_store,
+    thumb_name,
+)
 from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, check_landmark, parse_tags, MAX_NAME: this module's API too
     MAX_NAME,
-    MAX_PHOTOS_PER_LANDMARK,
-    THUMB_NAME,
     GalleryError,
     GalleryUnreadable,
     LandmarkFields,
@@ -56,27 +61,11 @@ from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, check
     check_landmark,
     check_not_trained,
     check_photo_name,
-    check_photo_size,
     landmark_fields,
-    landmark_record,
     parse_tags,
     unreadable,
 )
-
-FORMAT_VERSION = 1
-GALLERY_FILE = "gallery.npz"
-THUMBS = "thumbs"
-THUMB_SIDE = 384  # short side of stored thumbnails: enough for a later model with a larger input
-# Bounds on what is read from a gallery file or an export, whoever wrote it: far above any real
-# gallery (a 200-photo landmark is ~1 MB of embeddings, a thumbnail ~50 KB), far below harm.
-MAX_STORE_BYTES = 1024 * 2**20
-MAX_THUMB_BYTES = 16 * 2**20
-MAX_EXPORT_BYTES = 4096 * 2**20
-MAX_EXPORT_ENTRIES = 200_000
-MAX_MODEL_ID = 300
-
-# Decoded photos -> L2-normalised embeddings [n, D]; the recognizer's `embed`.
-Embedder = Callable[[Sequence[Image.Image]], np.ndarray]
+from src.serving.metadata.safe_write import write_atomically
 
 
 def landmark_home() -> Path:
@@ -116,63 +105,6 @@ class AddReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why)
 
 
-@dataclass
-class Enrolment:
-    """Photos decoded (thumbnail size) and embedded, ready to be added under the gallery's lock: the
-    slow part of teaching a landmark runs before the lock is taken (`prepare_photos`)."""
-
-    images: list[Image.Image]
-    vectors: np.ndarray  # [len(images), D], L2-normalised
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why)
-
-
-def _source_name(source: ImageSource, index: int) -> str:
-    return str(source) if isinstance(source, (str, Path)) else f"photo {index + 1}"
-
-
-def thumb_name(data: bytes) -> str:
-    """A thumbnail's file name: its content's hash, so a name read from a file can be checked against it."""
-    return hashlib.sha256(data).hexdigest()[:24] + ".jpg"
-
-
-def prepare_photos(
-    photos: Sequence[ImageSource], embed: Embedder, *, names: Sequence[str] | None = None,
-    max_pixels: int = MAX_PIXELS, max_file_bytes: int = MAX_FILE_BYTES,
-) -> Enrolment:
-    """Read, decode (shrunk to thumbnail size, one photo at a time) and embed enrolment photos; no lock.
-
-    names: what to call each photo in the report (an upload's file name); default its path or "photo N".
-    Files are read bounded and without blocking (a FIFO or /dev/zero is skipped with the reason), images
-    over `max_pixels` are refused before decoding (the budget /v1/predict obeys), photos under 32 px a
-    side are refused as /v1/predict refuses to name them, and a photo given twice is used once.
-    """
-    if len(photos) > MAX_PHOTOS_PER_LANDMARK:
-        raise GalleryError(f"at most {MAX_PHOTOS_PER_LANDMARK} photos per landmark, got {len(photos)}")
-    images: list[Image.Image] = []
-    skipped: list[tuple[str, str]] = []
-    seen: dict[str, str] = {}
-    for i, source in enumerate(photos):
-        label = names[i] if names is not None else _source_name(source, i)
-        try:
-            data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else read_photo_file(source, max_file_bytes)
-            digest = hashlib.sha256(data).hexdigest()
-            if digest in seen:
-                skipped.append((label, f"the same photo as {seen[digest]}"))
-                continue
-            image = load_rgb(data, short_side=THUMB_SIDE, max_pixels=max_pixels)
-            check_photo_size(image.size)
-        except (BadImageError, GalleryError) as error:
-            skipped.append((label, str(error)))
-            continue
-        except OSError as error:  # missing, no permission, a folder, ...
-            skipped.append((label, error.strerror or str(error)))
-            continue
-        seen[digest] = label
-        images.append(image)
-    vectors = check_embeddings(embed(images), len(images), "the model's embeddings") if images else np.zeros((0, 0), np.float32)
-    return Enrolment(images, vectors, skipped)
-
-
 class Gallery:
     """Taught landmarks with their embeddings, in memory; `load`, `save` and `edit` deal with the folder."""
 
@@ -193,23 +125,31 @@ class Gallery:
             return cls(folder)
         try:
             data = read_photo_file(path, MAX_STORE_BYTES, what="regular file")
-            return _parse_store(data, folder, GALLERY_FILE)
+            return cls.from_contents(folder, parse_store(data, GALLERY_FILE))
         except (OSError, BadImageError, GalleryError) as error:
             raise unreadable(path, getattr(error, "strerror", None) or str(error)) from error
 
+    @classmethod
+    def from_contents(cls, folder: Path, contents: StoreContents) -> Gallery:
+        """A gallery from a store's checked contents (`parse_store`), its thumbnails under `folder`."""
+        gallery = cls(folder, contents.model_id)
+        start = 0
+        for fields, photos in contents.records:
+            gallery.landmarks[fields.name] = GalleryLandmark.of(fields, photos)
+            gallery.embeddings[fields.name] = contents.vectors[start : start + len(photos)]
+            start += len(photos)
+        return gallery
+
     def _serialise(self) -> bytes:
         names = list(self.landmarks)
-        meta = {"version": FORMAT_VERSION, "model_id": self.model_id, "landmarks": [self.landmarks[n].to_dict() for n in names]}
         parts = [self.embeddings[n] for n in names if len(self.embeddings[n])]
         vectors = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta)), vectors=vectors)
-        return buffer.getvalue()
+        return serialise_store(self.model_id, [self.landmarks[n].to_dict() for n in names], vectors)
 
     def save(self) -> Path:
         """Replace gallery.npz atomically (write a temporary file, then rename); drop unused thumbnails."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.folder / GALLERY_FILE, self._serialise())
+        write_atomically(self.folder / GALLERY_FILE, self._serialise())
         used = {photo for landmark in self.landmarks.values() for photo in landmark.photos}
         for thumb in (self.folder / THUMBS).glob("*.jpg"):
             if thumb.name not in used:
@@ -240,19 +180,14 @@ class Gallery:
 
     # ---- thumbnails -----------------------------------------------------------------------------
     def _store_thumbnail(self, image: Image.Image) -> str:
-        thumb = image.copy()
-        thumb.thumbnail((THUMB_SIDE * 4, THUMB_SIDE), Image.Resampling.BICUBIC) if thumb.height <= thumb.width else \
-            thumb.thumbnail((THUMB_SIDE, THUMB_SIDE * 4), Image.Resampling.BICUBIC)
-        buffer = io.BytesIO()
-        thumb.save(buffer, format="JPEG", quality=90)
-        return self._store_thumbnail_bytes(buffer.getvalue())
+        return self._store_thumbnail_bytes(encode_thumbnail(image))
 
     def _store_thumbnail_bytes(self, data: bytes) -> str:
         """Write a thumbnail under its hash (atomically: a link planted at that name is replaced, not followed)."""
         name = thumb_name(data)
         path = self.folder / THUMBS / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, data)
+        write_atomically(path, data)
         return name
 
     def read_thumbnail(self, name: str) -> bytes:
@@ -364,172 +299,6 @@ class Gallery:
             self.landmarks[name], self.embeddings[name] = landmark, other.embeddings[name]
         self.model_id = model_id
         return list(other.landmarks)
-
-
-def prepare_import(incoming: Gallery, embed: Embedder, model_id: str, dim: int, trained: Sequence[str] = ()) -> None:
-    """Make an export's landmarks (`read_export`) ready to merge, before the gallery's lock is taken:
-    names the model already knows are refused, embeddings another model made are replaced from the
-    thumbnails, and embeddings that claim to be this model's must be as wide as its own (`dim`)."""
-    for name in incoming.landmarks:
-        check_not_trained(name, trained)
-    if incoming.model_id != model_id:
-        incoming.reembed(embed, model_id)
-    elif incoming.dim is not None and incoming.dim != dim:
-        raise GalleryError(f"the export's embeddings are {incoming.dim}-dimensional, but it claims the model {model_id}, "
-                           f"which makes {dim}-dimensional ones: refused")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# ---- reading gallery files: the store on disk and exported archives ---------------------------------
-
-
-def _read_npy(handle, size: int, where: str) -> np.ndarray:
-    """One array of a .npz, its header checked before anything is allocated: no objects (pickles), and
-    no more data declared than the member holds (a few bytes cannot claim gigabytes)."""
-    version = np.lib.format.read_magic(handle)
-    if version not in ((1, 0), (2, 0)):
-        raise GalleryError(f"{where}: unsupported array format {version}")
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read_header(handle)
-    if dtype.hasobject:
-        raise GalleryError(f"{where}: arrays of Python objects are not allowed")
-    need = math.prod(shape) * dtype.itemsize
-    if need > size:
-        raise GalleryError(f"{where}: an array declares {need} bytes but its file holds {size}")
-    data = handle.read(need)
-    if len(data) != need:
-        raise GalleryError(f"{where}: an array is truncated ({len(data)} of {need} bytes)")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-
-
-def _parse_store(data: bytes, folder: Path, where: str) -> Gallery:
-    """A gallery file's bytes -> Gallery (thumbnails under `folder`), every field checked; GalleryError."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as npz:
-            infos = npz.infolist()
-            found = sorted(info.filename for info in infos)
-            if found != ["meta.npy", "vectors.npy"]:
-                raise GalleryError(f"{where} must hold exactly the arrays meta and vectors, found {found[:10]}")
-            arrays = {}
-            for info in infos:
-                with npz.open(info) as handle:
-                    arrays[info.filename.removesuffix(".npy")] = _read_npy(handle, info.file_size, where)
-        meta_array = arrays["meta"]
-        if meta_array.shape != () or meta_array.dtype.kind != "U":
-            raise GalleryError(f"{where}: meta must be one JSON text")
-        meta = json.loads(str(meta_array))
-    except GalleryError:
-        raise
-    except Exception as error:  # a damaged or hostile zip/npy/JSON fails in many ways (BadZipFile, EOFError, zlib.error, ...)
-        raise GalleryError(f"{where} is damaged ({type(error).__name__}: {error})") from error
-    if not isinstance(meta, dict) or set(meta) != {"version", "model_id", "landmarks"}:
-        raise GalleryError(f"{where}: meta must have exactly version, model_id and landmarks")
-    if meta["version"] != FORMAT_VERSION:
-        raise GalleryError(f"{where} is gallery format {meta['version']!r}, this version reads {FORMAT_VERSION}")
-    model_id, landmarks = meta["model_id"], meta["landmarks"]
-    if model_id is not None and (not isinstance(model_id, str) or len(model_id) > MAX_MODEL_ID or not model_id.isprintable()):
-        raise GalleryError(f"{where}: model_id must be a short printable text")
-    if not isinstance(landmarks, list):
-        raise GalleryError(f"{where}: landmarks must be a list")
-    gallery = Gallery(folder, model_id)
-    records = [landmark_record(raw, where) for raw in landmarks]
-    total = sum(len(photos) for _, photos in records)
-    if records and model_id is None:
-        raise GalleryError(f"{where}: landmarks without the model_id that embedded them")
-    vectors = check_embeddings(arrays["vectors"], total, where)
-    start = 0
-    for fields, photos in records:
-        if fields.name in gallery.landmarks:
-            raise GalleryError(f"{where} lists the landmark {fields.name!r} twice")
-        gallery.landmarks[fields.name] = GalleryLandmark.of(fields, photos)
-        gallery.embeddings[fields.name] = vectors[start : start + len(photos)]
-        start += len(photos)
-    return gallery
-
-
-def _check_thumbnail(data: bytes, name: str, where: str) -> None:
-    """An archived thumbnail: named by its own hash and a JPEG of thumbnail size (header only, no decode)."""
-    if thumb_name(data) != name:
-        raise GalleryError(f"{where}: thumbs/{name} does not match its name (content hash)")
-    try:
-        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise GalleryError(f"{where}: thumbs/{name} is not a JPEG thumbnail ({error})") from error
-    if min(width, height) < 1 or max(width, height) > THUMB_SIDE * 4:
-        raise GalleryError(f"{where}: thumbs/{name} is {width}x{height} px, not a thumbnail")
-
-
-def read_export(path: Path, into: Path) -> Gallery:
-    """Check an exported gallery completely, then unpack its thumbnails into the folder `into` (a new,
-    temporary one) and return it. Nothing outside `into` is written, nothing is read from outside the
-    archive, and nothing is written at all unless every name, position, embedding and thumbnail the
-    archive holds is valid (GalleryError saying which is not)."""
-    path, into = Path(path), Path(into)
-    where = str(path)
-    try:
-        with open_regular_file(path, MAX_EXPORT_BYTES, what="gallery export (a regular file)") as handle:
-            with zipfile.ZipFile(handle) as archive:
-                members = _export_members(archive, where)
-                if GALLERY_FILE not in members:
-                    raise GalleryError(f"{where} is not a gallery export: it has no {GALLERY_FILE}")
-                store = _read_member(archive, members[GALLERY_FILE], MAX_STORE_BYTES, where)
-                gallery = _parse_store(store, into, f"{where}: {GALLERY_FILE}")
-                thumbs = {}
-                for photo in dict.fromkeys(p for landmark in gallery.landmarks.values() for p in landmark.photos):
-                    info = members.get(f"{THUMBS}/{photo}")
-                    if info is None:
-                        raise GalleryError(f"{where} lists the photo {photo} but does not hold thumbs/{photo}")
-                    thumbs[photo] = _read_member(archive, info, MAX_THUMB_BYTES, where)
-                    _check_thumbnail(thumbs[photo], photo, where)
-    except GalleryError:
-        raise
-    except (OSError, BadImageError) as error:
-        raise GalleryError(f"{where} cannot be read ({getattr(error, 'strerror', None) or error})") from error
-    except Exception as error:  # BadZipFile, zlib.error, NotImplementedError (compression), RuntimeError (encrypted), ...
-        raise GalleryError(f"{where} is not a gallery export ({type(error).__name__}: {error})") from error
-    (into / THUMBS).mkdir(parents=True, exist_ok=True)
-    for photo, data in thumbs.items():
-        (into / THUMBS / photo).write_bytes(data)
-    return gallery
-
-
-def _export_members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
-    """The archive's entries by name: gallery.npz and thumbs/<hash>.jpg only, each once."""
-    infos = archive.infolist()
-    if len(infos) > MAX_EXPORT_ENTRIES:
-        raise GalleryError(f"{where} has {len(infos)} entries (at most {MAX_EXPORT_ENTRIES})")
-    members: dict[str, zipfile.ZipInfo] = {}
-    for info in infos:
-        name = info.filename
-        if name == f"{THUMBS}/" and info.is_dir():
-            continue
-        if name != GALLERY_FILE and not (name.startswith(f"{THUMBS}/") and THUMB_NAME.fullmatch(name[len(THUMBS) + 1 :])):
-            raise GalleryError(f"{where} is not a gallery export: unexpected entry {name[:100]!r}")
-        if name in members:
-            raise GalleryError(f"{where} holds {name!r} twice")
-        members[name] = info
-    return members
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> bytes:
-    if info.file_size > limit:
-        raise GalleryError(f"{where}: {info.filename} is too large ({info.file_size / 2**20:.0f} MiB; limit {limit / 2**20:.0f} MiB)")
-    with archive.open(info) as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise GalleryError(f"{where}: {info.filename} is larger than it declares")
-    return data
 
 
 @contextlib.contextmanager

@@ -22,15 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.serving.gallery.gallery import (
-    Gallery,
-    GalleryError,
-    default_gallery_dir,
-    edit,
-    enrol,
-    prepare_import,
-    read_export,
-)
+from src.serving.gallery.archive import prepare_import, read_export
+from src.serving.gallery.gallery import Gallery, GalleryError, default_gallery_dir, edit, enrol
 from src.serving.tagger.photo_files import find_images
 
 
