@@ -183,8 +183,8 @@ def _clean(path: Path, parsed: ParseResult, now: datetime) -> TrackRead:
     if too_late:
         problems.append(f"{path.name}: {too_late} points with times in the future: ignored")
     if not tracks and parsed.untimed_points and not parsed.problems:
-        problems.append(f"{path.name}: no times ({parsed.untimed_points} points without a time): "
-                        "cannot be used to place photos")
+        problems.append(f"{path.name}: no times: cannot be used to place photos "
+                        f"({parsed.untimed_points} points without a time)")
     elif not tracks and not problems:
         problems.append(f"{path.name}: no track points (empty tracks or segments): nothing to place photos with")
     return TrackRead(tracks, problems)
