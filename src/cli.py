@@ -53,7 +53,7 @@ def recipe_parser(command: str, recipe_name: str, choices: Sequence[str], descri
                         "(default: LANDMARK_DATA, ./landmark_images, or the course data set, downloaded)")
     if not isinstance(base, ScratchRecipe):
         parser.add_argument("--no-landmark", default=None, metavar="DIR", help="photos that show no landmark: learned as a background class")
-    add_dataclass_options(parser, type(base), skip=_RECIPE_FIELDS_ON_THEIR_OWN, title=f"recipe options (default: the '{recipe_name}' recipe's)")
+    add_dataclass_options(parser, type(base), skip=_RECIPE_FIELDS_ON_THEIR_OWN, title=f"recipe options (defaults: the '{recipe_name}' recipe's)", defaults=base)
     return parser
 
 
@@ -186,12 +186,17 @@ def crossval_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def _delegate(module: str) -> Callable[[Sequence[str]], int]:
-    """A command that is its module's own `main(argv)`."""
+def _delegate(module: str, parser: Optional[str] = None) -> Callable[[Sequence[str]], int]:
+    """A command that is its module's own `main(argv)`. `parser` ("module:function"), for modules that load
+    torch: a torch-free builder of the same options, so `--help` and a wrong option answer in a fraction of a
+    second instead of after seconds of imports."""
 
     def run(argv: Sequence[str]) -> int:
         import importlib
 
+        if parser is not None:
+            parser_module, builder = parser.split(":")
+            getattr(importlib.import_module(parser_module), builder)().parse_args(list(argv))  # exits on --help or a usage error
         result = importlib.import_module(module).main(list(argv))
         return result if isinstance(result, int) else 0
 
@@ -201,13 +206,13 @@ def _delegate(module: str) -> Callable[[Sequence[str]], int]:
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "train": ("train a named recipe (default, accurate, scratch), export it and evaluate the export", train_command),
     "crossval": ("cross-validate a transfer recipe on the training photos", crossval_command),
-    "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate")),
+    "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate", "src.evaluation.evaluate_options:evaluate_parser")),
     "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tagger.cli")),
     "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.web.service")),
     "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery.gallery_cli")),
-    "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run")),
+    "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run", "src.bench.settings:bench_parser")),
     "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.recognizer.maps")),
-    "export-openvino": ("convert exported .pt files into OpenVINO models beside them (faster CPU serving)", _delegate("src.export_openvino")),
+    "export-openvino": ("convert exported .pt files into OpenVINO models beside them (faster CPU serving)", _delegate("src.export_openvino", "src.export_openvino_options:export_openvino_parser")),
 }
 
 

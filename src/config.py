@@ -58,20 +58,33 @@ def _option_kwargs(kind: Any, help_text: str) -> Optional[dict[str, Any]]:
     return None
 
 
+def _shown_default(value: Any) -> str:
+    """A default as a user would type it (argparse's %-formatting would choke on a literal '%')."""
+    if isinstance(value, (tuple, list)):
+        value = " ".join(map(str, value))
+    return str(value).replace("%", "%%")
+
+
 def add_dataclass_options(
-    parser: argparse.ArgumentParser, cls: type, skip: Iterable[str] = (), prefix: str = "", title: Optional[str] = None
+    parser: argparse.ArgumentParser, cls: type, skip: Iterable[str] = (), prefix: str = "", title: Optional[str] = None,
+    defaults: Any = None,
 ) -> None:
-    """One `--option` per field of `cls` (default None: "the recipe's value"); nested dataclasses get a prefix."""
+    """One `--option` per field of `cls` (default None: "the recipe's value"); nested dataclasses get a prefix.
+    `defaults`, an instance of `cls` (e.g. the named recipe), puts each field's value in its help."""
     group = parser.add_argument_group(title or f"{cls.__name__} options (default: the named recipe's value)")
     hints, comments, skip = typing.get_type_hints(cls), field_comments(cls), set(skip)
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
         kind = _unwrap_optional(hints[field.name])
+        value = getattr(defaults, field.name, None) if defaults is not None else None
         if dataclasses.is_dataclass(kind):
-            add_dataclass_options(parser, kind, prefix=f"{prefix}{field.name}_", title=f"{field.name} options")
+            add_dataclass_options(parser, kind, prefix=f"{prefix}{field.name}_", title=f"{field.name} options", defaults=value)
             continue
-        kwargs = _option_kwargs(hints[field.name], comments.get(field.name, ""))
+        help_text = comments.get(field.name, "")
+        if defaults is not None and not (value is None and "default" in help_text):  # the comment already says what None means
+            help_text = f"{help_text} (default: {_shown_default(value)})".lstrip()
+        kwargs = _option_kwargs(hints[field.name], help_text)
         if kwargs is None:
             continue
         name = f"{prefix}{field.name}"

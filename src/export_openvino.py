@@ -211,11 +211,9 @@ def export_openvino_beside(model_path: str | Path, network: nn.Module | None = N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
+    from src.export_openvino_options import export_openvino_parser
 
-    parser = argparse.ArgumentParser(prog="python -m src export-openvino",
-                                     description="Convert exported .pt files into OpenVINO IR (.xml/.bin/.openvino.json) beside them.")
-    parser.add_argument("models", nargs="+", type=Path, help="exported TorchScript files")
+    parser = export_openvino_parser()
     args = parser.parse_args(argv)
     for path in args.models:
         if not path.exists():

@@ -13,8 +13,9 @@ For every exported model (default: each `checkpoints/*_exported.pt`):
 Then MyModel's training throughput the course starter's way and ours, with the share of time spent
 waiting for data, and for a transfer model the feature-cache effect.
 
-The results go into a run record, `results/runs/bench-full-<hash>.json` (`src.runs`' format; `--quick`
-writes under `results/tmp/`), and a Markdown report, `results/bench.md`; the tables are also printed.
+The results go into a run record, `bench-full-<hash>.json` (`src.runs`' format), and a Markdown report,
+`bench.md`, under $LANDMARK_HOME/bench (`--quick`: .../bench/quick) unless `--out`/`--runs` are given:
+`make bench` passes `--out results --runs results/runs`, the repository's copies. The tables are also printed.
 
 Modules: `settings` (paths, BenchSettings), `measure` (one model), `training` (throughput, feature
 cache), `report` (Markdown), `run` (the command line), `memory_worker` (the fresh process).

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
@@ -18,18 +17,10 @@ import torch
 
 from src.bench.measure import benchmark_model
 from src.bench.report import NOTES, to_markdown
-from src.bench.settings import (
-    CHECKPOINTS,
-    DEFAULT_DATA,
-    QUICK_RUNS,
-    RESULTS,
-    RUNS,
-    BenchSettings,
-)
+from src.bench.settings import CHECKPOINTS, DEFAULT_DATA, BenchSettings, bench_parser, default_bench_folder
 from src.bench.training import measure_training_throughput
 from src.machine import machine_info, usable_cores
 from src.runs import portable, portable_path, run_id, write_json_atomically
-from src.serving.recognizer.runtime import RUNTIMES
 
 
 def _default_models() -> list[Path]:
@@ -125,7 +116,7 @@ def run_benchmark(
         torch.set_num_threads(previous_threads)
     markdown = to_markdown(result)
     name, record = run_record(result)
-    runs = Path(runs) if runs is not None else (QUICK_RUNS if settings.quick else RUNS)
+    runs = Path(runs) if runs is not None else Path(out) / "runs"  # beside bench.md: results/runs/ only when asked (make bench)
     result["record_path"] = str(write_json_atomically(runs / f"{name}.json", record))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,21 +130,7 @@ def run_benchmark(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m src bench",
-        description="Benchmark the exported models and the training data pipeline; writes a run record and bench.md.",
-    )
-    parser.add_argument("--data", default=None, help=f"folder with train/ and test/ (default: {portable_path(DEFAULT_DATA)} when present, else a generated set)")
-    parser.add_argument("--models", nargs="+", default=None, help="exported TorchScript files (default: every checkpoints/*_exported.pt)")
-    parser.add_argument("--out", default=None, help="folder for bench.md (default: results/; --quick: results/tmp/)")
-    parser.add_argument("--runs", default=None, help="folder for the run record (default: results/runs/; --quick: results/tmp/runs/)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds, not a measurement")
-    parser.add_argument("--baseline-epochs", type=int, default=None, help="short epochs per recipe in the data-loading comparison (default 1)")
-    parser.add_argument("--batches", type=int, default=None, help="batches per short epoch (default 20; --quick: 3)")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for both recipes (default: ScratchRecipe.num_workers; --quick: 0)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable cores)")
-    parser.add_argument("--no-training", action="store_true", help="skip the training-throughput comparison")
-    parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="engine of the end-to-end and memory measures (default: $LANDMARK_RUNTIME or auto)")
+    parser = bench_parser()
     args = parser.parse_args(argv)
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
     if args.baseline_epochs is not None:
@@ -167,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings.runtime = args.runtime
     raw = sys.argv[1:] if argv is None else list(argv)
     command = portable(shlex.join(["python", "-m", "src", "bench", *raw]))  # bench.md and the record: no machine paths
-    out = Path(args.out) if args.out else (RESULTS / "tmp" if args.quick else RESULTS)
+    out = Path(args.out) if args.out else default_bench_folder(args.quick)
     return run_benchmark(
         Path(args.data) if args.data else None, [Path(m) for m in args.models] if args.models else None, out,
         settings, command, runs=Path(args.runs) if args.runs else None, training=not args.no_training,

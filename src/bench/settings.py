@@ -1,16 +1,21 @@
-"""Where the benchmark looks and how long each measurement runs."""
+"""Where the benchmark looks and writes, how long each measurement runs, and its options (torch-free:
+`python -m src bench --help` answers at once)."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
+
+from src.home import user_output
+from src.runs import portable_path
+from src.serving.recognizer.runtime import RUNTIMES
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "indian_monuments"
 CHECKPOINTS = REPO / "checkpoints"
-RESULTS = REPO / "results"
-RUNS = RESULTS / "runs"  # where a full run writes its run record (src.runs)
-QUICK_RUNS = RESULTS / "tmp" / "runs"  # --quick is a smoke test: its record stays out of results/runs (git ignores results/tmp)
+RESULTS = REPO / "results"  # the repository's measurements: written only when given (make bench: --out results --runs results/runs)
+RUNS = RESULTS / "runs"
 STARTER_CROP = 224  # the course starter trains at 224 px
 
 
@@ -42,3 +47,29 @@ class BenchSettings:
             train_widths=(16, 32, 32, 64), feature_photos=8, quick=True,
         )
 
+
+
+def default_bench_folder(quick: bool) -> Path:
+    """Where bench.md and its run record go when no --out is given: $LANDMARK_HOME/bench (--quick: .../bench/quick)."""
+    return user_output("bench", "quick") if quick else user_output("bench")
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    """The options of `python -m src bench` (`src.bench.run.main`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m src bench",
+        description="Benchmark the exported models and the training data pipeline; writes a run record and bench.md.",
+    )
+    parser.add_argument("--data", default=None, help=f"folder with train/ and test/ (default: {portable_path(DEFAULT_DATA)} when present, else a generated set)")
+    parser.add_argument("--models", nargs="+", default=None, help="exported TorchScript files (default: every checkpoints/*_exported.pt)")
+    parser.add_argument("--out", default=None, help="folder for bench.md (default: $LANDMARK_HOME/bench, --quick: $LANDMARK_HOME/bench/quick; "
+                        "make bench passes results)")
+    parser.add_argument("--runs", default=None, help="folder for the run record (default: runs/ inside --out; make bench passes results/runs)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds, not a measurement")
+    parser.add_argument("--baseline-epochs", type=int, default=None, help="short epochs per recipe in the data-loading comparison (default 1)")
+    parser.add_argument("--batches", type=int, default=None, help="batches per short epoch (default 20; --quick: 3)")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for both recipes (default: ScratchRecipe.num_workers; --quick: 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable cores)")
+    parser.add_argument("--no-training", action="store_true", help="skip the training-throughput comparison")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="engine of the end-to-end and memory measures (default: $LANDMARK_RUNTIME or auto)")
+    return parser

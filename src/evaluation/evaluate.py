@@ -13,7 +13,6 @@ From the command line, any exported models on any test folder (tables printed, f
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -34,6 +33,7 @@ from src.evaluation.metrics import (
     compare_reports,
     evaluate_probabilities,
 )
+from src.evaluation.evaluate_options import evaluate_parser
 from src.evaluation.openset import (
     BACKGROUND_CLASS,
     GENERATED_EVAL_SEED,
@@ -42,7 +42,7 @@ from src.evaluation.openset import (
 )
 from src.evaluation.plots import plot_comparison, save_figures
 from src.export import load_exported, predict_dataset
-from src.runs import RUNS_DIR, save_run
+from src.runs import save_run
 
 
 def _skipped(scan, decoded) -> list[tuple[str, str]]:
@@ -192,14 +192,7 @@ def evaluate_export(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src evaluate", description="Evaluate exported models on test folders: accuracy (95% CI), top-k, per-class F1, calibration, and how often they name what is not a known landmark.")
-    parser.add_argument("models", nargs="+", type=Path, help="exported model files (python -m src train writes them)")
-    parser.add_argument("--data", required=True, nargs="+", type=Path, metavar="FOLDER", help="test folders (<folder>/<class>/<photo>), or data roots holding test/")
-    parser.add_argument("--no-landmark", type=Path, default=None, metavar="DIR", help="object photos: report how often the held-out categories are named")
-    parser.add_argument("--generated", type=int, default=0, metavar="N", help="also report how many of N generated non-photos are named")
-    parser.add_argument("--figures", type=Path, default=None, help="save each model's confusion matrix, reliability diagram and per-class F1 here (PNG)")
-    parser.add_argument("--report", type=Path, default=None, help="also save every model's full report here (JSON)")
-    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of run records (default: %(default)s)")
+    parser = evaluate_parser()
     args = parser.parse_args(argv)
     missing = [str(path) for path in args.models if not path.is_file()]
     if missing:

@@ -21,27 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from src.training.features import fast_autocast
-
-
-@dataclass
-class TailFinetuneConfig:
-    """Fine-tuning the tail and head on cached activations (defaults chosen on a validation split: docs/experiments.md)."""
-
-    epochs: int = 6
-    batch_size: int = 64
-    tail_lr: float = 1e-3
-    head_lr: float = 3e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    dropout: float = 0.2  # on the pooled features, during training only
-    warmup_fraction: float = 0.15  # one-cycle schedule: warm up, then cosine down to ~0
-    mixup_alpha: float = 0.0  # > 0: mix pairs of activation maps and their labels (lambda ~ Beta(a, a))
-    ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
-    class_balance: float = 0.0  # loss weight of a class ~ (its training rows)^-class_balance: 0 none, 0.5 inverse square root
-    cosine_scale: float = 0.0  # > 0: a cosine classifier (unit features and weights, logits x this scale); the tail must end in L2Normalize (`normalized_tail`)
-    cosine_margin: float = 0.0  # > 0 with cosine_scale: CosFace, the true class's cosine lowered by this margin while training
-    seed: int = 0
-    bf16: Optional[bool] = None  # bfloat16 autocast (default: where the CPU computes bfloat16 natively)
+from src.training.finetune_config import TailFinetuneConfig  # defined apart so that `--help` needs no torch; imported from here too
 
 
 @dataclass

@@ -8,11 +8,12 @@ docs/experiments.md; the run records are in results/runs/.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal, Optional, Union, get_args
+from typing import TYPE_CHECKING, Literal, Optional, Union, get_args
 
-from src.data.transforms import Preprocessing
-from src.models.backbones import get_backbone_spec
-from src.training.finetune import TailFinetuneConfig
+from src.training.finetune_config import TailFinetuneConfig
+
+if TYPE_CHECKING:  # torch-free at import: `python -m src train --help` reads these dataclasses
+    from src.data.transforms import Preprocessing
 
 BACKBONE_STRIDE = 32  # every registry backbone's last feature map is 1/32 of its input
 EvalCrop = Literal["centre", "full"]  # see TransferRecipe.eval_crop
@@ -26,7 +27,7 @@ class TransferRecipe:
     data_dir: Optional[str | tuple[str, ...]] = None  # one data root, or several whose classes are combined
     backbone: str = "tf_efficientnet_lite0"  # a name of the registry (src.models.backbones)
     train_views: int = 4  # augmented views per training photo, on top of the centre crop
-    train_crop: Optional[int] = None  # training views' size in pixels (default: the backbone's crop); evaluation scales with it
+    train_crop: Optional[int] = None  # training views' size in pixels (none given: the backbone's crop); evaluation scales with it
     tail_stages: int = 1  # backbone stages after the cached trunk: frozen for the probe, trained when fine-tuning
     no_landmark_dir: Optional[str] = None  # photos with no landmark: learned as a background class
     generated_background: int = 0  # generated non-photos (blank, gradient, noise, text...) that join the background class
@@ -36,7 +37,7 @@ class TransferRecipe:
     eval_crop: EvalCrop = "full"  # evaluate and serve on the training scale's centre crop or its whole short side
     temperature: float = 0.45  # logits are divided by it when refitting (chosen out of fold by crossval)
     threshold: float = 0.56  # "no landmark" below this probability when refitting (chosen out of fold by crossval)
-    min_confidence: Optional[float] = None  # the tagger writes a position only at this probability or more (leave-landmarks-out crossval)
+    min_confidence: Optional[float] = None  # kept in the export as a fallback placement probability, used only where no <model>.placement.json rule sits beside it (the shipped rule: python -m src.evaluation.placement --write-rule)
     valid_size: float = 0.2  # part of train/ held out for validation when not refitting
     seed: int = 42  # data split and augmentation seed
     limit: int = -1  # > 0: at most this many photos per split (quick runs)
@@ -89,6 +90,8 @@ TRANSFER_RECIPES = tuple(name for name, recipe in RECIPES.items() if isinstance(
 def training_preprocessing(recipe: TransferRecipe) -> Preprocessing:
     """The backbone's preprocessing at the recipe's training size (`TransferRecipe.train_crop`):
     what training views are cut at, and the scale evaluation starts from."""
+    from src.models.backbones import get_backbone_spec  # imports torch: only when training
+
     own = get_backbone_spec(recipe.backbone).preprocessing
     if recipe.train_crop is None or recipe.train_crop == own.crop:
         return own

@@ -85,10 +85,10 @@ class ExistingGPSError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _bytes_of(source: Source, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, Path]:
-    """A photo's bytes, read without blocking on FIFOs/devices and bounded in size."""
+def _bytes_of(source: Source, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, Path | None]:
+    """A photo's bytes, read without blocking on FIFOs/devices and bounded in size, and its path (None for bytes)."""
     if isinstance(source, bytes):
-        return source, Path("<bytes>")
+        return source, None
     return read_photo_file(source, max_bytes), Path(source)
 
 
@@ -136,8 +136,9 @@ def read_keywords(path: Source) -> list[str]:
     return [word.strip() for word in text.rstrip("\x00").split(";") if word.strip()]
 
 
-def load_exif(data: bytes, path: Path = Path("<bytes>")) -> Image.Exif | None:
-    """Parse the EXIF of any image's bytes; None when it has none or it cannot be parsed (BadImageError: not an image)."""
+def load_exif(data: bytes, path: Path | None = None) -> Image.Exif | None:
+    """Parse the EXIF of any image's bytes; None when it has none or it cannot be parsed (BadImageError: not an
+    image, naming `path` where given: callers that name the file themselves pass none)."""
     container = container_of(data)
     if container is not None:
         # Our own locator for the formats we write, so reading and writing agree exactly on
@@ -153,7 +154,7 @@ def load_exif(data: bytes, path: Path = Path("<bytes>")) -> Image.Exif | None:
             with Image.open(io.BytesIO(data)) as image:
                 return image.getexif()
     except UnidentifiedImageError as error:  # an OSError subclass, so it must come first
-        raise BadImageError(f"{path}: not an image file (format not recognised)") from error
+        raise BadImageError(f"{path}: not an image file (format not recognised)" if path else "not an image file (format not recognised)") from error
     except Image.DecompressionBombError:
         return None  # a real, just huge, image: readable images never raise here
     except Exception:  # garbled metadata inside a recognised image

@@ -1,8 +1,8 @@
 """Maps: where the landmarks a model knows are ("landmarks I know", a static world map drawn offline
 from a coarse Natural Earth outline shipped in src/data/world_outline.json), and one recognised place
-for the app: a small map drawn from the same outline, replaced by an OpenStreetMap embed when the
-browser can reach OpenStreetMap (offline, the normal case on many private servers, a frame of tiles
-would show the browser's broken-page icon).
+for the app: a small map drawn from the same outline, with a plain link to OpenStreetMap. Nothing here
+makes the browser fetch anything: an embedded map or a probe tile would tell a map server which
+landmark's area the visitor looks at, without the visitor asking, and show a broken frame offline.
 
     python -m src map --model checkpoints/transfer_exported.pt --out static_images/known_landmarks.png
 """
@@ -24,10 +24,7 @@ from matplotlib.figure import Figure
 from src.data.landmarks import LandmarkInfo, display_name, lookup
 
 WORLD_OUTLINE = Path(__file__).resolve().parents[2] / "data" / "world_outline.json"
-EMBED_SPAN_DEGREES = 0.01  # half the side of the embedded map's box: a few city blocks around the landmark
 SKETCH_SPAN_DEGREES = 9.0  # half the height of the offline map's box: the region around the landmark
-# A tile the browser fetches only to learn whether OpenStreetMap is reachable from where the page is viewed.
-OSM_PROBE_TILE = "https://tile.openstreetmap.org/0/0/0.png"
 
 
 @lru_cache(maxsize=1)
@@ -85,23 +82,6 @@ def figure_png(figure: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def osm_embed_html(info: LandmarkInfo, height: int = 220) -> str:
-    """An OpenStreetMap iframe centred on the landmark with a marker, plus the link (works offline as
-    text); empty for a landmark without coordinates."""
-    if not info.has_coordinates:
-        return ""
-    lat, lon, d = info.latitude, info.longitude, EMBED_SPAN_DEGREES
-    bbox = f"{lon - d:.5f}%2C{lat - d:.5f}%2C{lon + d:.5f}%2C{lat + d:.5f}"
-    src = f"https://www.openstreetmap.org/export/embed.html?bbox={bbox}&layer=mapnik&marker={lat:.5f}%2C{lon:.5f}"
-    name = html.escape(info.name)
-    return (
-        f'<iframe title="{name} on OpenStreetMap" src="{src}" width="100%" height="{height}" '
-        'style="box-sizing:border-box;border:1px solid #ccc;border-radius:4px" loading="lazy" referrerpolicy="no-referrer"></iframe>'
-        f'<div style="font-size:0.85em"><a href="{html.escape(info.map_url or "")}" target="_blank" rel="noopener">'
-        f"{name} on OpenStreetMap</a></div>"
-    )
-
-
 def offline_map_svg(info: LandmarkInfo, height: int = 200, span: float = SKETCH_SPAN_DEGREES) -> str:
     """The region around the landmark drawn without the internet (inline SVG): the coarse land outline
     and a dot on the landmark. Longitudes are shrunk by cos(latitude) so that shapes look right near
@@ -133,28 +113,29 @@ def offline_map_svg(info: LandmarkInfo, height: int = 200, span: float = SKETCH_
 
 
 def answer_map_html(info: LandmarkInfo, height: int = 200) -> str:
-    """The map in an answer: the offline drawing (`offline_map_svg`), swapped for the OpenStreetMap embed
-    (`osm_embed_html`) once the browser has fetched one OpenStreetMap tile. No script tag: the swap is
-    the probe image's onload, so a page that cannot reach OpenStreetMap never shows a broken frame.
-    Empty for a landmark without coordinates."""
+    """The map in an answer: the region drawn here (`offline_map_svg`) and a plain link to the place on
+    OpenStreetMap, followed only if the user clicks it (a new tab, no referrer). The page itself loads
+    nothing from outside: no frame, no tile. Empty for a landmark without coordinates."""
     if not info.has_coordinates:
         return ""
-    swap = ("var box=this.parentNode; box.querySelector('.lt-osm').style.display='block'; "
-            "box.querySelector('.lt-offline').style.display='none'; this.remove();")
+    name = html.escape(info.name)
     return (
         f'<div class="lt-offline">{offline_map_svg(info, height)}'
-        '<div style="font-size:0.85em; color:#666">Drawn offline: open the map link for streets.</div></div>'
-        f'<div class="lt-osm" style="display:none">{osm_embed_html(info, height)}</div>'
-        f'<img class="lt-osm-probe" src="{OSM_PROBE_TILE}" alt="" width="1" height="1" style="position:absolute; opacity:0" '
-        f'referrerpolicy="no-referrer" onload="{swap}">'
+        '<div style="font-size:0.85em; color:#666">Drawn offline. Streets: '
+        f'<a class="lt-map-link" href="{html.escape(info.map_url or "")}" target="_blank" rel="noopener noreferrer" '
+        f'style="color:#1565c0;">{name} on OpenStreetMap &#8599;</a></div></div>'
     )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src map", description="Draw the landmarks a model knows on a world map (PNG).")
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or the shipped one)")
-    parser.add_argument("--out", type=Path, default=Path("static_images") / "known_landmarks.png", help="PNG to write (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="PNG to write (default: $LANDMARK_HOME/known_landmarks.png; the README's picture: static_images/known_landmarks.png)")
     args = parser.parse_args(argv)
+    from src.home import user_output
+
+    args.out = args.out or user_output("known_landmarks.png")  # a user's run never overwrites the picture that ships
     from src.export import load_exported
     from src.serving.recognizer.recognize import default_model_path
 
