@@ -44,8 +44,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.data.images import MAX_FILE_BYTES, MAX_PIXELS
+from src.serving.locate.clocks import parse_camera_offsets
+from src.serving.locate.library import ContextConfig
+from src.serving.locate.tracks import read_track
 from src.serving.recognizer.recognize import Recognizer
 from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
+from src.serving.tagger.library_context import apply_library_context, read_facts
 from src.serving.tagger.photo_pipeline import DEFAULT_MEMORY_BYTES, Limits
 from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths
 from src.serving.tagger.tag_report import TagStats, csv_text, write_report
@@ -87,6 +91,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    context = parser.add_argument_group(
+        "library context (on by default): the photos of one run are one library; a photo without GPS may be placed by the "
+        "GPS photos taken shortly before and after it, by a track, or by its landmark, and gets no position where they conflict")
+    context.add_argument("--no-context", action="store_true", help="tag photo by photo: only the landmark in each photo decides")
+    context.add_argument("--track", action="append", default=[], metavar="FILE",
+                         help="a GPS log: GPX 1.0/1.1, KML gx:Track, NMEA, IGC or Google Takeout location history (Records.json, "
+                              "Semantic Location History, semanticSegments); repeatable")
+    context.add_argument("--camera-offset", action="append", default=[], metavar='"MAKE MODEL=+HH:MM"',
+                         help="a device's clock minus UTC, when you know it (a camera left on home time: \"Canon EOS 80D=+01:00\"); "
+                              "otherwise it is estimated from the library; repeatable")
+    context.add_argument("--map", type=Path, default=None, metavar="PNG", help="draw the run: positions by source, the tracks, the conflicts")
     scale = parser.add_argument_group("Ray engine (src.serving.tagger.ray_tag): PATHs may also be .csv/.parquet listings with a 'file' or 'path' column")
     scale.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray Data tasks and actors")
     scale.add_argument("--address", default=None, help="Ray cluster to join (e.g. 'auto' or host:6379); default: start a local Ray")
@@ -111,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage(f"--output must end in .csv or .json (or .parquet), got {args.output!r}")
     if args.engine != "ray" and (args.address or args.actors != 1 or args.ray_batch_size != 32):
         return usage("--address, --actors and --ray-batch-size apply with --engine ray")
+    if args.engine == "ray" and args.write_gps and not args.no_context:
+        return usage("--engine ray writes while it recognises, before the library context has seen every photo: add --no-context to write, or leave out --write-gps for the report")
     if args.engine == "ray" and args.sidecar:
         return usage("--sidecar is not available with --engine ray yet: use --out-dir or --in-place")
     args.write_gps = args.write_gps or args.sidecar
@@ -134,6 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage("--out-dir must not be, or contain, an input path (copies would mix with the originals)")
     if args.placement is not None and args.min_confidence is not None:
         return usage("give either --placement or --min-confidence, not both")
+    if args.no_context and (args.track or args.camera_offset):
+        return usage("--track and --camera-offset are library context: they do not apply with --no-context")
+    if args.map is not None and args.map.suffix.lower() != ".png":
+        return usage(f"--map must end in .png, got {str(args.map)!r}")
+    try:
+        camera_offsets = parse_camera_offsets(args.camera_offset)
+    except ValueError as error:
+        return usage(str(error))
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         return usage("no such file or folder: " + ", ".join(missing))
@@ -145,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if recognizer.gallery_problem:  # tagging without the taught landmarks would name their photos wrongly
         print(f"error: {recognizer.gallery_problem}", file=sys.stderr)
         return 1
+
+    context, failed_tracks = None, []
+    if not args.no_context:
+        context, failed_tracks = _context(args.track, camera_offsets)
 
     stats = TagStats()
     if args.engine == "ray":
@@ -162,12 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
             return usage(str(error))
+        if context is not None:  # recognition ran in parallel; the context is one pass over the whole library
+            apply_library_context(rows, read_facts([row.file for row in rows]), context)
     else:
         rows = tag_paths(
             args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,
             out_dir=args.out_dir, in_place=args.in_place, sidecar=args.sidecar, workers=args.workers,
             limits=Limits(int(args.max_file_mb * 2**20), args.max_pixels, int(args.memory_mb * 2**20)),
-            progress=not args.quiet, stats=stats,
+            progress=not args.quiet, stats=stats, context=context,
         )
     if args.output == "-":
         sys.stdout.write(csv_text(rows))
@@ -183,12 +214,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {row.file}: {row.message}", file=sys.stderr)
     if not rows:
         print("no image files found", file=sys.stderr)
+    if args.map is not None and rows:
+        from src.serving.tagger.trip_map import draw_trip
+
+        draw_trip(rows, context.tracks if context is not None else (), args.map)
+        print(f"map: {args.map}", file=sys.stderr)
     print(f"model {recognizer.model_path.name} (threshold {recognizer.threshold:g}, placement {recognizer.placement_description}, "
           f"{recognizer.runtime})", file=sys.stderr)
     print(stats.summary(), file=sys.stderr)
     if args.output and args.output != "-":
         print(f"report: {args.output}", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if errors or failed_tracks else 0
+
+
+def _context(track_files: Sequence[str], camera_offsets: dict[str, float]) -> tuple[ContextConfig, list[str]]:
+    """The library context's configuration; every track file's problems on stderr. Returns the files that gave
+    no usable fix at all (they count as failed files for the exit status)."""
+    tracks, failed = [], []
+    for file in track_files:
+        read = read_track(file)
+        for problem in read.problems:
+            print(f"track: {problem}", file=sys.stderr)
+        if not read.tracks:
+            print(f"error: {file}: no usable fix in this track file", file=sys.stderr)
+            failed.append(file)
+        tracks.extend(read.tracks)
+    return ContextConfig(tracks=tuple(tracks), camera_offsets=camera_offsets), failed
 
 
 if __name__ == "__main__":

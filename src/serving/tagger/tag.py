@@ -17,10 +17,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from src.serving.locate.evidence import LANDMARK_RADIUS_M
+from src.serving.locate.library import ContextConfig
+from src.serving.locate.photo_meta import read_photo_meta
 from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.recognizer.recognize import Recognizer
+from src.serving.tagger.library_context import PhotoFacts, apply_library_context
 from src.serving.tagger.photo_files import Found, find_images, relative_destination
-from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place
+from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place, write_position
 from src.serving.tagger.tag_report import TagRow, TagStats
 
 __all__ = ["DEFAULT_WORKERS", "tag_paths"]
@@ -43,6 +47,7 @@ def tag_paths(
     progress: bool = True,
     stats: TagStats | None = None,
     on_row: Callable[[TagRow], None] | None = None,
+    context: ContextConfig | None = None,
 ) -> list[TagRow]:
     """Recognise every photo under ``paths``; one TagRow per file, in path order. A position is
     written only where the recognizer placed the photo (its placement point: `Recognizer(placement=...)`).
@@ -54,6 +59,10 @@ def tag_paths(
     workers: threads decoding photos (the model itself uses its engine's threads), capped by limits;
     one more thread decodes the next batch while the model runs.
     stats: filled with counts and the decode/model/write time split.
+    context: treat the photos as one library (`src.serving.locate`): every photo's time and device are read, and
+    after recognition one decision per photo weighs its landmark, the GPS photos around it and the tracks
+    (``context.tracks``). None: photo by photo, the landmark alone decides. Positions are written after the
+    decision, so with context nothing is written before every photo has been seen.
     Never raises for a bad photo: it becomes an ``error`` row and the rest go on.
     """
     if batch_size < 1:
@@ -81,7 +90,14 @@ def tag_paths(
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     # The next batch is decoded while the model runs this one (decoding is about half of a photo's time).
     prefetch = ThreadPoolExecutor(max_workers=1)
-    check = lambda item: check_and_decode(recognizer, item, limits)
+    facts: dict[str, PhotoFacts] = {}
+
+    def check(item: Found):
+        if context is None:
+            return check_and_decode(recognizer, item, limits)
+        fact = facts.setdefault(str(item.photo), PhotoFacts())
+        return check_and_decode(recognizer, item, limits, on_data=lambda data: setattr(fact, "meta", read_photo_meta(data, item.photo.name)))
+
     decode = lambda batch: list(pool.map(check, batch)) if pool is not None else [check(item) for item in batch]
     batches = [photos[start : start + batch_size] for start in range(0, len(photos), batch_size)]
     pending = prefetch.submit(decode, batches[0]) if batches else None
@@ -101,7 +117,7 @@ def tag_paths(
                 photo = item.photo
                 if kind == "has_gps":
                     row = TagRow(
-                        file=str(photo), status="has_gps", latitude=value[0], longitude=value[1],
+                        file=str(photo), status="has_gps", latitude=value[0], longitude=value[1], source="gps",
                         message="already has a GPS position; its own metadata wins, left unchanged",
                     )
                 elif kind == "error":
@@ -109,16 +125,11 @@ def tag_paths(
                 else:
                     result = next(results)
                     row = row_from(str(photo), result)
-                    destination = destinations.get(photo)
-                    if write_gps and result.position is not None:
-                        if destination is not None and os.path.realpath(destination) == str(photo):
-                            row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
-                        else:
-                            t3 = time.perf_counter()
-                            write_place(row, photo, destination, result.top[0].info, sidecar)
-                            stats.write_s += time.perf_counter() - t3
+                    if result.position is not None:
+                        row.source, row.radius_m = "landmark", LANDMARK_RADIUS_M
+                        facts.setdefault(str(photo), PhotoFacts()).landmark = result.top[0].info
                 rows.append(row)
-                if on_row is not None:
+                if on_row is not None and context is None:
                     on_row(row)
             bar.update(len(batch))
     finally:
@@ -127,8 +138,31 @@ def tag_paths(
         if pool is not None:
             pool.shutdown()
 
+    if context is not None:
+        apply_library_context(rows, facts, context)
+        if on_row is not None:
+            for row in rows:
+                on_row(row)
+    if write_gps:
+        t3 = time.perf_counter()
+        for row in rows:
+            _write(row, destinations.get(Path(row.file)), sidecar, facts.get(row.file))
+        stats.write_s += time.perf_counter() - t3
     stats.count(rows, time.perf_counter() - started)
     return rows
+
+
+def _write(row: TagRow, destination: Path | None, sidecar: bool, fact: PhotoFacts | None) -> None:
+    """Write a placed row's position into its photo (copy, in place or sidecar); updates the row. Never raises."""
+    if row.placed != "yes" or row.latitude is None or row.status in ("has_gps", "error"):
+        return
+    photo = Path(row.file)
+    if destination is not None and os.path.realpath(destination) == str(photo):
+        row.status, row.message = "error", row.message + "; refusing to overwrite the original without --in-place"
+    elif row.source == "landmark" and fact is not None and fact.landmark is not None:
+        write_place(row, photo, destination, fact.landmark, sidecar)
+    else:  # placed by the photos or tracks around it: the place named by an offline reverse geocoder
+        write_position(row, photo, destination, sidecar)
 
 
 def _destination(item: Found, roots: Sequence[Path], out: Path | None) -> Path | None:

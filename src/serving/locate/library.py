@@ -1,0 +1,209 @@
+"""The photos of one run as one library: each photo's time, its device's clock, and one decision on its position.
+
+`locate_library` is the whole second pass of the tagger (after recognition, before writing):
+
+1. every photo's clock time and, where the photo says it (OffsetTimeOriginal or a GPS time), its UTC time;
+2. each device's clock (`src.serving.locate.clocks`): known from its own tags, set by ``--camera-offset``, or
+   tied to the known-time evidence by landmarks or bursts; untied devices take no position from others' time;
+3. the library's own fixes: GPS photos of devices whose clock is known, plus the tracks given;
+4. for each photo without its own GPS: the evidence (`src.serving.locate.evidence`) and one decision
+   (`src.serving.locate.decide`). A photo's own GPS is never changed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timezone
+
+import numpy as np
+
+from src.serving.locate.clocks import ClockLimits, DeviceClock, known_clock, tie_by_bursts, tie_by_landmarks
+from src.serving.locate.decide import Decision, decide
+from src.serving.locate.evidence import Fixes, Proposal, TimeLimits, landmark_proposal, time_proposal, track_proposal
+from src.serving.locate.geo import distance_m
+from src.serving.locate.photo_meta import PhotoMeta
+from src.serving.locate.tracks import Track, TrackLimits
+
+__all__ = ["ContextConfig", "LibraryPhoto", "Located", "locate_library", "GPS_PHOTO_RADIUS_M"]
+
+GPS_PHOTO_RADIUS_M = 30.0  # a phone's own fix, as a neighbour of other photos
+
+
+@dataclass(frozen=True)
+class LibraryPhoto:
+    name: str
+    meta: PhotoMeta | None  # None: the file could not be read
+    device: str = ""
+    landmark: tuple[float, float] | None = None  # where the recognizer placed it (its landmark's position)
+    landmark_name: str = ""
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    tracks: Sequence[Track] = ()
+    camera_offsets: Mapping[str, float] = field(default_factory=dict)  # casefolded device text -> clock minus UTC (s)
+    clocks: ClockLimits = ClockLimits()
+    time: TimeLimits = TimeLimits()
+    track_limits: TrackLimits = TrackLimits()
+
+
+@dataclass(frozen=True)
+class Located:
+    decision: Decision
+    device: str
+    time_utc: float | None  # UTC seconds, as estimated (None: the device's clock is unknown)
+    clock: DeviceClock | None
+
+
+def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = ContextConfig()) -> list[Located]:
+    clock_s = np.array([_seconds(p.meta.taken_local) if p.meta and p.meta.taken_local else np.nan for p in photos])
+    utc_s = np.array([_own_utc(p.meta) for p in photos])
+    by_device: dict[str, list[int]] = defaultdict(list)
+    for index, photo in enumerate(photos):
+        if photo.meta is not None:
+            by_device[photo.device].append(index)
+
+    clocks: dict[str, DeviceClock] = {}
+    uncertainty = np.full(len(photos), np.nan)
+    pending: list[str] = []
+    for device, members in by_device.items():
+        members_a = np.array(members)
+        user = _user_offset(device, config.camera_offsets)
+        if user is not None:
+            clocks[device] = DeviceClock(device, user, 60.0, "--camera-offset")
+            utc_s[members_a] = np.where(np.isfinite(utc_s[members_a]), utc_s[members_a], clock_s[members_a] - user)
+        elif np.any(np.isfinite(clock_s[members_a]) & np.isfinite(utc_s[members_a])):
+            how = "offset tags" if any(photos[i].meta.offset is not None for i in members) else "GPS time"
+            clocks[device], utc_s[members_a] = known_clock(device, clock_s[members_a], utc_s[members_a], how)
+        else:
+            pending.append(device)
+            continue
+        uncertainty[members_a] = clocks[device].uncertainty_s
+
+    fixes = _photo_fixes(photos, utc_s)
+    known_times = utc_s[np.isfinite(utc_s)]
+    for device in pending:
+        members_a = np.array(by_device[device])
+        clock = _tie(device, members_a, photos, clock_s, fixes, known_times, config)
+        clocks[device] = clock
+        if clock.tied:
+            utc_s[members_a] = clock_s[members_a] - clock.offset_s
+            uncertainty[members_a] = clock.uncertainty_s
+
+    own_fixes = {device: _own_clock_fixes(photos, members, clock_s) for device, members in by_device.items() if not clocks[device].tied}
+    located = []
+    for index, photo in enumerate(photos):
+        clock = clocks.get(photo.device)
+        time = float(utc_s[index]) if np.isfinite(utc_s[index]) else None
+        if photo.meta is None:
+            decision = Decision("")
+        elif photo.meta.position is not None:
+            decision = Decision("gps", *photo.meta.position, None, "the photo's own GPS position (left unchanged)")
+        else:
+            proposals = _proposals(photo, time, float(uncertainty[index]) if time is not None else 0.0, fixes,
+                                   own_fixes.get(photo.device), float(clock_s[index]), config)
+            decision = decide(proposals)
+            if not proposals and clock is not None and not clock.tied and clock.why:
+                decision = Decision("", message=f"no position from the photos around it: device {photo.device!r} is not tied to GPS time ({clock.why})")
+        located.append(Located(decision, photo.device, time, clock))
+    return located
+
+
+def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixes: Fixes, own: Fixes | None,
+               clock: float, config: ContextConfig) -> list[Proposal]:
+    proposals = []
+    if photo.landmark is not None:
+        proposals.append(landmark_proposal(*photo.landmark, photo.landmark_name))
+    if time is not None:
+        by_time = time_proposal(fixes, time, uncertainty, config.time)
+        if by_time is not None:
+            proposals.append(by_time)
+        if config.tracks:
+            by_track = track_proposal(config.tracks, time, uncertainty, config.track_limits)
+            if by_track is not None:
+                proposals.append(by_track)
+    elif own is not None and len(own) and np.isfinite(clock):  # an untied device's own GPS photos share its clock
+        by_time = time_proposal(own, clock, 0.0, config.time, what="this device's GPS photos")
+        if by_time is not None:
+            proposals.append(by_time)
+    return proposals
+
+
+def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
+         known_times: np.ndarray, config: ContextConfig) -> DeviceClock:
+    """Tie an unknown clock by its landmark photos, else by its bursts."""
+    landmarks = [i for i in members if photos[i].landmark is not None and np.isfinite(clock_s[i])]
+    if landmarks and (len(fixes) or config.tracks):
+        lats = np.array([photos[i].landmark[0] for i in landmarks])
+        lons = np.array([photos[i].landmark[1] for i in landmarks])
+        clocks = clock_s[landmarks]
+        candidates = _candidate_offsets(clocks, lats, lons, fixes, config)
+        tied = tie_by_landmarks(device, clocks, lats, lons, candidates, lambda t, w: _fixes_near(fixes, config.tracks, t, w), config.clocks)
+        if tied is not None and tied.tied:
+            return tied
+    if len(known_times) == 0:
+        return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
+    clocks = clock_s[members]
+    bursts = tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks)
+    return bursts
+
+
+def _candidate_offsets(clocks, lats, lons, fixes: Fixes, config: ContextConfig) -> np.ndarray:
+    """clock - utc for every known-time fix (photo or track point) near one of the landmark photos."""
+    near = config.clocks.same_place_m
+    offsets = []
+    sources = [(fixes.times, fixes.latitudes, fixes.longitudes)] + [(t.times, t.latitudes, t.longitudes) for t in config.tracks]
+    for times, f_lats, f_lons in sources:
+        if len(times) == 0:
+            continue
+        for clock, lat, lon in zip(clocks, lats, lons):
+            close = distance_m(lat, lon, f_lats, f_lons) <= near
+            offsets.append(clock - np.asarray(times)[close])
+    return np.concatenate(offsets) if offsets else np.array([])
+
+
+def _fixes_near(fixes: Fixes, tracks: Sequence[Track], time: float, window: float) -> tuple[np.ndarray, np.ndarray]:
+    lats, lons = [fixes.near(time, window)[0]], [fixes.near(time, window)[1]]
+    for track in tracks:
+        span = slice(int(np.searchsorted(track.times, time - window)), int(np.searchsorted(track.times, time + window, "right")))
+        lats.append(np.asarray(track.latitudes[span], dtype=float))
+        lons.append(np.asarray(track.longitudes[span], dtype=float))
+    return np.concatenate(lats), np.concatenate(lons)
+
+
+def _photo_fixes(photos: Sequence[LibraryPhoto], utc_s: np.ndarray) -> Fixes:
+    chosen = [i for i, p in enumerate(photos) if p.meta is not None and p.meta.position is not None and np.isfinite(utc_s[i])]
+    return Fixes.of(utc_s[chosen], [photos[i].meta.position[0] for i in chosen], [photos[i].meta.position[1] for i in chosen],
+                    np.full(len(chosen), GPS_PHOTO_RADIUS_M), [photos[i].name for i in chosen])
+
+
+def _own_clock_fixes(photos: Sequence[LibraryPhoto], members: Sequence[int], clock_s: np.ndarray) -> Fixes:
+    chosen = [i for i in members if photos[i].meta.position is not None and np.isfinite(clock_s[i])]
+    return Fixes.of(clock_s[chosen], [photos[i].meta.position[0] for i in chosen], [photos[i].meta.position[1] for i in chosen],
+                    np.full(len(chosen), GPS_PHOTO_RADIUS_M), [photos[i].name for i in chosen])
+
+
+def _user_offset(device: str, offsets: Mapping[str, float]) -> float | None:
+    """--camera-offset "MAKE MODEL=..." applies to that device, whatever its serial number or file-name pattern."""
+    name = device.casefold()
+    for key, value in offsets.items():
+        if name == key or name.startswith(key + " "):
+            return value
+    return None
+
+
+def _seconds(moment) -> float:
+    """A naive wall-clock time as seconds on its own clock (as if it were UTC)."""
+    return moment.replace(tzinfo=timezone.utc).timestamp() if moment.tzinfo is None else moment.timestamp()
+
+
+def _own_utc(meta: PhotoMeta | None) -> float:
+    if meta is None:
+        return np.nan
+    if meta.time_utc is not None:
+        return meta.time_utc.timestamp()
+    if meta.gps_utc is not None:
+        return meta.gps_utc.timestamp()
+    return np.nan
