@@ -1,0 +1,105 @@
+"""Google Photos Takeout sidecars (``photo.jpg.json``): the capture time and position Google kept.
+
+A Takeout export often strips or rewrites a photo's own metadata and keeps it beside the photo in
+JSON instead. `read_takeout_sidecar` reads one such file into a `PhotoMeta` (never raising: problems
+instead) and `with_sidecar` fills what the photo itself lacks; the photo's own values always win.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from src.data.images import BadImageError, open_regular_file
+from src.serving.locate.photo_meta import PhotoMeta
+from src.serving.locate.photo_meta_values import TimeLimits, checked_position
+
+MAX_SIDECAR_BYTES = 1024 * 1024  # a real sidecar is about 1 kB
+
+
+def find_takeout_sidecar(photo: Path) -> Path | None:
+    """The Takeout JSON beside a photo: ``photo.jpg.json``, ``photo.jpg.supplemental-metadata.json``
+    (also cut short, as Takeout does to long names) or ``photo.json``; None when there is none."""
+    photo = Path(photo)
+    for candidate in (photo.with_name(photo.name + ".json"), photo.with_name(photo.name + ".supplemental-metadata.json")):
+        if candidate.is_file():
+            return candidate
+    for candidate in sorted(photo.parent.glob(f"{glob.escape(photo.name)}.supp*.json")):
+        return candidate
+    candidate = photo.with_suffix(".json")
+    return candidate if candidate.is_file() and candidate != photo else None
+
+
+def read_takeout_sidecar(path: Path, now: datetime | None = None) -> PhotoMeta:
+    """A Takeout sidecar's capture time (``photoTakenTime``, UTC seconds) and position; never raises.
+
+    The time is UTC, so it is given as ``taken_local`` with an offset of 0 (``time_utc`` is known).
+    The position is ``geoDataExif`` (the photo's own GPS as Google read it), else ``geoData``;
+    0,0 is how Takeout writes "no position" and is not reported.
+    """
+    path = Path(path)
+    try:
+        with open_regular_file(path, MAX_SIDECAR_BYTES, what="Takeout sidecar") as file:
+            document = json.loads(file.read().decode("utf-8-sig"))
+    except (OSError, BadImageError) as error:
+        return PhotoMeta(problems=(f"{path.name}: cannot be read ({error})",))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return PhotoMeta(problems=(f"{path.name}: not JSON ({error})",))
+    taken = document.get("photoTakenTime") if isinstance(document, dict) else None
+    if not isinstance(taken, dict):
+        return PhotoMeta(problems=(f"{path.name}: not a Google Photos Takeout sidecar (no photoTakenTime)",))
+    problems: list[str] = []
+    taken_local = _takeout_time(taken.get("timestamp"), TimeLimits(now or datetime.now(timezone.utc)), problems)
+    position = _takeout_position(document, problems)
+    return PhotoMeta(
+        taken_local=taken_local, offset=timedelta(0) if taken_local else None, position=position,
+        problems=tuple(f"{path.name}: {problem}" for problem in problems),
+    )
+
+
+def _takeout_time(timestamp: object, limits: TimeLimits, problems: list[str]) -> datetime | None:
+    try:
+        moment = datetime.fromtimestamp(int(str(timestamp)), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        problems.append(f"photoTakenTime {timestamp!r} is not a time in seconds: ignored")
+        return None
+    problem = limits.problem(moment, f"photoTakenTime {moment:%Y-%m-%d %H:%M:%S} UTC")
+    if problem:
+        problems.append(problem)
+        return None
+    return moment.replace(tzinfo=None)
+
+
+def _takeout_position(document: dict, problems: list[str]) -> tuple[float, float] | None:
+    for key in ("geoDataExif", "geoData"):
+        geo = document.get(key)
+        if not isinstance(geo, dict):
+            continue
+        try:
+            latitude, longitude = float(geo["latitude"]), float(geo["longitude"])
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{key} has no numeric latitude/longitude: ignored")
+            continue
+        if latitude == 0 and longitude == 0:
+            continue  # Takeout's "no position"
+        position, problem = checked_position(latitude, longitude, key)
+        if position is not None:
+            return position
+        problems.append(problem)
+    return None
+
+
+def with_sidecar(meta: PhotoMeta, sidecar: PhotoMeta) -> PhotoMeta:
+    """The photo's metadata, with what it lacks taken from its Takeout sidecar (the photo's own values win).
+
+    The sidecar's UTC time is used only when the photo has no capture time: its offset is never
+    combined with the photo's own wall time, because Google's zone for a camera photo is itself a guess.
+    """
+    taken_local, offset = (meta.taken_local, meta.offset) if meta.taken_local else (sidecar.taken_local, sidecar.offset)
+    return replace(
+        meta, taken_local=taken_local, offset=offset, position=meta.position or sidecar.position,
+        problems=meta.problems + sidecar.problems,
+    )
