@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 import xml.etree.ElementTree as ET
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,17 +28,17 @@ __all__ = [
 STAY_STEP_S = 600.0
 MAX_STAY_FIXES = 1000  # a stay of weeks gets sparser fixes instead of unbounded memory
 HDOP_TO_METRES = 5.0  # a typical GPS receiver's error per unit of HDOP (user equivalent range error)
-GPX_GPXPY_MAX_BYTES = 32 * 2**20  # gpxpy builds Python objects per point: bigger files are streamed
+GPX_GPXPY_MAX_BYTES = 8 * 2**20  # gpxpy builds Python objects per point: bigger files are streamed
 
 
 @dataclass
 class FixList:
     """Fixes of one track, segment or stay list as read, before cleaning. accuracy nan = not stated."""
-    name: str
-    times: list[float] = field(default_factory=list)
-    latitudes: list[float] = field(default_factory=list)
-    longitudes: list[float] = field(default_factory=list)
-    accuracies: list[float] = field(default_factory=list)
+    name: str  # arrays of doubles, not lists: 8 bytes a value for a track of millions of fixes
+    times: array = field(default_factory=lambda: array("d"))
+    latitudes: array = field(default_factory=lambda: array("d"))
+    longitudes: array = field(default_factory=lambda: array("d"))
+    accuracies: array = field(default_factory=lambda: array("d"))
 
     def add(self, t: float | None, lat: float | None, lon: float | None, accuracy: float = math.nan) -> None:
         if t is None or lat is None or lon is None:
@@ -90,18 +92,18 @@ def parse_iso_utc(text: object) -> float | None:
 
 # ---------------------------------------------------------------- GPX
 
-def read_gpx(path: Path, text: str) -> ParseResult:
+def read_gpx(path: Path) -> ParseResult:
     """Tracks (one fix list per segment), routes and waypoints that carry times. gpxpy first; where it
     rejects a valid-enough file over a field we do not need (e.g. <fix>something</fix>) or the file is
     too big for its objects, a streaming reader that takes only positions and times."""
-    if len(text) <= GPX_GPXPY_MAX_BYTES:
+    if path.stat().st_size <= GPX_GPXPY_MAX_BYTES:
         try:
-            return _gpx_with_gpxpy(path, gpxpy.parse(text))
+            return _gpx_with_gpxpy(path, gpxpy.parse(_XmlSource(path).read_all()))
         except gpxpy.gpx.GPXXMLSyntaxException as error:
             return ParseResult(problems=[f"broken XML, not a readable GPX: {_first_line(error)}"])
         except (gpxpy.gpx.GPXException, ValueError, TypeError, AttributeError):
             pass  # gpxpy rejected a field we do not use: the lenient reader below takes positions and times
-    return _gpx_streamed(path, text)
+    return _gpx_streamed(path)
 
 
 def _gpx_with_gpxpy(path: Path, gpx: gpxpy.gpx.GPX) -> ParseResult:
@@ -140,31 +142,37 @@ def _hdop_accuracy(hdop: object) -> float:
     return max(HDOP_TO_METRES * value, 3.0) if value > 0 else math.nan
 
 
-def _gpx_streamed(path: Path, text: str) -> ParseResult:
+def _gpx_streamed(path: Path) -> ParseResult:
     result = ParseResult()
     current = FixList(f"{path.name} waypoints")
     waypoints = current
     counts = {"trkseg": 0, "rte": 0}
+    containers: list[ET.Element] = []  # the open gpx / trkseg / rte elements, emptied as points are read
     try:
-        for event, element in ET.iterparse(_StringStream(text), events=("start", "end")):
-            tag = _local(element.tag)
-            if event == "start" and tag in counts:
-                counts[tag] += 1
-                label = "segment" if tag == "trkseg" else "route"
-                current = FixList(f"{path.name} {label} {counts[tag]}")
-                result.fix_lists.append(current)
-            elif event == "end" and tag in ("trkpt", "rtept", "wpt"):
-                when = next((c.text for c in element if _local(c.tag) == "time"), None)
-                hdop = next((c.text for c in element if _local(c.tag) == "hdop"), None)
-                t = parse_iso_utc(when) if when else None
-                lat, lon = _float(element.get("lat")), _float(element.get("lon"))
-                if t is None:
-                    result.untimed_points += 1
-                else:
-                    (waypoints if tag == "wpt" else current).add(t, lat, lon, _hdop_accuracy(hdop))
-                element.clear()  # memory stays small for a file of millions of points
-            elif event == "end" and tag in ("trkseg", "rte"):
-                current = waypoints
+        with closing(_XmlSource(path)) as source:
+            for event, element in ET.iterparse(source, events=("start", "end")):
+                tag = _local(element.tag)
+                if event == "start" and tag in ("gpx", "trkseg", "rte"):
+                    containers.append(element)
+                if event == "start" and tag in counts:
+                    counts[tag] += 1
+                    label = "segment" if tag == "trkseg" else "route"
+                    current = FixList(f"{path.name} {label} {counts[tag]}")
+                    result.fix_lists.append(current)
+                elif event == "end" and tag in ("trkpt", "rtept", "wpt"):
+                    when = next((c.text for c in element if _local(c.tag) == "time"), None)
+                    hdop = next((c.text for c in element if _local(c.tag) == "hdop"), None)
+                    t = parse_iso_utc(when) if when else None
+                    lat, lon = _float(element.get("lat")), _float(element.get("lon"))
+                    if t is None:
+                        result.untimed_points += 1
+                    else:
+                        (waypoints if tag == "wpt" else current).add(t, lat, lon, _hdop_accuracy(hdop))
+                    if containers:
+                        containers[-1].clear()  # read points leave the tree: memory stays small for millions
+                elif event == "end" and tag in ("trkseg", "rte"):
+                    current = waypoints
+                    containers.pop()
     except ET.ParseError as error:
         result.problems.append(f"broken XML, not a readable GPX: {error}")
     result.fix_lists.append(waypoints)
@@ -173,22 +181,23 @@ def _gpx_streamed(path: Path, text: str) -> ParseResult:
 
 # ---------------------------------------------------------------- KML
 
-def read_kml(path: Path, text: str) -> ParseResult:
+def read_kml(path: Path) -> ParseResult:
     """gx:Track (<when> paired with <gx:coord> "lon lat alt"), Placemarks with a TimeStamp (a fix) or a
     TimeSpan (a stay) on a Point. A LineString has no time per point: counted as untimed."""
     result = ParseResult()
     stamped = FixList(f"{path.name} placemarks")
     track_count = 0
     try:
-        for _, element in ET.iterparse(_StringStream(text), events=("end",)):
-            tag = _local(element.tag)
-            if tag == "Track":
-                track_count += 1
-                result.fix_lists.append(_kml_track(element, f"{path.name} gx:Track {track_count}"))
-                element.clear()
-            elif tag == "Placemark":
-                _kml_placemark(element, stamped, result)
-                element.clear()
+        with closing(_XmlSource(path)) as source:
+            for _, element in ET.iterparse(source, events=("end",)):
+                tag = _local(element.tag)
+                if tag == "Track":
+                    track_count += 1
+                    result.fix_lists.append(_kml_track(element, f"{path.name} gx:Track {track_count}"))
+                    element.clear()
+                elif tag == "Placemark":
+                    _kml_placemark(element, stamped, result)
+                    element.clear()
     except ET.ParseError as error:
         result.problems.append(f"broken XML, not a readable KML: {error}")
     result.fix_lists.append(stamped)
@@ -244,13 +253,13 @@ def _kml_child_text(element: ET.Element, parent: str, child: str) -> str | None:
 _RMC = re.compile(r"\$(?:GP|GN|GL|GA|BD)RMC,([^*]*)(?:\*([0-9A-Fa-f]{2}))?")
 
 
-def read_nmea(path: Path, text: str) -> ParseResult:
+def read_nmea(path: Path) -> ParseResult:
     """$--RMC sentences: the only common sentence that carries the date. Garbage and sentences with a
     wrong checksum are skipped; GGA-only logs have no date and give a problem instead of a guess."""
     result = ParseResult()
     fixes = FixList(f"{path.name} NMEA")
     other_fixes = 0
-    for line in text.splitlines():
+    for line in _lines(path):
         match = _RMC.search(line)
         if match is None:
             other_fixes += line.lstrip().startswith(("$GPGGA", "$GNGGA", "$PMGNTRK"))
@@ -304,7 +313,7 @@ _IGC_DATE = re.compile(r"^HFDTE(?:DATE:)?\s*(\d{6})")
 _IGC_FIX = re.compile(r"^B(\d{6})(\d{7})([NS])(\d{8})([EW])([AV])")
 
 
-def read_igc(path: Path, text: str) -> ParseResult:
+def read_igc(path: Path) -> ParseResult:
     """IGC flight logs: the HFDTE date and B records (time, DDMMmmm, DDDMMmmm); a flight past
     midnight UTC goes on into the next day."""
     result = ParseResult()
@@ -312,7 +321,7 @@ def read_igc(path: Path, text: str) -> ParseResult:
     day: float | None = None
     previous = -1.0
     b_records = 0
-    for line in text.splitlines():
+    for line in _lines(path):
         date = _IGC_DATE.match(line)
         if date:
             day = _nmea_time(date.group(1), "000000")
@@ -339,17 +348,40 @@ def read_igc(path: Path, text: str) -> ParseResult:
 
 # ---------------------------------------------------------------- helpers
 
-class _StringStream:
-    """A file-like view of a str for ElementTree.iterparse (no second copy of a big file as bytes)."""
+class _XmlSource:
+    """A file streamed to the XML parser without its byte-order mark or the blank lines some apps write
+    before the XML declaration (an XML error no GPS app means)."""
 
-    def __init__(self, text: str, chunk: int = 1 << 20):
-        self._text, self._position, self._chunk = text, 0, chunk
+    def __init__(self, path: Path):
+        self._path = path
+        self._head: bytes | None = None
+        self._stream = None
 
-    def read(self, size: int = -1) -> str:
-        size = self._chunk if size is None or size < 0 else size
-        piece = self._text[self._position:self._position + size]
-        self._position += len(piece)
-        return piece
+    def read(self, size: int = -1) -> bytes:
+        if self._stream is None:
+            self._stream = open(self._path, "rb")
+            head = self._stream.read(4096)
+            self._head = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+            self._head = self._head.lstrip()
+        if self._head:
+            piece, self._head = self._head, b""
+            return piece
+        return self._stream.read(size if size and size > 0 else 1 << 20)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def read_all(self) -> str:
+        """The whole (small) file as text, for gpxpy."""
+        with open(self._path, "rb") as stream:
+            return stream.read().decode("utf-8-sig", errors="replace").lstrip()
+
+
+def _lines(path: Path):
+    """Text lines, streamed; bytes that are not UTF-8 (binary garbage in a log) become U+FFFD."""
+    with open(path, encoding="utf-8-sig", errors="replace") as stream:
+        yield from stream
 
 
 def _local(tag: object) -> str:

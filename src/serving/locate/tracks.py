@@ -119,10 +119,8 @@ def _parse(path: Path) -> ParseResult:
             if stream.read(3) != b"\xef\xbb\xbf":  # a byte-order mark, which ijson does not skip
                 stream.seek(0)
             return read_takeout_json(path, stream)
-    # A blank line before the XML declaration is an XML error that no GPS app means: forgiven
-    text = path.read_bytes().decode("utf-8-sig", errors="replace").lstrip()
     readers = {"gpx": read_gpx, "kml": read_kml, "nmea": read_nmea, "igc": read_igc}
-    return readers[kind](path, text)
+    return readers[kind](path)
 
 
 def _sniff(path: Path, head: bytes) -> str:
@@ -255,17 +253,19 @@ class _Answers:
 
     def fixes(self, tracks: Sequence[Track]) -> list[TrackFix | None]:
         answers: list[TrackFix | None] = [None] * self.radius.size
-        for i in np.flatnonzero(np.isfinite(self.radius)):
-            answers[i] = TrackFix(float(self.latitude[i]), float(self.longitude[i]), float(self.radius[i]),
-                                  tracks[self.track[i]].source, _detail(self.before_s[i], self.after_s[i], self.pair_m[i]))
+        rows = np.flatnonzero(np.isfinite(self.radius))
+        # Python floats, not numpy scalars: building 10,000 answers is then a few milliseconds
+        columns = [getattr(self, name)[rows].tolist()
+                   for name in ("latitude", "longitude", "radius", "track", "before_s", "after_s", "pair_m")]
+        for i, lat, lon, radius, track, before, after, pair in zip(rows.tolist(), *columns):
+            answers[i] = TrackFix(lat, lon, radius, tracks[track].source, _detail(before, after, pair))
         return answers
 
 
 def _answers_for(track: Track, times: np.ndarray, limits: TrackLimits) -> _Answers:
     answers = _Answers.empty(times.size)
     n = len(track)
-    accuracy95 = ACCURACY_TO_95 * (track.accuracy_m.astype(np.float64) if track.accuracy_m is not None
-                                   else np.full(n, DEFAULT_ACCURACY_M))
+    accuracy95 = _Accuracy95(track.accuracy_m)
     after = np.searchsorted(track.times, times, side="left")  # first fix at or after t
     finite = np.isfinite(times)
     # exactly at a fix
@@ -295,7 +295,7 @@ def _answers_for(track: Track, times: np.ndarray, limits: TrackLimits) -> _Answe
 
 
 def _extrapolate(answers: _Answers, track: Track, times: np.ndarray, mask: np.ndarray, end: int, neighbour: int,
-                 accuracy95: np.ndarray, limits: TrackLimits) -> None:
+                 accuracy95: "_Accuracy95", limits: TrackLimits) -> None:
     outside_s = np.abs(times - track.times[end])
     mask = mask & (outside_s <= limits.max_outside_s)
     if not mask.any():
@@ -311,6 +311,18 @@ def _extrapolate(answers: _Answers, track: Track, times: np.ndarray, mask: np.nd
     after = np.where(times[mask] < track.times[end], outside_s[mask], np.nan)
     _set(answers, mask, np.full(radius.size, track.latitudes[end]), np.full(radius.size, track.longitudes[end]),
          radius, before, after, np.nan)
+
+
+class _Accuracy95:
+    """The fixes' 95 % radius, looked up only where asked (no work per call that grows with the track)."""
+
+    def __init__(self, accuracy_m: np.ndarray | None):
+        self._accuracy = accuracy_m
+
+    def __getitem__(self, index):
+        if self._accuracy is None:
+            return np.full(np.shape(index), ACCURACY_TO_95 * DEFAULT_ACCURACY_M)
+        return ACCURACY_TO_95 * self._accuracy[index].astype(np.float64)
 
 
 def _set(answers: _Answers, rows, lat, lon, radius, before, after, pair) -> None:
