@@ -33,19 +33,23 @@ test: venv
 test-all: venv
 	$(BIN)/python -m pytest -q
 
-# Voila serves app.ipynb; uploads over ~10 MB need the websocket message limit raised: voila.json
-# (read from this folder) raises it, as a number (on the command line traitlets would make it a string).
-# `jupyter trust` first: Voila warns about an untrusted notebook otherwise (it has no outputs to trust).
+# Voila serves app.ipynb with the settings in voila.json (read from this folder): pre-heated kernels (the
+# model already loaded when a visitor comes), kernels culled a minute after their page is gone, a cap on
+# live kernels (src/serving/web/app_kernels.py, a "busy" page past it), the websocket message limit for
+# large uploads (a number there: on the command line traitlets would make it a string), and the
+# template in share/jupyter (JUPYTER_PATH), which fetches nothing from the internet.
+# `python -m voila` so that the kernel manager in src/ is importable; `jupyter trust` first: Voila warns
+# about an untrusted notebook otherwise (it has no outputs to trust). docs/serving.md: what it costs.
 app: venv
 	@echo "Serving the app at http://localhost:$(PORT)/  (model: $(MODEL))"
 	$(BIN)/jupyter trust app.ipynb >/dev/null
-	LANDMARK_MODEL=$(MODEL) $(BIN)/voila app.ipynb --port=$(PORT) --no-browser
+	JUPYTER_PATH=$(CURDIR)/share/jupyter LANDMARK_MODEL=$(MODEL) $(BIN)/python -m voila app.ipynb --port=$(PORT) --no-browser
 
 service: venv
 	LANDMARK_MODEL=$(MODEL) $(BIN)/python -m src serve --model $(MODEL)
 
 bench: venv
-	$(BIN)/python -m src bench $(OPTIONS)
+	$(BIN)/python -m src bench --out results --runs results/runs $(OPTIONS)
 
 # A named recipe (default, accurate, scratch); OPTIONS change its fields, e.g. OPTIONS="--train-views 3".
 train: venv

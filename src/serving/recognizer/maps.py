@@ -113,17 +113,14 @@ def offline_map_svg(info: LandmarkInfo, height: int = 200, span: float = SKETCH_
 
 
 def answer_map_html(info: LandmarkInfo, height: int = 200) -> str:
-    """The map in an answer: the region drawn here (`offline_map_svg`) and a plain link to the place on
-    OpenStreetMap, followed only if the user clicks it (a new tab, no referrer). The page itself loads
-    nothing from outside: no frame, no tile. Empty for a landmark without coordinates."""
+    """The map in an answer: the region drawn here (`offline_map_svg`); the card's plain link
+    (`LandmarkInfo.map_url`) opens the streets, only if the user clicks it. The page itself loads nothing
+    from outside: no frame, no tile. Empty for a landmark without coordinates."""
     if not info.has_coordinates:
         return ""
-    name = html.escape(info.name)
     return (
         f'<div class="lt-offline">{offline_map_svg(info, height)}'
-        '<div style="font-size:0.85em; color:#666">Drawn offline. Streets: '
-        f'<a class="lt-map-link" href="{html.escape(info.map_url or "")}" target="_blank" rel="noopener noreferrer" '
-        f'style="color:#1565c0;">{name} on OpenStreetMap &#8599;</a></div></div>'
+        '<div style="font-size:0.85em; color:#666">Drawn offline: open the map link for streets.</div></div>'
     )
 
 
