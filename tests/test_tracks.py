@@ -108,6 +108,24 @@ def test_every_real_track_file_is_read_with_tracks_or_a_message():
 
 
 @NEEDS_TRACKS
+def test_cut_and_corrupted_real_files_give_messages_from_the_readers(tmp_path):
+    """Every real file cut short and with bytes flipped: each reader says what is wrong itself (the
+    catch-all 'not readable as a track' would mean a reader let an exception through)."""
+    rng = np.random.default_rng(0)
+    for path in sorted(p for p in TRACKS.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for k in range(4):
+            damaged = bytearray(data[: int(rng.integers(1, len(data) + 1))])
+            for i in rng.integers(0, len(damaged), 5 if k >= 2 else 0):
+                damaged[i] = int(rng.integers(0, 256))
+            read = read_track(write(tmp_path, f"{k}_{path.name}", bytes(damaged)))
+            assert read.tracks or read.problems
+            assert not any("not readable as a track" in p for p in read.problems), (path.name, k, read.problems)
+            for track in read.tracks:
+                assert_clean(track)
+
+
+@NEEDS_TRACKS
 def test_real_gpx_with_local_offset_and_milliseconds_is_utc():
     track = read_track(TRACKS / "gpxpy/track-with-less-sec-time.gpx").tracks[0]
     assert track.times[0] == utc("2015-12-11T14:43:13")  # 15:43:13.000+01:00
@@ -208,6 +226,44 @@ def test_positions_at_matches_position_at_and_prefers_the_smaller_radius():
             assert fix.radius_m == min(f.radius_m for f in others)
 
 
+def simulated_day(rng: np.random.Generator, seconds: int = 4 * 3600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A true path second by second: stops, walks that wander, bike, car and train legs."""
+    speeds = {"stop": 0.0, "walk": 1.4, "bike": 5.0, "drive": 15.0, "train": 35.0}
+    speed, heading = np.empty(seconds), np.empty(seconds)
+    t, h = 0, rng.uniform(0, 2 * np.pi)
+    while t < seconds:
+        mode = rng.choice(list(speeds), p=[0.3, 0.35, 0.1, 0.15, 0.1])
+        length = min(int(rng.uniform(120, 1800)), seconds - t)
+        speed[t:t + length] = speeds[mode] * rng.uniform(0.6, 1.2)
+        heading[t:t + length] = h + np.cumsum(rng.normal(0, 0.15 if mode == "walk" else 0.05, length))
+        h, t = heading[t + length - 1], t + length
+    north, east = np.cumsum(speed * np.cos(heading)), np.cumsum(speed * np.sin(heading))
+    return np.arange(seconds, dtype=float), 45 + north / 111_195.0, 7 + east / (111_195.0 * np.cos(np.radians(45)))
+
+
+@pytest.mark.parametrize("interval_s", [5, 60, 300])
+def test_the_radius_holds_the_true_position_at_least_95_percent_of_the_time(interval_s):
+    """A logger every interval_s with 5 m noise, 10 % of fixes lost and dropouts of up to 25 minutes."""
+    rng = np.random.default_rng(interval_s)
+    held = placed = 0
+    for _ in range(8):
+        times, lats, lons = simulated_day(rng)
+        keep = np.arange(0, times.size, interval_s)
+        keep = keep[rng.random(keep.size) > 0.1]
+        for start in rng.uniform(0, times[-1], 3):
+            keep = keep[(times[keep] < start) | (times[keep] > start + rng.uniform(120, 1500))]
+        noise = rng.normal(0, 5.0, (2, keep.size))
+        track = simple_track(times[keep], lats[keep] + noise[0] / 111_195.0,
+                             lons[keep] + noise[1] / (111_195.0 * np.cos(np.radians(45))))
+        asked = rng.integers(0, times.size, 300)
+        for i, fix in zip(asked, positions_at([track], times[asked])):
+            if fix is not None:
+                placed += 1
+                held += distance_m(fix.latitude, fix.longitude, lats[i], lons[i]) <= fix.radius_m
+    assert placed > 0.8 * 8 * 300
+    assert held / placed >= 0.95
+
+
 # ---------------------------------------------------------------- GPX details
 
 def test_gpx_waypoints_routes_naive_times_and_duplicates(tmp_path):
@@ -231,6 +287,23 @@ def test_gpx_that_gpxpy_rejects_is_read_by_the_lenient_reader(tmp_path):
     read = read_track(write(tmp_path, "odd.gpx", text))
     assert read.problems == [] and len(read.tracks[0]) == 2
     assert read.tracks[0].accuracy_m[0] == pytest.approx(10.0)  # HDOP 2 x 5 m
+
+
+def test_big_gpx_is_streamed_with_the_same_fixes(tmp_path, monkeypatch):
+    from src.serving.locate import track_formats
+
+    points = [(1 + k * 1e-4, 2.0, f"2020-01-01T10:{k:02d}:00Z") for k in range(50)] + [(9.0, 9.0, None)]
+    path = write(tmp_path, "long.gpx", "\n\n" + gpx(points))
+    whole = read_track(path)
+    monkeypatch.setattr(track_formats, "GPX_GPXPY_MAX_BYTES", 0)
+    streamed = read_track(path)
+    assert [t.source for t in streamed.tracks] == ["long.gpx segment 1"]
+    assert np.array_equal(whole.tracks[0].times, streamed.tracks[0].times)
+    assert np.array_equal(whole.tracks[0].latitudes, streamed.tracks[0].latitudes)
+    monkeypatch.undo()
+    truncated = write(tmp_path, "cut.gpx", gpx(points)[:-200])
+    cut = read_track(truncated)
+    assert cut.problems and "broken XML" in cut.problems[0] and len(cut.tracks[0]) > 40  # points before the break kept
 
 
 # ---------------------------------------------------------------- Takeout layouts

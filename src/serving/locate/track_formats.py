@@ -94,15 +94,15 @@ def parse_iso_utc(text: object) -> float | None:
 
 def read_gpx(path: Path) -> ParseResult:
     """Tracks (one fix list per segment), routes and waypoints that carry times. gpxpy first; where it
-    rejects a valid-enough file over a field we do not need (e.g. <fix>something</fix>) or the file is
-    too big for its objects, a streaming reader that takes only positions and times."""
+    rejects the file (broken XML, a field we do not need) or the file is too big for its objects, a
+    streaming reader that takes only positions and times."""
     if path.stat().st_size <= GPX_GPXPY_MAX_BYTES:
         try:
             return _gpx_with_gpxpy(path, gpxpy.parse(_XmlSource(path).read_all()))
-        except gpxpy.gpx.GPXXMLSyntaxException as error:
-            return ParseResult(problems=[f"broken XML, not a readable GPX: {_first_line(error)}"])
-        except (gpxpy.gpx.GPXException, ValueError, TypeError, AttributeError):
-            pass  # gpxpy rejected a field we do not use: the lenient reader below takes positions and times
+        except (gpxpy.gpx.GPXException, ValueError, TypeError, AttributeError, LookupError):
+            # Broken XML (a cut-off file: the streaming reader keeps the points before the break and says
+            # where it broke) or a field gpxpy rejects that we do not use (<fix>something</fix>)
+            pass
     return _gpx_streamed(path)
 
 
@@ -173,7 +173,7 @@ def _gpx_streamed(path: Path) -> ParseResult:
                 elif event == "end" and tag in ("trkseg", "rte"):
                     current = waypoints
                     containers.pop()
-    except ET.ParseError as error:
+    except (ET.ParseError, LookupError) as error:  # LookupError: an encoding declaration no codec knows
         result.problems.append(f"broken XML, not a readable GPX: {error}")
     result.fix_lists.append(waypoints)
     return result
@@ -198,7 +198,7 @@ def read_kml(path: Path) -> ParseResult:
                 elif tag == "Placemark":
                     _kml_placemark(element, stamped, result)
                     element.clear()
-    except ET.ParseError as error:
+    except (ET.ParseError, LookupError) as error:  # LookupError: an encoding declaration no codec knows
         result.problems.append(f"broken XML, not a readable KML: {error}")
     result.fix_lists.append(stamped)
     return result
@@ -399,6 +399,3 @@ def _float(value: object) -> float | None:
 def _quoted(name: str | None) -> str:
     return f" '{name.strip()}'" if name and name.strip() else ""
 
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -94,6 +94,8 @@ def read_track(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, now: dat
         parsed = _parse(path)
     except (OSError, MemoryError) as error:
         return TrackRead([], [f"{path.name}: cannot be read ({error})"])
+    except Exception as error:  # the promise is a message, never a traceback: even for a case no reader foresaw
+        return TrackRead([], [f"{path.name}: not readable as a track ({type(error).__name__}: {error})"])
     return _clean(path, parsed, now or datetime.now(timezone.utc))
 
 
