@@ -61,7 +61,7 @@ def run_record(scores: Mapping[str, Mapping[str, Score]], details: Mapping, libr
     builds = library_builds(libraries)
     halves = sorted({b.get("half", "?") for b in builds})
     return portable({
-        "kind": "evaluate",
+        "kind": "trips",  # its own kind: not one of the tables docs/experiments.md generates
         "recipe_name": "trips-" + "".join(halves),
         "recipe": {"methods": list(scores), "modes": details.get("modes", {}),
                    "placeable": {"track_gap_s": TRACK_GAP_S, "neighbour_s": NEIGHBOUR_S, "stay_m": STAY_M, "tie_moments": TIE_MOMENTS},
