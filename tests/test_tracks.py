@@ -436,3 +436,21 @@ def test_read_tracks_combines_files(tmp_path):
     a = write(tmp_path, "a.gpx", gpx([(1, 2, "2020-01-01T00:00:00Z")]))
     read = read_tracks([a, tmp_path / "nothing.gpx"])
     assert len(read.tracks) == 1 and len(read.problems) == 1
+
+
+def test_records_of_two_devices_are_two_tracks_and_their_disagreement_gives_none(tmp_path):
+    """A phone on the trip and a tablet at home in one Records.json: no zig-zag, and no answer where
+    they disagree; where only the phone has fixes, the phone answers."""
+    def record(lat, minute, device):
+        return {"latitudeE7": int(lat * 1e7), "longitudeE7": 20_000_000, "accuracy": 10, "deviceTag": device,
+                "timestamp": f"2024-05-01T10:{minute:02d}:00Z"}
+    records = {"locations": [record(48.0, 0, 1), record(48.001, 2, 1), record(48.002, 4, 1), record(48.003, 6, 1),
+                             record(50.0, 1, 2), record(50.0, 3, 2)]}
+    read = read_track(write(tmp_path, "Records.json", json.dumps(records)))
+    assert sorted(len(t) for t in read.tracks) == [2, 4]
+    assert all("device" in t.source for t in read.tracks)
+    assert position_at(read.tracks, utc("2024-05-01T10:02:00")) is None  # 220 km apart at the same time
+    phone = position_at(read.tracks, utc("2024-05-01T10:03:30"))  # the tablet's last fix is 30 s earlier...
+    assert phone is None  # ...and still within max_outside_s: it disagrees
+    later = position_at(read.tracks, utc("2024-05-01T10:05:30"))  # the tablet's last fix is 150 s earlier
+    assert later is not None and later.latitude == pytest.approx(48.00275) and "device 1" in later.source

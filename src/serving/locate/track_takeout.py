@@ -50,10 +50,17 @@ def read_takeout_json(path: Path, stream: BinaryIO) -> ParseResult:
     try:
         for prefix, item in _stream_items(stream):
             layout = _LAYOUTS[prefix]
-            fixes = lists.setdefault(layout, FixList(f"{path.name} ({layout})"))
+            if isinstance(item, dict) and item.get("deviceTag") is not None:
+                # Records.json mixes every device of the account: one track per device, never a zig-zag
+                # between a phone on the trip and a tablet at home
+                label = f"{layout}, device {item['deviceTag']}"
+            else:
+                label = layout
+            fixes = lists.setdefault(label, FixList(f"{path.name} ({label})"))
+            handler = handlers[layout]
             if isinstance(item, dict):
                 items += 1
-                handlers[layout](item, fixes)
+                handler(item, fixes)
     except (ijson.JSONError, UnicodeDecodeError, ValueError) as error:
         result.problems.append(f"broken JSON after {items} entries ({_short(error)}): the rest of the file is ignored")
     if not lists and not result.problems:

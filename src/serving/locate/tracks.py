@@ -221,13 +221,20 @@ def position_at(tracks: Sequence[Track], t_utc: float, limits: TrackLimits = Tra
 
 
 def positions_at(tracks: Sequence[Track], times: np.ndarray, limits: TrackLimits = TrackLimits()) -> list[TrackFix | None]:
-    """Positions at many UTC times at once. Where several tracks cover a time, the smallest radius wins
-    (deciding between disagreeing sources is the evidence step's job, not this one's)."""
+    """Positions at many UTC times at once. Where several tracks cover a time, the smallest radius wins,
+    provided every other track's answer agrees with it (closer than both radii together); where two
+    disagree (a tablet left at home in the same Takeout, a friend's GPX), the tracks cannot say where
+    the person was: None."""
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     best = _Answers.empty(times.size)
     for index, track in enumerate(tracks):
         if len(track):
             best.keep_better(_answers_for(track, times, limits), index)
+    if sum(1 for track in tracks if len(track)) > 1:
+        # a second pass, not every track's answers kept at once: memory stays one answer set per call
+        for index, track in enumerate(tracks):
+            if len(track):
+                best.drop_conflicts(_answers_for(track, times, limits))
     return best.fixes(tracks)
 
 
@@ -252,6 +259,12 @@ class _Answers:
         for name in ("latitude", "longitude", "radius", "before_s", "after_s", "pair_m"):
             getattr(self, name)[better] = getattr(other, name)[better]
         self.track[better] = index
+
+    def drop_conflicts(self, other: "_Answers") -> None:
+        both = np.isfinite(self.radius) & np.isfinite(other.radius)
+        apart = distance_m(self.latitude[both], self.longitude[both], other.latitude[both], other.longitude[both])
+        conflict = np.flatnonzero(both)[apart > self.radius[both] + other.radius[both]]
+        self.radius[conflict] = np.inf
 
     def fixes(self, tracks: Sequence[Track]) -> list[TrackFix | None]:
         answers: list[TrackFix | None] = [None] * self.radius.size
