@@ -68,7 +68,7 @@ REAL_ODD = {
     "exiftool-t-images/Garmin.fit": "not supported",
     "exiftool-t-images/Geotag.xml": "not supported",
     "exiftool-t-images/Geotag3.log": "not supported",
-    "dawarich/csv/gpslogger.csv": "not supported",
+    "exiftool-t-images/Geotag_DJI_2020-12-02_[07-50-31].csv": "without a date and time column",
 }
 # Real files that must give tracks: every supported layout, odd ones included (BOM, blank line before
 # the XML declaration, local-offset times with milliseconds, empty segments, waypoints only, empty gx:coord).
@@ -83,7 +83,8 @@ REAL_GOOD = {
     "dawarich/google/records.json": 3, "dawarich/google-watched/Records.json": 5,
     "dawarich/google/semantic_history.json": 4, "dawarich/google/edge_cases/semantic_history_with_bom.json": 2,
     "dawarich/google/timeline_new_format.json": 5, "dawarich/google/phone-takeout_w_3_duplicates.json": 3,
-    "dawarich/google/location-history.json": 5, "dawarich/google/edge_cases/phone_takeout_array_timeline_path.json": 3,
+    "dawarich/google/location-history.json": 5, "dawarich/csv/gpslogger.csv": 3, "dawarich/owntracks/2024-03.rec": 5,
+    "dawarich/geojson/gpslogger_example.json": 1, "dawarich/google/edge_cases/phone_takeout_array_timeline_path.json": 3,
 }
 
 
@@ -399,6 +400,20 @@ def test_igc_b_records_across_midnight(tmp_path):
     (track,) = read_track(write(tmp_path, "flight.igc", igc)).tracks
     assert list(track.times) == [utc("1999-12-31T23:59:58"), utc("2000-01-01T00:00:10")]
     assert track.longitudes[0] == pytest.approx(-(6 + 43.910 / 60)) and track.latitudes[1] < 0
+
+
+def test_csv_logs_and_owntracks(tmp_path):
+    rows = ["time,lat,lon,elevation,accuracy", "2024-06-15T10:30:00.000Z,52.52,13.405,34,8",
+            "1718447460,52.521,13.406,35,", "1718447520000,52.522,13.407,36,7", "not a time,1,2,3,4"]
+    (track,) = read_track(write(tmp_path, "log.csv", "\n".join(rows))).tracks
+    assert list(track.times) == [utc("2024-06-15T10:30:00"), utc("2024-06-15T10:31:00"), utc("2024-06-15T10:32:00")]
+    assert list(track.accuracy_m) == [8.0, 10.0, 7.0]  # the default where the row gives none
+    relative = read_track(write(tmp_path, "flight.csv", "Id,Time(seconds),Latitude,Longitude\n1,0.3,-44.69,170.42\n"))
+    assert not relative.tracks and "without a date and time column" in relative.problems[0]
+    rec = ('2024-03-01T09:03:09Z\t*\t{"_type":"location","lat":52.225,"lon":13.332,"tst":1709283789,"acc":10}\n'
+           '2024-03-01T09:04:00Z\t*\t{"_type":"transition","lat":1,"lon":1,"tst":1709283840}\nbroken line\n')
+    (track,) = read_track(write(tmp_path, "2024-03.rec", rec)).tracks
+    assert list(track.times) == [1709283789.0] and list(track.accuracy_m) == [10.0]
 
 
 # ---------------------------------------------------------------- bad input

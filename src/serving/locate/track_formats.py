@@ -1,4 +1,5 @@
-"""Readers for the track files people keep: GPX (gpxpy, with a streaming fallback), KML gx:Track, NMEA, IGC.
+"""Readers for the XML track files people keep: GPX (gpxpy, with a streaming fallback) and KML gx:Track;
+the fix lists every reader fills (text logs: track_logs; Takeout JSON: track_takeout).
 
 Each reader turns a file into raw fix lists plus clear problem messages; cleaning (coordinates, dates,
 order, duplicates) and the numpy tracks are src.serving.locate.tracks' job, one place for every format.
@@ -7,7 +8,6 @@ order, duplicates) and the numpy tracks are src.serving.locate.tracks' job, one 
 from __future__ import annotations
 
 import math
-import re
 from array import array
 import xml.etree.ElementTree as ET
 from contextlib import closing
@@ -19,9 +19,7 @@ import gpxpy
 import gpxpy.gpx
 from gpxpy.gpxfield import parse_time as gpx_parse_time
 
-__all__ = [
-    "FixList", "ParseResult", "STAY_STEP_S", "parse_iso_utc", "read_gpx", "read_kml", "read_nmea", "read_igc",
-]
+__all__ = ["FixList", "ParseResult", "STAY_STEP_S", "parse_iso_utc", "parse_float", "read_gpx", "read_kml"]
 
 # A stay (a Takeout visit, a KML TimeSpan point) says "here from begin to end": fixes this far apart
 # represent it, so the interpolation's gap limit does not throw away a long stay.
@@ -163,7 +161,7 @@ def _gpx_streamed(path: Path) -> ParseResult:
                     when = next((c.text for c in element if _local(c.tag) == "time"), None)
                     hdop = next((c.text for c in element if _local(c.tag) == "hdop"), None)
                     t = parse_iso_utc(when) if when else None
-                    lat, lon = _float(element.get("lat")), _float(element.get("lon"))
+                    lat, lon = parse_float(element.get("lat")), parse_float(element.get("lon"))
                     if t is None:
                         result.untimed_points += 1
                     else:
@@ -211,7 +209,7 @@ def _kml_track(element: ET.Element, name: str) -> FixList:
     for when, coord in zip(whens, coords):  # an empty <gx:coord/> is a time without a position: skipped
         parts = (coord or "").split()
         if len(parts) >= 2:
-            fixes.add(parse_iso_utc(when), _float(parts[1]), _float(parts[0]))
+            fixes.add(parse_iso_utc(when), parse_float(parts[1]), parse_float(parts[0]))
     return fixes
 
 
@@ -227,7 +225,7 @@ def _kml_placemark(element: ET.Element, stamped: FixList, result: ParseResult) -
     parts = text.strip().split(",")
     if len(parts) < 2:
         return
-    lon, lat = _float(parts[0]), _float(parts[1])
+    lon, lat = parse_float(parts[0]), parse_float(parts[1])
     stamp = _kml_child_text(element, "TimeStamp", "when")
     begin, end = _kml_child_text(element, "TimeSpan", "begin"), _kml_child_text(element, "TimeSpan", "end")
     if stamp is not None:
@@ -246,104 +244,6 @@ def _kml_child_text(element: ET.Element, parent: str, child: str) -> str | None:
                 if _local(c.tag) == child and c.text:
                     return c.text
     return None
-
-
-# ---------------------------------------------------------------- NMEA and IGC
-
-_RMC = re.compile(r"\$(?:GP|GN|GL|GA|BD)RMC,([^*]*)(?:\*([0-9A-Fa-f]{2}))?")
-
-
-def read_nmea(path: Path) -> ParseResult:
-    """$--RMC sentences: the only common sentence that carries the date. Garbage and sentences with a
-    wrong checksum are skipped; GGA-only logs have no date and give a problem instead of a guess."""
-    result = ParseResult()
-    fixes = FixList(f"{path.name} NMEA")
-    other_fixes = 0
-    for line in _lines(path):
-        match = _RMC.search(line)
-        if match is None:
-            other_fixes += line.lstrip().startswith(("$GPGGA", "$GNGGA", "$PMGNTRK"))
-            continue
-        body, checksum = match.group(1), match.group(2)
-        if checksum is not None and _nmea_checksum(match.group(0).split("*")[0][1:]) != int(checksum, 16):
-            continue
-        fields = body.split(",")
-        if len(fields) < 9 or fields[1] != "A":  # 'V': the receiver says this fix is void
-            continue
-        t = _nmea_time(fields[8], fields[0])
-        fixes.add(t, _nmea_degrees(fields[2], fields[3]), _nmea_degrees(fields[4], fields[5]))
-    if not fixes and other_fixes:
-        result.problems.append(
-            f"NMEA log without $GPRMC sentences ({other_fixes} fixes without a date): cannot be used to place photos")
-    result.fix_lists.append(fixes)
-    return result
-
-
-def _nmea_checksum(body: str) -> int:
-    value = 0
-    for char in body:
-        value ^= ord(char)
-    return value
-
-
-def _nmea_time(ddmmyy: str, hhmmss: str) -> float | None:
-    if len(ddmmyy) != 6 or len(hhmmss) < 6 or not ddmmyy.isdigit():
-        return None
-    year = int(ddmmyy[4:6])
-    year += 2000 if year < 80 else 1900  # NMEA's two-digit year: receivers from 1980 on
-    try:
-        day = datetime(year, int(ddmmyy[2:4]), int(ddmmyy[0:2]), tzinfo=timezone.utc)
-        seconds = int(hhmmss[0:2]) * 3600 + int(hhmmss[2:4]) * 60 + float(hhmmss[4:])
-    except ValueError:
-        return None
-    return day.timestamp() + seconds
-
-
-def _nmea_degrees(value: str, hemisphere: str) -> float | None:
-    """ddmm.mmmm / dddmm.mmmm with N/S/E/W."""
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    degrees = int(number // 100) + (number % 100) / 60.0
-    return -degrees if hemisphere in ("S", "W") else degrees if hemisphere in ("N", "E") else None
-
-
-_IGC_DATE = re.compile(r"^HFDTE(?:DATE:)?\s*(\d{6})")
-_IGC_FIX = re.compile(r"^B(\d{6})(\d{7})([NS])(\d{8})([EW])([AV])")
-
-
-def read_igc(path: Path) -> ParseResult:
-    """IGC flight logs: the HFDTE date and B records (time, DDMMmmm, DDDMMmmm); a flight past
-    midnight UTC goes on into the next day."""
-    result = ParseResult()
-    fixes = FixList(f"{path.name} IGC")
-    day: float | None = None
-    previous = -1.0
-    b_records = 0
-    for line in _lines(path):
-        date = _IGC_DATE.match(line)
-        if date:
-            day = _nmea_time(date.group(1), "000000")
-            continue
-        fix = _IGC_FIX.match(line)
-        if fix is None:
-            continue
-        b_records += 1
-        if day is None:
-            continue
-        hhmmss = fix.group(1)
-        seconds = int(hhmmss[0:2]) * 3600 + int(hhmmss[2:4]) * 60 + int(hhmmss[4:6])
-        if seconds < previous:
-            day += 86400.0
-        previous = seconds
-        lat = int(fix.group(2)[:2]) + int(fix.group(2)[2:]) / 60000.0
-        lon = int(fix.group(4)[:3]) + int(fix.group(4)[3:]) / 60000.0
-        fixes.add(day + seconds, -lat if fix.group(3) == "S" else lat, -lon if fix.group(5) == "W" else lon)
-    if day is None and b_records:
-        result.problems.append(f"IGC log without an HFDTE date ({b_records} fixes): cannot be used to place photos")
-    result.fix_lists.append(fixes)
-    return result
 
 
 # ---------------------------------------------------------------- helpers
@@ -378,17 +278,12 @@ class _XmlSource:
             return stream.read().decode("utf-8-sig", errors="replace").lstrip()
 
 
-def _lines(path: Path):
-    """Text lines, streamed; bytes that are not UTF-8 (binary garbage in a log) become U+FFFD."""
-    with open(path, encoding="utf-8-sig", errors="replace") as stream:
-        yield from stream
-
-
 def _local(tag: object) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def _float(value: object) -> float | None:
+def parse_float(value: object) -> float | None:
+    """A finite number from any text or value, else None."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

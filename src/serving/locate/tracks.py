@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from src.serving.locate.geo import distance_m
-from src.serving.locate.track_formats import FixList, ParseResult, read_gpx, read_igc, read_kml, read_nmea
+from src.serving.locate.track_formats import FixList, ParseResult, read_gpx, read_kml
+from src.serving.locate.track_logs import read_csv, read_igc, read_nmea, read_owntracks
 from src.serving.locate.track_takeout import read_takeout_json
 
 __all__ = [
@@ -35,6 +36,7 @@ ACCURACY_TO_95 = 2.0  # a 68 % radius to a 95 % one (a 2-D normal: 2.45 sigma ov
 EARLIEST_UTC = datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp()  # before consumer GPS: a wrong clock
 SNIFF_BYTES = 4096
 _NMEA_SENTENCE = re.compile(r"(?m)^\$[A-Z]{4,8},")
+_OWNTRACKS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+\t[^\t]*\t\{")
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def _parse(path: Path) -> ParseResult:
             if stream.read(3) != b"\xef\xbb\xbf":  # a byte-order mark, which ijson does not skip
                 stream.seek(0)
             return read_takeout_json(path, stream)
-    readers = {"gpx": read_gpx, "kml": read_kml, "nmea": read_nmea, "igc": read_igc}
+    readers = {"gpx": read_gpx, "kml": read_kml, "nmea": read_nmea, "igc": read_igc, "csv": read_csv,
+               "owntracks": read_owntracks}
     return readers[kind](path)
 
 
@@ -145,12 +148,16 @@ def _sniff(path: Path, head: bytes) -> str:
         return "nmea"
     if suffix == ".igc" or ("HFDTE" in text and "\nB" in text):
         return "igc"
+    if suffix == ".rec" or _OWNTRACKS_LINE.match(text):
+        return "owntracks"
+    if suffix == ".csv":
+        return "csv"  # the CSV reader says which column is missing
     if suffix == ".gpx":
         return "gpx"  # let the GPX reader say how it is broken
     if suffix == ".kml":
         return "kml"
     return (f"unsupported:not a track file this tagger reads ({suffix or 'no extension'}): "
-            "format not supported (GPX, KML, Google Takeout JSON, NMEA and IGC are)")
+            "format not supported (GPX, KML, Google Takeout JSON, NMEA, IGC, CSV and OwnTracks are)")
 
 
 def _clean(path: Path, parsed: ParseResult, now: datetime) -> TrackRead:
