@@ -336,6 +336,17 @@ def test_bad_bytes_give_a_problem_not_an_exception():
     assert read_photo_meta(b"not a photo", now=NOW).problems == ("not an image file (format not recognised): no metadata read",)
 
 
+def test_xmp_packets_in_any_container():
+    packet = '<x:xmpmeta><rdf:RDF><rdf:Description xmlns:e="http://ns.adobe.com/exif/1.0/" e:DateTimeOriginal="2024-05-12T10:00:00"/></rdf:RDF></x:xmpmeta>'
+    data = b"RIFF....WEBPXMP " + packet.encode() + b"\x00rest"
+    assert embedded_xmp(data) == packet
+    # Another prefix bound to the EXIF namespace still reads; the usual prefix bound elsewhere does not.
+    assert xmp_properties(packet) == {"exif:DateTimeOriginal": "2024-05-12T10:00:00"}
+    assert xmp_properties(packet.replace("http://ns.adobe.com/exif/1.0/", "urn:other").replace("e:", "exif:")) == {}
+    element = '<x:xmpmeta xmlns:tiff="http://ns.adobe.com/tiff/1.0/"><tiff:Make>Nikon &amp; Co</tiff:Make><tiff:ModelX>no</tiff:ModelX></x:xmpmeta>'
+    assert xmp_properties(element) == {"tiff:Make": "Nikon & Co"}
+
+
 # ---------------------------------------------------------------- values
 
 
@@ -357,6 +368,8 @@ def test_xmp_dates_and_limits():
     assert "is not a date" in parse_datetime("2024:02:30 10:00:00", "x", limits)[2]
     assert parse_datetime("    :  :     :  :  ", "x", limits) == (None, None, None)  # EXIF's "unknown"
     assert parse_datetime("2026:01:01 23:59:00", "x", limits)[0] is not None  # a clock up to a day ahead is allowed
+    naive_now = TimeLimits(NOW.replace(tzinfo=None))  # taken as UTC, never a TypeError against an aware GPS time
+    assert naive_now.problem(datetime(2026, 1, 3, tzinfo=UTC), "GPS") == "GPS is in the future: ignored"
 
 
 def test_gps_position_reasons():
@@ -406,12 +419,15 @@ def test_takeout_sidecar_layouts_and_bad_files(tmp_path):
     meta = read_takeout_sidecar(sidecar, now=NOW)
     assert meta.time_utc == datetime(2024, 3, 1, 4, 30, tzinfo=UTC) and meta.position == (28.6, 77.2) and meta.problems == ()
     assert find_takeout_sidecar(tmp_path / "other.jpg") is None
+    duplicate = _write(tmp_path / "IMG_0001.jpg(1).json", json.dumps(good))  # Takeout's name for "IMG_0001(1).jpg"
+    assert find_takeout_sidecar(tmp_path / "IMG_0001(1).jpg") == duplicate
     cases = {
         "broken.json": ("{not json", "not JSON"),
         "list.json": ("[1, 2]", "not a Google Photos Takeout sidecar"),
         "when.json": (json.dumps({"photoTakenTime": {"timestamp": "soon"}}), "not a time in seconds"),
         "future.json": (json.dumps({"photoTakenTime": {"timestamp": "1893456000"}}), "in the future"),
         "far.json": (json.dumps({"photoTakenTime": {"timestamp": "1709267400"}, "geoData": {"latitude": 95, "longitude": 1}}), "out of range"),
+        "deep.json": ("[" * 100_000 + "]" * 100_000, "not JSON"),
     }
     for name, (content, words) in cases.items():
         result = read_takeout_sidecar(_write(tmp_path / name, content), now=NOW)

@@ -35,7 +35,7 @@ EXIF_TAGS = frozenset((TAG_DATETIME_ORIGINAL, TAG_SUBSEC_ORIGINAL, TAG_OFFSET_TI
 GPS_TAGS = frozenset((GPS_LATITUDE_REF, GPS_LATITUDE, GPS_LONGITUDE_REF, GPS_LONGITUDE, GPS_TIME_STAMP, GPS_DATE_STAMP))
 MAX_ENTRIES = 1000  # real IFDs hold tens; more means the count is garbage
 # TIFF types: byte size, and struct code (None: kept as bytes).
-_TYPES = {1: (1, None), 2: (1, None), 3: (2, "H"), 4: (4, "L"), 5: (8, "L"), 7: (1, None), 8: (2, "h"), 9: (4, "l"), 10: (8, "l")}
+_TYPES = {1: (1, None), 2: (1, None), 3: (2, "H"), 4: (4, "L"), 5: (8, "L"), 7: (1, None), 8: (2, "h"), 9: (4, "l"), 10: (8, "l"), 13: (4, "L")}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,13 +19,19 @@ from src.serving.locate.photo_meta import PhotoMeta
 from src.serving.locate.photo_meta_values import TimeLimits, checked_position
 
 MAX_SIDECAR_BYTES = 1024 * 1024  # a real sidecar is about 1 kB
+_DUPLICATE = re.compile(r"(.+)(\(\d+\))")  # "photo(1)": the second photo of that name in an album
 
 
 def find_takeout_sidecar(photo: Path) -> Path | None:
     """The Takeout JSON beside a photo: ``photo.jpg.json``, ``photo.jpg.supplemental-metadata.json``
-    (also cut short, as Takeout does to long names) or ``photo.json``; None when there is none."""
+    (also cut short, as Takeout does to long names), ``photo.json``, and for a duplicate
+    ``photo(1).jpg`` Takeout's ``photo.jpg(1).json``; None when there is none."""
     photo = Path(photo)
-    for candidate in (photo.with_name(photo.name + ".json"), photo.with_name(photo.name + ".supplemental-metadata.json")):
+    names = [photo.name + ".json", photo.name + ".supplemental-metadata.json"]
+    duplicate = _DUPLICATE.fullmatch(photo.stem)
+    if duplicate:
+        names.append(f"{duplicate.group(1)}{photo.suffix}{duplicate.group(2)}.json")
+    for candidate in (photo.with_name(name) for name in names):
         if candidate.is_file():
             return candidate
     for candidate in sorted(photo.parent.glob(f"{glob.escape(photo.name)}.supp*.json")):
@@ -46,8 +53,8 @@ def read_takeout_sidecar(path: Path, now: datetime | None = None) -> PhotoMeta:
             document = json.loads(file.read().decode("utf-8-sig"))
     except (OSError, BadImageError) as error:
         return PhotoMeta(problems=(f"{path.name}: cannot be read ({error})",))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return PhotoMeta(problems=(f"{path.name}: not JSON ({error})",))
+    except (ValueError, RecursionError) as error:  # bad UTF-8, bad JSON, or nesting deeper than Python's stack
+        return PhotoMeta(problems=(f"{path.name}: not JSON ({type(error).__name__}: {str(error)[:200]})",))
     taken = document.get("photoTakenTime") if isinstance(document, dict) else None
     if not isinstance(taken, dict):
         return PhotoMeta(problems=(f"{path.name}: not a Google Photos Takeout sidecar (no photoTakenTime)",))
@@ -62,7 +69,9 @@ def read_takeout_sidecar(path: Path, now: datetime | None = None) -> PhotoMeta:
 
 def _takeout_time(timestamp: object, limits: TimeLimits, problems: list[str]) -> datetime | None:
     try:
-        moment = datetime.fromtimestamp(int(str(timestamp)), tz=timezone.utc)
+        if isinstance(timestamp, bool) or not isinstance(timestamp, (str, int, float)):
+            raise TypeError(timestamp)
+        moment = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)  # Takeout writes "1449418710"
     except (TypeError, ValueError, OverflowError, OSError):
         problems.append(f"photoTakenTime {timestamp!r} is not a time in seconds: ignored")
         return None

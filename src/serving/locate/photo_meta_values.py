@@ -30,13 +30,14 @@ _XMP_COORDINATE = re.compile(r"(\d+(?:\.\d+)?),(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?
 class TimeLimits:
     """The window a capture time must fall in; `now` is a parameter so that results are reproducible."""
 
-    now: datetime  # aware
+    now: datetime  # aware (a naive one is taken as UTC)
 
     def problem(self, moment: datetime, label: str) -> str | None:
         """Why ``moment`` (naive wall time or aware) cannot be a capture time, or None when it can."""
         if moment.year < EARLIEST_YEAR:
             return f"{label} is before {EARLIEST_YEAR}: ignored"
-        limit = self.now + FUTURE_MARGIN
+        now = self.now if self.now.tzinfo is not None else self.now.replace(tzinfo=timezone.utc)  # naive: UTC
+        limit = now + FUTURE_MARGIN
         if moment.tzinfo is None:
             limit = limit.astimezone(timezone.utc).replace(tzinfo=None)
         if moment > limit:

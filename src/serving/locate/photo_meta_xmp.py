@@ -98,13 +98,12 @@ def _itxt_text(body: bytes) -> str | None:
 
 def embedded_xmp(data: bytes) -> str | None:
     """The packet of any other container (WebP chunk, HEIC/AVIF item, ...): XMP is stored as plain text."""
-    start = data.find(b"<x:xmpmeta")
-    if start < 0:
-        start = data.find(b"<x:xapmeta")  # pre-2002 writers
-    if start < 0:
-        return None
-    end = data.find(b"meta>", start, start + MAX_XMP_BYTES)
-    return data[start : end + 5].decode("utf-8", errors="replace") if end >= 0 else None
+    for tag in (b"x:xmpmeta", b"x:xapmeta"):  # xapmeta: pre-2002 writers
+        start = data.find(b"<" + tag)
+        end = data.find(b"</" + tag + b">", start, start + MAX_XMP_BYTES) if start >= 0 else -1
+        if end >= 0:
+            return data[start : end + len(tag) + 3].decode("utf-8", errors="replace")
+    return None
 
 
 def xmp_properties(packet: str) -> dict[str, str]:
