@@ -25,14 +25,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, a cleanup cannot tell live writers apart
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TEMP_PATTERN", "file_lock", "remove_stale_temp_files", "write_atomically"]
+__all__ = ["TEMP_PATTERN", "file_lock", "fsync_folder", "remove_stale_temp_files", "write_atomically"]
 
 # tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") draws 8 characters from this alphabet.
 TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def write_atomically(destination: Path, data: bytes, mode_source: Path | None = None) -> Path:
-    """Write ``data`` to ``destination`` via a locked, fsynced temp file and ``os.replace``.
+    """Write ``data`` to ``destination`` via a locked, fsynced temp file and ``os.replace``, then fsync the folder.
 
     mode_source: copy this file's permission bits (a tagged copy keeps the photo's mode; mkstemp
     would leave 0600). On any failure the destination is unchanged and the temp file removed.
@@ -55,7 +55,22 @@ def write_atomically(destination: Path, data: bytes, mode_source: Path | None = 
         except FileNotFoundError:
             pass
         raise
+    fsync_folder(destination.parent)  # the rename itself on disk: a power cut cannot bring the old file back
     return destination
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and /proc-like ones) refuse fsync on a folder: the rename still happened
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
