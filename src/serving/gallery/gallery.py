@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from PIL import Image
 
-from src.data.images import MAX_PIXELS, BadImageError, ImageSource, load_rgb, read_photo_file
+from src.data.images import MAX_PIXELS, BadImageError, ImageSource, load_rgb, open_regular_file, read_photo_file
 from src.data.landmarks import LandmarkInfo
 from src.serving.gallery.enrolment import Embedder, Enrolment, encode_thumbnail, prepare_photos  # noqa: F401 - this module's API too
 from src.serving.gallery.gallery_index import GalleryIndex, IndexConfig
@@ -55,6 +54,7 @@ from src.serving.gallery.store_format import (  # noqa: F401 - GALLERY_FILE, thu
 from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, check_landmark, parse_tags, MAX_NAME: this module's API too
     MAX_NAME,
     GalleryError,
+    GalleryStorageError,
     GalleryUnreadable,
     LandmarkFields,
     check_embeddings,
@@ -62,11 +62,12 @@ from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, check
     check_not_trained,
     check_photo_name,
     landmark_fields,
+    name_key,
     parse_tags,
+    storage_error,
     unreadable,
 )
-from src.serving.metadata.safe_write import write_atomically
-
+from src.serving.metadata.safe_write import remove_stale_temp_files, write_atomically
 
 def landmark_home() -> Path:
     """$LANDMARK_HOME, else ~/.local/share/landmark_tagger (user data: never the repository)."""
@@ -113,6 +114,10 @@ class Gallery:
         self.model_id = model_id
         self.landmarks: dict[str, GalleryLandmark] = {}
         self.embeddings: dict[str, np.ndarray] = {}  # name -> [photos, D], rows in `photos` order
+        # Thumbnails the store on disk lists, and those written since: a failed edit removes the
+        # difference, so a full disk leaves no orphan thumbnails behind (`discard_unsaved`).
+        self.saved_photos: set[str] = set()
+        self.written_photos: set[str] = set()
 
     # ---- reading and writing the folder -------------------------------------------------------
     @classmethod
@@ -124,7 +129,9 @@ class Gallery:
         if not os.path.lexists(path):
             return cls(folder)
         try:
-            data = read_photo_file(path, MAX_STORE_BYTES, what="regular file")
+            with open_regular_file(path, MAX_STORE_BYTES, what="regular file") as handle:
+                # As much as the file holds (open_regular_file checked it is at most the cap), not the cap itself.
+                data = handle.read(os.fstat(handle.fileno()).st_size + 1)
             return cls.from_contents(folder, parse_store(data, GALLERY_FILE))
         except (OSError, BadImageError, GalleryError) as error:
             raise unreadable(path, getattr(error, "strerror", None) or str(error)) from error
@@ -138,6 +145,7 @@ class Gallery:
             gallery.landmarks[fields.name] = GalleryLandmark.of(fields, photos)
             gallery.embeddings[fields.name] = contents.vectors[start : start + len(photos)]
             start += len(photos)
+        gallery.saved_photos = gallery.photos
         return gallery
 
     def _serialise(self) -> bytes:
@@ -147,14 +155,38 @@ class Gallery:
         return serialise_store(self.model_id, [self.landmarks[n].to_dict() for n in names], vectors)
 
     def save(self) -> Path:
-        """Replace gallery.npz atomically (write a temporary file, then rename); drop unused thumbnails."""
+        """Replace gallery.npz atomically (a fsynced temporary file, then rename); drop unused thumbnails
+        and the temporary files a killed writer left (`remove_stale_temp_files` skips live writers')."""
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomically(self.folder / GALLERY_FILE, self._serialise())
-        used = {photo for landmark in self.landmarks.values() for photo in landmark.photos}
-        for thumb in (self.folder / THUMBS).glob("*.jpg"):
-            if thumb.name not in used:
-                thumb.unlink(missing_ok=True)
+        self.saved_photos, self.written_photos = self.photos, set()
+        thumbs = self.folder / THUMBS
+        if thumbs.is_dir():
+            for thumb in thumbs.glob("*.jpg"):
+                if thumb.name not in self.saved_photos:
+                    thumb.unlink(missing_ok=True)
+            remove_stale_temp_files(thumbs)
+        remove_stale_temp_files(self.folder)
         return self.folder / GALLERY_FILE
+
+    def discard_unsaved(self) -> None:
+        """Remove the thumbnails written since the last load or save that the store on disk does not list
+        (an edit that failed, e.g. on a full disk)."""
+        for photo in self.written_photos - self.saved_photos:
+            with contextlib.suppress(OSError):
+                (self.folder / THUMBS / photo).unlink(missing_ok=True)
+        self.written_photos = set()
+
+    @property
+    def photos(self) -> set[str]:
+        """Every thumbnail the landmarks list."""
+        return {photo for landmark in self.landmarks.values() for photo in landmark.photos}
+
+    def find(self, name: str) -> str | None:
+        """The stored name that is the same landmark as `name` (`name_key`: case, Unicode form and
+        look-alike letters do not matter), or None."""
+        key = name_key(name)
+        return next((stored for stored in self.landmarks if name_key(stored) == key), None)
 
     # ---- what the recognizer reads ------------------------------------------------------------
     @property
@@ -186,8 +218,12 @@ class Gallery:
         """Write a thumbnail under its hash (atomically: a link planted at that name is replaced, not followed)."""
         name = thumb_name(data)
         path = self.folder / THUMBS / name
+        if path.parent.exists() and not path.parent.is_dir():
+            raise GalleryStorageError(f"{path.parent} is not a folder (a file is in the way of the gallery's thumbnails): "
+                                      "move it away and try again; nothing was changed")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, data)
+        self.written_photos.add(name)
         return name
 
     def read_thumbnail(self, name: str) -> bytes:
@@ -203,13 +239,14 @@ class Gallery:
 
     # ---- changes ------------------------------------------------------------------------------
     def add(
-        self, name: str, photos: Sequence[ImageSource], embed: Embedder, model_id: str, *, latitude: float, longitude: float,
-        country: str = "", city: str = "", tags: str | Sequence[str] | None = None, replace: bool = False,
+        self, name: str, photos: Sequence[ImageSource], embed: Embedder, model_id: str, *, latitude: float | None = None,
+        longitude: float | None = None, country: str = "", city: str = "", tags: str | Sequence[str] | None = None, replace: bool = False,
         trained: Sequence[str] = (), names: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS,
     ) -> AddReport:
         """Enrol a landmark from photos (paths or bytes): `prepare_photos` then `add_prepared`. Unreadable
         photos are skipped and reported; with no usable photo nothing is created. An existing name needs
-        replace=True; `trained`: the model's class names, which a taught landmark may not take.
+        replace=True; `trained`: the model's class names, which a taught landmark may not take. Without
+        latitude and longitude (or with 0, 0) the landmark has no position: it is named, never placed.
         Writers that hold the lock meanwhile should call the two steps themselves (`enrol`)."""
         fields = landmark_fields(name, latitude, longitude, country=country, city=city, tags=tags, trained=trained)
         self._check_clash(fields.name, replace)  # refused before any photo is decoded
@@ -219,7 +256,8 @@ class Gallery:
                                  city=city, tags=tags, replace=replace, trained=trained)
 
     def add_prepared(
-        self, name: str, enrolment: Enrolment, model_id: str, *, latitude: float, longitude: float, country: str = "",
+        self, name: str, enrolment: Enrolment, model_id: str, *, latitude: float | None = None, longitude: float | None = None,
+        country: str = "",
         city: str = "", tags: str | Sequence[str] | None = None, replace: bool = False, trained: Sequence[str] = (),
     ) -> AddReport:
         """Add photos already decoded and embedded (`prepare_photos`): only thumbnails are written here."""
@@ -233,22 +271,33 @@ class Gallery:
             raise GalleryError(f"the new photos' embeddings are {enrolment.vectors.shape[1]}-dimensional, the gallery's {self.dim}")
         thumbs = tuple(self._store_thumbnail(image) for image in enrolment.images)
         landmark = GalleryLandmark.of(fields, thumbs)
-        self.landmarks.pop(fields.name, None)
+        self._forget(fields.name)
         self.landmarks[fields.name], self.embeddings[fields.name] = landmark, enrolment.vectors
         self.model_id = model_id
         report.landmark = landmark
         return report
 
     def remove(self, name: str) -> GalleryLandmark:
-        if name not in self.landmarks:
+        """Forget a landmark, named as stored or as the same landmark (`find`)."""
+        stored = self.find(name)
+        if stored is None:
             known = ", ".join(self.landmarks) or "none"
             raise GalleryError(f"the gallery has no landmark {name!r} (it has: {known})")
-        self.embeddings.pop(name)
-        return self.landmarks.pop(name)
+        self.embeddings.pop(stored)
+        return self.landmarks.pop(stored)
+
+    def _forget(self, name: str) -> None:
+        """Drop the landmark that `name` is the same as, if any (a replacement takes its place)."""
+        stored = self.find(name)
+        if stored is not None:
+            self.landmarks.pop(stored)
+            self.embeddings.pop(stored)
 
     def _check_clash(self, name: str, replace: bool) -> None:
-        if name in self.landmarks and not replace:
-            raise GalleryError(f"the gallery already has {name!r}: pass --replace (replace=True) to replace it")
+        stored = self.find(name)
+        if stored is not None and not replace:
+            same = "" if stored == name else f" (as {stored!r})"
+            raise GalleryError(f"the gallery already has {name!r}{same}: pass --replace (replace=True) to replace it")
 
     def _check_model(self, model_id: str) -> None:
         if self.landmarks and self.model_id != model_id:
@@ -261,28 +310,11 @@ class Gallery:
             self.embeddings[name] = check_embeddings(embed(images), len(images), "the model's embeddings")
         self.model_id = model_id
 
-    # ---- export and import --------------------------------------------------------------------
-    def export(self, path: Path) -> Path:
-        """One zip file with gallery.npz and the thumbnails (each once), for backup or another machine."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        photos = dict.fromkeys(photo for landmark in self.landmarks.values() for photo in landmark.photos)
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-                archive.writestr(GALLERY_FILE, self._serialise())
-                for photo in photos:
-                    archive.writestr(f"{THUMBS}/{photo}", self.read_thumbnail(photo))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
-
+    # ---- import (exports: `src.serving.gallery.archive`) ----------------------------------------
     def merge(self, other: Gallery, embed: Embedder, model_id: str, replace: bool = False, trained: Sequence[str] = ()) -> list[str]:
         """Add `other`'s landmarks (re-embedded if another model made them: do it before taking the
         lock, `Gallery.reembed`). `other` comes from `read_export`, so every field was checked."""
-        clashes = [name for name in other.landmarks if name in self.landmarks]
+        clashes = [name for name in other.landmarks if self.find(name) is not None]
         if clashes and not replace:
             raise GalleryError(f"the gallery already has {', '.join(map(repr, clashes))}: pass --replace to replace them")
         for name in other.landmarks:
@@ -295,7 +327,7 @@ class Gallery:
         for name, landmark in other.landmarks.items():
             for photo in landmark.photos:
                 self._store_thumbnail_bytes(other.read_thumbnail(photo))
-            self.landmarks.pop(name, None)
+            self._forget(name)
             self.landmarks[name], self.embeddings[name] = landmark, other.embeddings[name]
         self.model_id = model_id
         return list(other.landmarks)
@@ -303,25 +335,35 @@ class Gallery:
 
 @contextlib.contextmanager
 def edit(folder: Path | None = None, timeout: float = 60.0) -> Iterator[Gallery]:
-    """Lock the gallery folder, load it, let the caller change it, save it (not on an exception)."""
+    """Lock the gallery folder, load it, let the caller change it, save it. On an exception nothing is
+    saved and the thumbnails written meanwhile are removed; an OSError (a full disk, a file where the
+    folder should be) becomes GalleryStorageError, one sentence instead of a traceback."""
     folder = Path(folder) if folder else default_gallery_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / ".lock"), timeout=timeout)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / ".lock"), timeout=timeout)
         lock.acquire()
     except Timeout:
         raise GalleryError(f"the gallery {folder} is locked by another writer (waited {timeout:g} s): try again when it is done") from None
+    except OSError as error:
+        raise storage_error(error, folder) from error
     try:
         gallery = Gallery.load(folder)
-        yield gallery
-        gallery.save()
+        try:
+            yield gallery
+            gallery.save()
+        except BaseException as error:
+            gallery.discard_unsaved()
+            if isinstance(error, OSError):
+                raise storage_error(error, folder) from error
+            raise
     finally:
         lock.release()
 
 
 def enrol(
-    folder: Path | None, name: str, photos: Sequence[ImageSource], embed: Embedder, model_id: str, *, latitude: float,
-    longitude: float, country: str = "", city: str = "", tags: str | Sequence[str] | None = None, replace: bool = False,
+    folder: Path | None, name: str, photos: Sequence[ImageSource], embed: Embedder, model_id: str, *,
+    latitude: float | None = None, longitude: float | None = None, country: str = "", city: str = "", tags: str | Sequence[str] | None = None, replace: bool = False,
     trained: Sequence[str] = (), names: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS,
 ) -> AddReport:
     """Teach a landmark the way every writer should: check its fields, decode and embed its photos, and

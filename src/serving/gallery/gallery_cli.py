@@ -2,6 +2,7 @@
 
     python -m src gallery add "Sydney Opera House" photos/opera/ --lat -33.8568 --lon 151.2153 \\
         --country Australia --city Sydney --tags "#SydneyOperaHouse #Sydney"
+    python -m src gallery add "Grandma's Chapel" photos/chapel/      # no position: named, never placed
     python -m src gallery list
     python -m src gallery remove "Sydney Opera House"
     python -m src gallery export my_landmarks.zip
@@ -22,7 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.serving.gallery.archive import prepare_import, read_export
+from src.data.images import BadImageError, read_photo_file
+from src.serving.gallery.archive import prepare_import, read_export, write_export
 from src.serving.gallery.gallery import Gallery, GalleryError, default_gallery_dir, edit, enrol
 from src.serving.tagger.photo_files import find_images
 
@@ -48,6 +50,22 @@ def photo_paths(paths: Sequence[str]) -> tuple[list[Path], list[str], list[tuple
     return photos, names, problems
 
 
+def read_photos(paths: Sequence[Path], names: Sequence[str]) -> tuple[list[bytes], list[str], list[tuple[str, str]]]:
+    """Each photo's bytes, read once, bounded and without blocking (`read_photo_file`: a FIFO or a device
+    named like a photo is refused, not waited on), for every step after this one (the look-alike check,
+    enrolment); the names of those read, and the others with the reason."""
+    contents, read, problems = [], [], []
+    for path, name in zip(paths, names):
+        try:
+            contents.append(read_photo_file(path))
+            read.append(name)
+        except BadImageError as error:
+            problems.append((name, str(error)))
+        except OSError as error:
+            problems.append((name, error.strerror or str(error)))
+    return contents, read, problems
+
+
 def _recognizer(model: Path | None, folder: Path):
     from src.serving.recognizer.recognize import Recognizer
 
@@ -57,7 +75,11 @@ def _recognizer(model: Path | None, folder: Path):
 
 
 def add(args: argparse.Namespace) -> int:
-    photos, names, problems = photo_paths(args.photos)
+    if (args.lat is None) != (args.lon is None):
+        raise GalleryError("give both --lat and --lon, or neither (a landmark without a position is named, never placed)")
+    paths, listed, problems = photo_paths(args.photos)
+    photos, names, unreadable = read_photos(paths, listed)
+    problems += unreadable
     recognizer = _recognizer(args.model, args.gallery)
     from src.serving.recognizer.lookalike import known_lookalike  # with the Recognizer: `gallery list` stays light
 
@@ -74,7 +96,8 @@ def add(args: argparse.Namespace) -> int:
         raise GalleryError(f"no usable photo for {args.name!r}: nothing was added ({reasons or 'no photo given'})")
     seconds = time.perf_counter() - start
     count = len(report.landmark.photos)
-    print(f"added {report.landmark.name!r} from {count} photo{'s' * (count != 1)} ({seconds:.1f} s) to {args.gallery}")
+    where = "" if report.landmark.latitude is not None else " without a position (named, never placed)"
+    print(f"added {report.landmark.name!r}{where} from {count} photo{'s' * (count != 1)} ({seconds:.1f} s) to {args.gallery}")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -127,8 +150,8 @@ def list_(args: argparse.Namespace) -> int:
     print(f"{len(gallery)} taught landmark(s) in {args.gallery} (model {gallery.model_id}):")
     for landmark in gallery.landmarks.values():
         info = landmark.info
-        print(f"  {landmark.name}: {len(landmark.photos)} photos, {info.location or 'no place given'} "
-              f"({landmark.latitude:g}, {landmark.longitude:g}) {' '.join(info.hashtags)}")
+        position = f"({landmark.latitude:g}, {landmark.longitude:g})" if landmark.latitude is not None else "no position"
+        print(f"  {landmark.name}: {len(landmark.photos)} photos, {info.location or 'no place given'} {position} {' '.join(info.hashtags)}")
     return 0
 
 
@@ -143,7 +166,10 @@ def export(args: argparse.Namespace) -> int:
     gallery = Gallery.load(args.gallery)
     if not len(gallery):
         raise GalleryError(f"nothing to export: no taught landmarks in {args.gallery}")
-    print(f"exported {len(gallery)} landmark(s) to {gallery.export(args.file)}")
+    report = write_export(gallery, args.file)
+    for landmark, why in report.missing:
+        print(f"warning: a photo of {landmark!r} was left out: {why}", file=sys.stderr)
+    print(f"exported {len(report.landmarks)} landmark(s) to {report.path}")
     return 0
 
 
@@ -152,7 +178,8 @@ def import_(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # Every check and the re-embedding happen before the lock: a refused archive leaves the gallery untouched.
         incoming = read_export(Path(args.file), Path(tmp))
-        clashes = [name for name in incoming.landmarks if name in Gallery.load(args.gallery).landmarks]
+        current = Gallery.load(args.gallery)
+        clashes = [name for name in incoming.landmarks if current.find(name) is not None]
         if clashes and not args.replace:
             raise GalleryError(f"the gallery already has {', '.join(map(repr, clashes))}: pass --replace to replace them")
         prepare_import(incoming, recognizer.embed, recognizer.model_id, recognizer.embedding_dim, recognizer.class_names)
@@ -170,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="teach a landmark from photos or folders of photos")
     p.add_argument("name", help='the landmark\'s name, e.g. "Sydney Opera House"')
     p.add_argument("photos", nargs="+", help="photos and folders of photos of it")
-    p.add_argument("--lat", type=float, required=True, help="latitude in degrees (north positive)")
-    p.add_argument("--lon", type=float, required=True, help="longitude in degrees (east positive)")
+    p.add_argument("--lat", type=float, default=None, help="latitude in degrees (north positive); without --lat/--lon the landmark "
+                   "is named but never placed")
+    p.add_argument("--lon", type=float, default=None, help="longitude in degrees (east positive)")
     p.add_argument("--country", default="")
     p.add_argument("--city", default="")
     p.add_argument("--tags", default="", help='hashtags, e.g. "#SydneyOperaHouse #Sydney" (default: its name)')
@@ -201,8 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.gallery = args.gallery or default_gallery_dir()
     try:
         return args.run(args)
-    except (GalleryError, FileNotFoundError) as error:
+    except GalleryError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a missing model, a full disk while unpacking an import, ...
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
 
 

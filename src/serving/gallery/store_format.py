@@ -28,13 +28,19 @@ FORMAT_VERSION = 1
 GALLERY_FILE = "gallery.npz"
 THUMBS = "thumbs"
 THUMB_SIDE = 384  # short side of stored thumbnails: enough for a later model with a larger input
-# Bounds on what is read from a gallery file or an export, whoever wrote it: far above any real
-# gallery (a 200-photo landmark is ~1 MB of embeddings, a thumbnail ~50 KB), far below harm.
-MAX_STORE_BYTES = 1024 * 2**20
-MAX_THUMB_BYTES = 16 * 2**20
-MAX_EXPORT_BYTES = 4096 * 2**20
+# Bounds on what is read from a gallery file or an export, whoever wrote it, each checked against the
+# size a zip or .npy header declares before reading: far above any real gallery (a 1280-wide embedding
+# is 5 KiB, so 64 MiB holds 13,000 enrolled photos; a thumbnail is ~50 KB), far below harm. Reading
+# a store costs at most about three times MAX_STORE_BYTES of memory, an import one thumbnail more.
+MAX_VECTORS_BYTES = 64 * 2**20
+MAX_META_BYTES = 16 * 2**20
+MAX_STORE_BYTES = MAX_VECTORS_BYTES + MAX_META_BYTES + 2**20  # the two arrays and the zip's framing
+MAX_THUMB_BYTES = 2 * 2**20  # a stored thumbnail (THUMB_SIDE x 4 * THUMB_SIDE, JPEG q90) is under 1 MiB
+MAX_EXPORT_THUMBS_BYTES = 1024 * 2**20  # all thumbnails of one export together
+MAX_EXPORT_BYTES = MAX_STORE_BYTES + MAX_EXPORT_THUMBS_BYTES + 64 * 2**20
 MAX_EXPORT_ENTRIES = 200_000
 MAX_MODEL_ID = 300
+_ARRAY_LIMITS = {"meta.npy": MAX_META_BYTES, "vectors.npy": MAX_VECTORS_BYTES}
 
 
 @dataclass
@@ -53,10 +59,15 @@ def thumb_name(data: bytes) -> str:
 
 
 def serialise_store(model_id: str | None, landmarks: list[dict], vectors: np.ndarray) -> bytes:
-    """The bytes of gallery.npz: the landmarks (as `GalleryLandmark.to_dict` gives them) and their embeddings."""
-    meta = {"version": FORMAT_VERSION, "model_id": model_id, "landmarks": landmarks}
+    """The bytes of gallery.npz: the landmarks (as `GalleryLandmark.to_dict` gives them) and their embeddings.
+    GalleryError when the store would pass the sizes `parse_store` reads: it could not be read back."""
+    meta = np.array(json.dumps({"version": FORMAT_VERSION, "model_id": model_id, "landmarks": landmarks}))
+    for array, limit in ((meta, MAX_META_BYTES), (vectors, MAX_VECTORS_BYTES)):
+        if array.nbytes > limit:
+            raise GalleryError(f"the gallery is full: it would take {array.nbytes / 2**20:.0f} MiB (at most {limit / 2**20:.0f} MiB); "
+                               "remove a landmark or teach with fewer photos")
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), vectors=vectors)
+    np.savez(buffer, meta=meta, vectors=vectors)
     return buffer.getvalue()
 
 
@@ -87,6 +98,10 @@ def _read_arrays(data: bytes, where: str) -> dict[str, np.ndarray]:
             raise GalleryError(f"{where} must hold exactly the arrays meta and vectors, found {found[:10]}")
         arrays = {}
         for info in infos:
+            limit = _ARRAY_LIMITS[info.filename]
+            if info.file_size > limit:  # declared in the zip header: refused before one byte is inflated
+                raise GalleryError(f"{where}: {info.filename} is too large ({info.file_size / 2**20:.0f} MiB; "
+                                   f"limit {limit / 2**20:.0f} MiB)")
             with npz.open(info) as handle:
                 arrays[info.filename.removesuffix(".npy")] = read_npy(handle, info.file_size, where)
     return arrays

@@ -13,11 +13,14 @@ Everything raises `GalleryError` (a ValueError) with a message that says what wa
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +41,20 @@ UNIT_TOLERANCE = 0.05
 # RFC 6750: "Bearer" (any case), one space, the token (visible ASCII, no whitespace), nothing else.
 _BEARER = re.compile(r"bearer ([!-~]+)", re.IGNORECASE)
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+# Letters of other scripts drawn like Latin ones (after casefold): "Taj Mahаl" with a Cyrillic а must
+# compare equal to "Taj Mahal". The look-alikes of Unicode's confusables list that matter for names
+# typed in Latin letters; NFKC already folds the compatibility forms (fullwidth, ligatures, ...).
+_LATIN_LOOKALIKES = str.maketrans({
+    # Cyrillic
+    "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "ё": "e", "һ": "h", "н": "h", "і": "i", "ї": "i", "ј": "j",
+    "к": "k", "ӏ": "l", "м": "m", "п": "n", "о": "o", "р": "p", "ԛ": "q", "ѕ": "s", "т": "t", "ѵ": "v",
+    "ԝ": "w", "х": "x", "у": "y",
+    # Greek
+    "α": "a", "β": "b", "ϲ": "c", "ε": "e", "η": "n", "ι": "i", "κ": "k", "μ": "m", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ζ": "z",
+    # Latin letters drawn alike
+    "ı": "i", "ɩ": "i", "ȷ": "j", "ɡ": "g", "ℓ": "l", "ſ": "s",
+})
 
 
 class GalleryError(ValueError):
@@ -56,6 +73,27 @@ def unreadable(path: object, reason: str) -> GalleryUnreadable:
     )
 
 
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+class GalleryStorageError(GalleryError):
+    """The gallery's folder cannot be written (a full disk, no permission, a file where a folder should
+    be); nothing was changed. `disk_full`: the disk or quota is full (the service answers 507)."""
+
+    def __init__(self, message: str, disk_full: bool = False):
+        super().__init__(message)
+        self.disk_full = disk_full
+
+
+def storage_error(error: OSError, folder: Path) -> GalleryStorageError:
+    """An OSError from writing the gallery as one sentence: what failed, where, and that nothing changed."""
+    full = error.errno in DISK_FULL
+    what = "the disk is full" if full else (error.strerror or str(error))
+    where = f" ({error.filename})" if error.filename else ""
+    hint = ": free some space and try again" if full else ""
+    return GalleryStorageError(f"cannot write the gallery {folder}: {what}{where}; nothing was changed{hint}", disk_full=full)
+
+
 # --------------------------------------------------------------------------------------------
 # What a user says about a landmark (API form, command line, archive metadata)
 # --------------------------------------------------------------------------------------------
@@ -63,21 +101,23 @@ def unreadable(path: object, reason: str) -> GalleryUnreadable:
 
 @dataclass(frozen=True)
 class LandmarkFields:
-    """A landmark's validated description: what the gallery stores besides its photos."""
+    """A landmark's validated description: what the gallery stores besides its photos. A landmark
+    taught without a position has latitude and longitude None: it is named, never placed."""
 
     name: str
-    latitude: float
-    longitude: float
+    latitude: float | None
+    longitude: float | None
     country: str = ""
     city: str = ""
     tags: tuple[str, ...] = ()
 
 
 def clean_name(name: object) -> str:
-    """The name with runs of whitespace collapsed; refused when empty, too long, not printable or with '/'."""
+    """The name in NFC with runs of whitespace collapsed; refused when empty, too long, not printable or
+    with '/'. (NFC: "Café" typed with a combining accent is stored as the same text as "Café".)"""
     if not isinstance(name, str):
         raise GalleryError(f"a landmark name must be text, got {type(name).__name__}")
-    cleaned = " ".join(name.split())
+    cleaned = " ".join(unicodedata.normalize("NFC", name).split())
     if not cleaned or len(cleaned) > MAX_NAME or any(not ch.isprintable() for ch in cleaned) or "/" in cleaned or "\\" in cleaned:
         raise GalleryError(f"a landmark name must be 1-{MAX_NAME} printable characters without '/' or '\\', got {name!r}")
     if not cleaned.strip("."):
@@ -85,14 +125,30 @@ def clean_name(name: object) -> str:
     return cleaned
 
 
-def check_position(latitude: object, longitude: object) -> tuple[float, float]:
-    """(latitude, longitude) as floats; refused when not finite real numbers on the globe."""
+def name_key(name: str) -> str:
+    """What two names must share to be one landmark: NFKC, casefold, Latin look-alikes of other scripts
+    folded, whitespace and underscores collapsed. "Café Tower" typed in NFC or NFD, "CAFÉ TOWER" and
+    "Cafe\u0301 Tower" are one key; so are "Taj Mahal" and "Taj Mahаl" with a Cyrillic а."""
+    folded = unicodedata.normalize("NFKC", name).casefold().translate(_LATIN_LOOKALIKES)
+    return " ".join(unicodedata.normalize("NFKC", folded).replace("_", " ").split())
+
+
+def check_position(latitude: object, longitude: object) -> tuple[float | None, float | None]:
+    """(latitude, longitude) as floats, or (None, None) for "no position": both missing, or exactly 0, 0
+    (the Gulf of Guinea: what an untouched form or an old store meant by "none"). Refused when only
+    one is given or either is not a finite real number on the globe."""
+    if latitude is None and longitude is None:
+        return None, None
+    if latitude is None or longitude is None:
+        raise GalleryError("give both latitude and longitude, or neither (a landmark without a position is named, never placed)")
     checked = []
     for value, limit, what in ((latitude, 90, "latitude"), (longitude, 180, "longitude")):
         # bool is an int subclass: True as a latitude is a mistake, not 1 degree.
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or abs(value) > limit:
             raise GalleryError(f"{what} must be a number within +-{limit}, got {value!r}")
         checked.append(float(value))
+    if checked == [0.0, 0.0]:
+        return None, None
     return checked[0], checked[1]
 
 
@@ -138,22 +194,29 @@ def parse_tags(tags: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def check_not_trained(name: str, trained: Sequence[str]) -> None:
     """Refuse a name that is one of the model's own classes, as folder name ("22.Taj_Mahal") or display
-    name ("Taj Mahal", any case, spaces or underscores): answers would name two different things alike."""
-    key = display_name(name).casefold()
+    name ("Taj Mahal", any case, spaces or underscores, look-alike letters of other scripts: `name_key`):
+    answers would name two different things alike."""
+    key = name_key(display_name(name))
     for class_name in trained:
-        if key == display_name(class_name).casefold():
+        if key == name_key(display_name(class_name)):
             raise GalleryError(f"{name!r} is a landmark the model already knows ({class_name}): teach it under another name")
 
 
 def landmark_fields(
-    name: object, latitude: object, longitude: object, *, country: object = "", city: object = "",
+    name: object, latitude: object = None, longitude: object = None, *, country: object = "", city: object = "",
     tags: str | Sequence[str] | None = None, trained: Sequence[str] = (),
 ) -> LandmarkFields:
-    """Every field of a landmark checked: what the API, the command line and an import all accept."""
+    """Every field of a landmark checked: what the API, the command line and an import all accept
+    (latitude and longitude None, or 0 and 0: no position, `check_position`)."""
     cleaned = check_landmark(name, latitude, longitude)
     check_not_trained(cleaned, trained)
     lat, lon = check_position(latitude, longitude)
     return LandmarkFields(cleaned, lat, lon, clean_text(country, "country"), clean_text(city, "city"), parse_tags(tags))
+
+
+def parse_optional_number(text: object, what: str) -> float | None:
+    """A form field's number, or None when the field is empty or missing (`parse_number` otherwise)."""
+    return None if text is None or not str(text).strip() else parse_number(text, what)
 
 
 def parse_number(text: object, what: str) -> float:
@@ -209,7 +272,7 @@ def check_embeddings(vectors: object, count: int, where: str, dim: int | None = 
         raise GalleryError(f"{where}: {array.shape[1]}-dimensional embeddings, the model makes {dim}-dimensional ones")
     if not np.isfinite(array).all():
         raise GalleryError(f"{where}: embeddings hold NaN or infinite values")
-    norms = np.linalg.norm(array.astype(np.float64), axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", array, array))  # no float64 copy of a large table
     if np.abs(norms - 1).max() > UNIT_TOLERANCE:
         raise GalleryError(f"{where}: embeddings must be unit length (L2-normalised), found lengths {norms.min():.3g}..{norms.max():.3g}")
     return array.astype(np.float32)
@@ -225,6 +288,7 @@ def landmark_record(raw: object, where: str) -> tuple[LandmarkFields, tuple[str,
         raise GalleryError(f"{where}: landmark {str(raw.get('name'))[:80]!r} has unexpected fields {unknown} / lacks {missing}")
     if not isinstance(raw["tags"], list):
         raise GalleryError(f"{where}: landmark {str(raw['name'])[:80]!r} must list its tags as a JSON list")
+    # latitude and longitude null: no position; 0, 0 (what older stores wrote for none) reads as none too.
     fields = landmark_fields(raw["name"], raw["latitude"], raw["longitude"], country=raw["country"], city=raw["city"], tags=raw["tags"])
     photos = raw["photos"]
     if not isinstance(photos, list) or not 0 < len(photos) <= MAX_PHOTOS_PER_LANDMARK:

@@ -1,6 +1,6 @@
 """The service's gallery endpoints: teach, list and forget landmarks over HTTP.
 
-    POST   /v1/landmarks          multipart: name, latitude, longitude, [country, city, tags, replace], files
+    POST   /v1/landmarks          multipart: name, [latitude, longitude, country, city, tags, replace], files
     GET    /v1/landmarks          the taught landmarks
     DELETE /v1/landmarks/{name}   forget one
 
@@ -11,7 +11,9 @@ replacement), so concurrent requests never lose an edit. The request body is bou
 own upload limit; fields are checked by `src.serving.gallery.validation` (as the command line and imports
 are); each photo is checked like a predict upload, then decoded and embedded within the service's
 pixel and memory budget before the gallery is locked; an unusable photo is reported, by its file
-name, and skipped. An unreadable gallery file is 503, with how to restore it.
+name, and skipped. A landmark taught without latitude and longitude (or with 0, 0) has no position:
+it is named, never placed. An unreadable gallery file is 503, with how to restore it; a full disk 507
+(nothing is changed, no thumbnail is left behind).
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from src.serving.gallery.validation import (
     MAX_NAME,
     MAX_TAGS_TEXT,
     MAX_TEXT,
+    GalleryStorageError,
     GalleryUnreadable,
     LandmarkFields,
     bearer_token,
     landmark_fields,
     parse_flag,
-    parse_number,
+    parse_optional_number,
 )
 
 ADMIN_TOKEN_ENV = "LANDMARK_ADMIN_TOKEN"
@@ -47,8 +50,8 @@ MAX_PHOTOS_PER_REQUEST = 50
 
 class TaughtLandmark(BaseModel):
     name: str = Field(examples=["Sydney Opera House"])
-    latitude: float
-    longitude: float
+    latitude: float | None = Field(None, description="null: taught without a position (named, never placed)")
+    longitude: float | None = None
     country: str = ""
     city: str = ""
     hashtags: list[str] = []
@@ -86,10 +89,12 @@ def require_admin(authorization: str | None) -> None:
 # the token is checked (FastAPI reads declared form fields before any check runs).
 _ADD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object",
-    "required": ["name", "latitude", "longitude", "files"],
+    "required": ["name", "files"],
     "properties": {
-        "name": {"type": "string", "maxLength": MAX_NAME, "description": "not one of the model's own landmarks"},
-        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+        "name": {"type": "string", "maxLength": MAX_NAME, "description": "not one of the model's own landmarks (nor one that "
+                 "differs only by case, Unicode form or look-alike letters)"},
+        "latitude": {"type": "number", "minimum": -90, "maximum": 90,
+                     "description": "with longitude, or neither: without a position the landmark is named, never placed"},
         "longitude": {"type": "number", "minimum": -180, "maximum": 180},
         "country": {"type": "string", "maxLength": MAX_TEXT},
         "city": {"type": "string", "maxLength": MAX_TEXT},
@@ -121,8 +126,8 @@ def landmark_form(form: FormData, trained: list[str]) -> tuple[LandmarkFields, b
     if unknown:
         raise GalleryError(f"unknown fields {unknown}: expected {', '.join(_FIELDS)} and files")
     fields = landmark_fields(
-        _text(form, "name", required=True), parse_number(_text(form, "latitude", required=True), "latitude"),
-        parse_number(_text(form, "longitude", required=True), "longitude"), country=_text(form, "country"),
+        _text(form, "name", required=True), parse_optional_number(_text(form, "latitude"), "latitude"),
+        parse_optional_number(_text(form, "longitude"), "longitude"), country=_text(form, "country"),
         city=_text(form, "city"), tags=_text(form, "tags") or None, trained=trained,
     )
     return fields, parse_flag(_text(form, "replace"), "replace")
@@ -207,8 +212,8 @@ def gallery_router() -> APIRouter:
                 skipped += [{"photo": source, "reason": why} for source, why in (enrolment.skipped if enrolment else [])]
                 raise GalleryError("no usable photo: nothing was added")
             return await anyio.to_thread.run_sync(write, enrolment, warning)
-        except GalleryUnreadable as error:
-            raise HTTPException(503, {"message": str(error), "skipped": skipped}) from error
+        except (GalleryUnreadable, GalleryStorageError) as error:
+            raise HTTPException(storage_status(error), {"message": str(error), "skipped": skipped}) from error
         except GalleryError as error:
             status = 409 if "already has" in str(error) else 422
             raise HTTPException(status, {"message": str(error), "skipped": skipped}) from error
@@ -221,16 +226,24 @@ def gallery_router() -> APIRouter:
 
         def write() -> TaughtLandmark:
             with write_lock, edit(recognizer.gallery_dir) as gallery:
-                if name not in gallery.landmarks:
+                stored = gallery.find(name)
+                if stored is None:
                     raise HTTPException(404, f"no taught landmark {name!r}")
-                described = _describe(gallery, name)
-                gallery.remove(name)
+                described = _describe(gallery, stored)
+                gallery.remove(stored)
             recognizer.refresh_gallery()
             return described
 
         try:
             return await anyio.to_thread.run_sync(write)
+        except (GalleryUnreadable, GalleryStorageError) as error:
+            raise HTTPException(storage_status(error), str(error)) from error
         except GalleryError as error:
-            raise HTTPException(503 if isinstance(error, GalleryUnreadable) else 409, str(error)) from error
+            raise HTTPException(409, str(error)) from error
 
     return router
+
+
+def storage_status(error: GalleryError) -> int:
+    """507 Insufficient Storage for a full disk, else 503: the server's problem, not the client's request."""
+    return 507 if isinstance(error, GalleryStorageError) and error.disk_full else 503
