@@ -8,10 +8,12 @@ defaults below say how far such an entry usually is from where the person stood.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
-from typing import BinaryIO, Callable
+from contextlib import contextmanager
+from typing import BinaryIO, Callable, Iterator
 
 import ijson
 from ijson.common import ObjectBuilder
@@ -37,7 +39,7 @@ _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _LAT_LON = re.compile(rf"^\s*(?:geo:)?\s*({_NUMBER})\s*°?\s*,\s*({_NUMBER})\s*°?\s*$")
 
 
-def read_takeout_json(path: Path, stream: BinaryIO) -> ParseResult:
+def read_takeout_json(path: Path) -> ParseResult:
     """One fix list per layout found in the file. A JSON file of another layout, or broken JSON, is a
     problem message; fixes read before a break are kept (a cut-off download still helps)."""
     result = ParseResult()
@@ -48,7 +50,7 @@ def read_takeout_json(path: Path, stream: BinaryIO) -> ParseResult:
     }
     items = 0
     try:
-        for prefix, item in _stream_items(stream):
+        for prefix, item in _items(path):
             layout = _LAYOUTS[prefix]
             if isinstance(item, dict) and item.get("deviceTag") is not None:
                 # Records.json mixes every device of the account: one track per device, never a zig-zag
@@ -71,7 +73,54 @@ def read_takeout_json(path: Path, stream: BinaryIO) -> ParseResult:
     return result
 
 
-def _stream_items(stream: BinaryIO):
+# The arrays each layout keeps its entries in, by the layout's first top-level key (or '[').
+_ARRAYS_BY_FIRST_KEY = {
+    "[": ("item",), "locations": ("locations.item",), "timelineObjects": ("timelineObjects.item",),
+    "semanticSegments": ("semanticSegments.item", "rawSignals.item"),
+    "rawSignals": ("semanticSegments.item", "rawSignals.item"), "features": ("features.item",),
+}
+
+
+def _items(path: Path) -> Iterator[tuple[str, object]]:
+    """(prefix, entry) for every entry of the file's layout. Where the first key names the layout,
+    ijson builds the entries in C, one pass per array (5x faster on a Records.json of millions);
+    otherwise one pass over every event, taking any known array wherever it is."""
+    arrays = _ARRAYS_BY_FIRST_KEY.get(_first_key(path) or "")
+    if arrays is None:
+        with _open_json(path) as stream:
+            yield from _stream_items(stream)
+        return
+    for prefix in arrays:
+        with _open_json(path) as stream:
+            for item in ijson.items(stream, prefix, use_float=True):
+                yield prefix, item
+
+
+def _first_key(path: Path) -> str | None:
+    """'[' for a top-level array, else the first top-level key, read from the file's head."""
+    with _open_json(path) as stream:
+        head = stream.read(1 << 16)
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(head)):
+            if prefix == "" and event == "start_array":
+                return "["
+            if prefix == "" and event == "map_key":
+                return str(value)
+    except (ijson.JSONError, UnicodeDecodeError, ValueError):
+        return None  # the head alone ends mid-value: the full pass will say what is wrong, if anything
+    return None
+
+
+@contextmanager
+def _open_json(path: Path) -> Iterator[BinaryIO]:
+    """The file without a byte-order mark (ijson does not skip one)."""
+    with open(path, "rb") as stream:
+        if stream.read(3) != b"\xef\xbb\xbf":
+            stream.seek(0)
+        yield stream
+
+
+def _stream_items(stream: BinaryIO) -> Iterator[tuple[str, object]]:
     """(prefix, object) for every entry under a known layout's array, one at a time, in one pass."""
     builder: ObjectBuilder | None = None
     current = ""

@@ -119,10 +119,7 @@ def _parse(path: Path) -> ParseResult:
     if kind.startswith("unsupported:"):
         return ParseResult(problems=[kind.split(":", 1)[1]])
     if kind == "json":
-        with open(path, "rb") as stream:
-            if stream.read(3) != b"\xef\xbb\xbf":  # a byte-order mark, which ijson does not skip
-                stream.seek(0)
-            return read_takeout_json(path, stream)
+        return read_takeout_json(path)
     readers = {"gpx": read_gpx, "kml": read_kml, "nmea": read_nmea, "igc": read_igc, "csv": read_csv,
                "owntracks": read_owntracks}
     return readers[kind](path)
