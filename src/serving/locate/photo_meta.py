@@ -49,6 +49,7 @@ from src.serving.locate.photo_meta_values import (
     checked_position,
     gps_moment,
     gps_seconds_of_day,
+    is_blank,
     parse_datetime,
     parse_gps_date,
     parse_offset,
@@ -145,7 +146,7 @@ def _tags_and_packet(data: bytes, found: _Found) -> tuple[ExifTags | None, str |
         tiff, packet = png_exif_and_xmp(data)
         return (read_tags(tiff) if tiff else None), packet
     container = container_of(data)
-    if container is not None:  # JPEG, WebP: the EXIF block where the tagger's writer finds it
+    if container in ("JPEG", "WEBP"):  # the EXIF block where the tagger's writer finds it
         try:
             tiff = find_exif(data, container).tiff
         except MalformedError as error:
@@ -182,7 +183,7 @@ def _read_exif_time(exif_ifd: dict, found: _Found, limits: TimeLimits) -> None:
     text = text_of(exif_ifd.get(TAG_DATETIME_ORIGINAL))
     taken, suffix_offset, problem = parse_datetime(text, "DateTimeOriginal", limits)
     found.note(problem)
-    if not text.strip(" :"):
+    if is_blank(text):
         found.absent.add("taken_local")
     if taken is not None:
         fraction, problem = parse_subseconds(text_of(exif_ifd.get(TAG_SUBSEC_ORIGINAL)), "SubSecTimeOriginal")
