@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 import warnings
 from pathlib import Path
 
@@ -40,12 +39,14 @@ from src.serving.metadata.exif_blocks import (
     GPS_LONGITUDE_REF,
     TAG_GPS_IFD,
     TAG_XP_KEYWORDS,
+    TIFF_MAGIC,
     MalformedError,
     container_of,
     embed_exif,
     find_exif,
     patch_tiff,
 )
+from src.serving.metadata.place_values import check_coordinate, check_radius, check_text, clean_keywords, dms_text, radius_rational
 from src.serving.metadata.safe_write import write_atomically
 from src.serving.metadata.xmp import (
     Place,
@@ -58,8 +59,8 @@ from src.serving.metadata.xmp import (
 
 PathLike = str | Path
 Source = str | Path | bytes
-# Formats exiv2 writes in full (no maker notes to lose in practice); JPEG/WebP are patched by hand.
-EXIV2_WRITTEN = {"PNG", "TIFF"}
+# Formats exiv2 writes in full (no maker notes to lose in practice); JPEG/WebP/TIFF are patched by hand.
+EXIV2_WRITTEN = {"PNG"}
 
 
 
@@ -227,8 +228,9 @@ def write_location(
     region: str = "",
     country: str = "",
     max_bytes: int = MAX_FILE_BYTES,
+    radius_m: float | None = None,
 ) -> Path:
-    """Write a GPS position (plus optional caption and keywords) into a copy of a photo.
+    """Write a GPS position (plus optional caption, keywords and radius) into a copy of a photo.
 
     The copy at ``destination`` (parent folders are created; ``destination == source`` tags in
     place) differs from ``source`` only in its EXIF block: image data and all other segments or
@@ -236,7 +238,10 @@ def write_location(
 
     * the GPS IFD (replaced as a whole: GPSVersionID 2.2, N/S + E/W refs, degree/minute/second
       rationals exact to ~3e-10 degrees, GPSMapDatum WGS-84). Old GPS fields such as altitude
-      describe the old fix, so they are not carried over to a new one.
+      describe the old fix, so they are not carried over to a new one. ``radius_m``: the position's
+      radius in metres as GPSHPositioningError (and XMP exif:GPSHPositioningError); None writes none.
+    * a JPEG that had no EXIF gets the IFD0 tags EXIF requires there (72 dpi, centred chroma), so a
+      copy validates (``exiftool -validate``) as cleanly as its original.
     * ``description`` -> ImageDescription (UTF-8; plain ASCII stays spec-clean) and XPComment
       (UTF-16LE, which Windows shows correctly for any script). None leaves both untouched.
     * ``keywords`` -> XPKeywords (UTF-16LE, ``;``-separated), replacing old keywords; [] removes
@@ -260,14 +265,20 @@ def write_location(
         OSError: reading the source or writing the destination failed.
     """
     source, destination = Path(source), Path(destination)
-    latitude = _check_coordinate(latitude, "latitude", 90.0)
-    longitude = _check_coordinate(longitude, "longitude", 180.0)
-    _check_text(description, "description")
-    words = _clean_keywords(keywords)
+    latitude = check_coordinate(latitude, "latitude", 90.0)
+    longitude = check_coordinate(longitude, "longitude", 180.0)
+    check_text(description, "description")
+    words = clean_keywords(keywords)
+    radius_m = check_radius(radius_m)
 
     data = read_photo_file(source, max_bytes)
-    place = Place(latitude, longitude, description, words, city, region, country)
+    place = Place(latitude, longitude, description, words, city, region, country, radius_m=radius_m)
     container = container_of(data)
+    if container is None and data[:4] in TIFF_MAGIC:
+        new_data = _patched_tiff_file(source, data, place, overwrite)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(destination, new_data, mode_source=source)
+        return destination
     if container is None:
         new_data = _write_with_exiv2(source, data, place, overwrite)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +308,8 @@ def write_location(
             # Only scrub an old GPS IFD we could read: a garbled pointer may point into data
             # that belongs to something else.
             scrub_old_gps=existing is not None,
+            radius_m=radius_m,
+            container=container,
         )
     except MalformedError as error:
         raise BadImageError(
@@ -312,6 +325,23 @@ def write_location(
     return destination
 
 
+def _patched_tiff_file(source: Path, data: bytes, place: Place, overwrite: bool) -> bytes:
+    """A TIFF or DNG file is itself the EXIF block: patched append-only like a JPEG's, with its XMP packet in
+    IFD0. exiv2 would re-serialise it, moving maker notes and IPTC (whose Photoshop digest then goes stale)."""
+    parsed = _parse_tiff(data)
+    existing = gps_from_exif(parsed) if parsed is not None else None
+    if existing is not None and not overwrite:
+        raise ExistingGPSError(source, existing)
+    packet = build_packet(place, packet_of(data)).encode("utf-8")
+    try:
+        new_data = patch_tiff(data, place.latitude, place.longitude, place.description, place.keywords,
+                              scrub_old_gps=existing is not None, radius_m=place.radius_m, container="TIFF", xmp=packet)
+    except MalformedError as error:
+        raise BadImageError(f"{source}: existing TIFF structure is malformed ({error}); refusing to rewrite it and lose data") from error
+    _verify(new_data, place.latitude, place.longitude)
+    return new_data
+
+
 def _write_with_exiv2(source: Path, data: bytes, place: Place, overwrite: bool) -> bytes:
     """PNG/TIFF through exiv2 (in memory), read back before anything is written to disk."""
     fmt = _format_of(source, data)
@@ -323,13 +353,17 @@ def _write_with_exiv2(source: Path, data: bytes, place: Place, overwrite: bool) 
     if existing is not None and not overwrite:
         raise ExistingGPSError(source, existing)
     exif = {
-        "Exif.GPSInfo.GPSVersionID": "2 2 0 0",
+        "Exif.GPSInfo.GPSVersionID": "2 2 0 0" if place.radius_m is None else "2 3 0 0",  # GPSHPositioningError is EXIF 2.3
         "Exif.GPSInfo.GPSLatitudeRef": "S" if place.latitude < 0 else "N",
-        "Exif.GPSInfo.GPSLatitude": _dms_text(place.latitude),
+        "Exif.GPSInfo.GPSLatitude": dms_text(place.latitude),
         "Exif.GPSInfo.GPSLongitudeRef": "W" if place.longitude < 0 else "E",
-        "Exif.GPSInfo.GPSLongitude": _dms_text(place.longitude),
+        "Exif.GPSInfo.GPSLongitude": dms_text(place.longitude),
         "Exif.GPSInfo.GPSMapDatum": "WGS-84",
+        # EXIF requires it in a TIFF's GPS IFD (exiftool -validate): how the position was found.
+        "Exif.GPSInfo.GPSProcessingMethod": "charset=Ascii MANUAL",
     }
+    if place.radius_m is not None:
+        exif["Exif.GPSInfo.GPSHPositioningError"] = "{}/{}".format(*radius_rational(place.radius_m))
     if place.description is not None:
         exif["Exif.Image.ImageDescription"] = place.description
     try:
@@ -340,45 +374,6 @@ def _write_with_exiv2(source: Path, data: bytes, place: Place, overwrite: bool) 
     if location is None or max(abs(location[0] - place.latitude), abs(location[1] - place.longitude)) > 1e-7:
         raise RuntimeError(f"internal error: GPS read back as {location}, expected {(place.latitude, place.longitude)}")
     return new_data
-
-
-def _dms_text(value: float) -> str:
-    seconds = round(abs(value) * 3600 * 1_000_000)
-    degrees, rest = divmod(seconds, 3600 * 1_000_000)
-    minutes, micro = divmod(rest, 60 * 1_000_000)
-    return f"{degrees}/1 {minutes}/1 {micro}/1000000"
-
-
-def _check_coordinate(value: float, name: str, limit: float) -> float:
-    # bool is an int subclass; True as a latitude is a caller bug, not 1 degree.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or not -limit <= value <= limit:
-        raise ValueError(f"{name} must be within [-{limit:g}, {limit:g}], got {value!r}")
-    return value
-
-
-def _check_text(text: str | None, name: str) -> None:
-    if text is not None and "\x00" in text:
-        # ASCII and XP tags are NUL-terminated: a NUL would silently truncate the text.
-        raise ValueError(f"{name} must not contain NUL characters")
-
-
-def _clean_keywords(keywords: list[str] | None) -> list[str] | None:
-    if keywords is None:
-        return None
-    if isinstance(keywords, str):  # a bare string would be split into characters
-        raise TypeError("keywords must be a list of strings, not a single string")
-    cleaned: list[str] = []
-    for word in keywords:
-        _check_text(word, "keyword")
-        word = word.strip()
-        if ";" in word:
-            raise ValueError(f"keyword {word!r} contains ';', the XPKeywords separator")
-        if word and word not in cleaned:
-            cleaned.append(word)
-    return cleaned
 
 
 def _format_of(source: Path, data: bytes) -> str:

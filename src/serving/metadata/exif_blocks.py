@@ -11,9 +11,14 @@ from pathlib import Path
 import piexif
 
 from src.data.images import BadImageError
+from src.serving.metadata.place_values import radius_rational
 
 # EXIF tag numbers (IFD0 and GPS IFD) this module reads or writes.
 TAG_IMAGE_DESCRIPTION = 0x010E
+TAG_X_RESOLUTION = 0x011A
+TAG_Y_RESOLUTION = 0x011B
+TAG_RESOLUTION_UNIT = 0x0128
+TAG_YCBCR_POSITIONING = 0x0213
 TAG_GPS_IFD = 0x8825
 TAG_XP_COMMENT = 0x9C9C
 TAG_XP_KEYWORDS = 0x9C9E
@@ -23,10 +28,14 @@ GPS_LATITUDE = 0x0002
 GPS_LONGITUDE_REF = 0x0003
 GPS_LONGITUDE = 0x0004
 GPS_MAP_DATUM = 0x0012
+GPS_PROCESSING_METHOD = 0x001B  # required in a TIFF's GPS IFD
+TAG_XMP = 0x02BC  # a TIFF file's XMP packet (XMLPacket, in IFD0)
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # TIFF and DNG files (BigTIFF, 43, is not written)
+GPS_H_POSITIONING_ERROR = 0x001F  # the radius of the position, in metres (EXIF 2.3)
 
 # TIFF field types used here, and the byte size of every standard type (needed to know whether a
 # value sits inline in its 12-byte entry or at an offset).
-BYTE, ASCII, LONG, RATIONAL = 1, 2, 4, 5
+BYTE, ASCII, SHORT, LONG, RATIONAL = 1, 2, 3, 4, 5
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 
 # Seconds are stored as n / 1_000_000: a micro-arcsecond step is ~3e-10 degrees, far below the
@@ -169,8 +178,8 @@ def _parse_ifd(tiff: bytes, offset: int, endian: str) -> tuple[list[_Entry], byt
 
 
 def _pack_ifd(entries: list[_Entry], start: int, endian: str, next_ifd: bytes) -> bytes:
-    """Serialise an IFD that will sit at offset ``start``; out-of-line values follow its table."""
-    entries = sorted(entries, key=lambda e: e.tag)  # TIFF requires ascending tag order
+    """Serialise an IFD, in the order given (`merged_entries`), that will sit at offset ``start``;
+    out-of-line values follow its table."""
     table_size = 2 + 12 * len(entries) + 4  # always even, so values start word-aligned
     table = bytearray(struct.pack(endian + "H", len(entries)))
     values = bytearray()
@@ -210,15 +219,42 @@ def _dms_rationals(value: float, endian: str) -> bytes:
     return struct.pack(endian + "6L", degrees, 1, minutes, 1, seconds, SECONDS_DENOMINATOR)
 
 
-def _gps_entries(latitude: float, longitude: float, endian: str) -> list[_Entry]:
+def merged_entries(old: list[_Entry], new: list[_Entry]) -> list[_Entry]:
+    """The old entries in their own order, each new one (ascending) before the first old one with a higher
+    tag: TIFF's ascending order where the old IFD kept it, and no reshuffle where it did not (readers
+    such as exiftool give up on an IFD whose first entry is a garbled one moved to the front)."""
+    merged, pending = [], sorted(new, key=lambda e: e.tag)
+    for entry in old:
+        while pending and pending[0].tag < entry.tag:
+            merged.append(pending.pop(0))
+        merged.append(entry)
+    return merged + pending
+
+
+def _gps_entries(latitude: float, longitude: float, endian: str, radius_m: float | None, container: str) -> list[_Entry]:
+    more = [] if radius_m is None else [_Entry(GPS_H_POSITIONING_ERROR, RATIONAL, 1, struct.pack(endian + "2L", *radius_rational(radius_m)))]
+    if container == "TIFF":  # an 8-byte character code, then the method: not a satellite fix
+        more.insert(0, _Entry(GPS_PROCESSING_METHOD, 7, 14, b"ASCII\x00\x00\x00MANUAL"))
     return [
-        _Entry(GPS_VERSION_ID, BYTE, 4, bytes((2, 2, 0, 0))),
+        _Entry(GPS_VERSION_ID, BYTE, 4, bytes((2, 2 if radius_m is None else 3, 0, 0))),  # GPSHPositioningError is EXIF 2.3
         _Entry(GPS_LATITUDE_REF, ASCII, 2, b"S\x00" if latitude < 0 else b"N\x00"),
         _Entry(GPS_LATITUDE, RATIONAL, 3, _dms_rationals(latitude, endian)),
         _Entry(GPS_LONGITUDE_REF, ASCII, 2, b"W\x00" if longitude < 0 else b"E\x00"),
         _Entry(GPS_LONGITUDE, RATIONAL, 3, _dms_rationals(longitude, endian)),
         # Landmark coordinates (and every map service) are WGS-84; say so explicitly.
         _Entry(GPS_MAP_DATUM, ASCII, 7, b"WGS-84\x00"),
+    ] + more
+
+
+def _jpeg_ifd0_defaults(endian: str) -> list[_Entry]:
+    """IFD0 tags EXIF requires in a JPEG (exiftool -validate checks them), for a block we create: 72 dpi
+    (what a resolution-less JPEG means) and centred chroma samples (JPEG/JFIF's own convention)."""
+    dpi = struct.pack(endian + "2L", 72, 1)
+    return [
+        _Entry(TAG_X_RESOLUTION, RATIONAL, 1, dpi),
+        _Entry(TAG_Y_RESOLUTION, RATIONAL, 1, dpi),
+        _Entry(TAG_RESOLUTION_UNIT, SHORT, 1, struct.pack(endian + "H", 2)),  # inches
+        _Entry(TAG_YCBCR_POSITIONING, SHORT, 1, struct.pack(endian + "H", 1)),  # centred
     ]
 
 
@@ -234,10 +270,17 @@ def patch_tiff(
     description: str | None,
     keywords: list[str] | None,
     scrub_old_gps: bool,
+    radius_m: float | None = None,
+    container: str = "JPEG",
+    xmp: bytes | None = None,
 ) -> bytes:
-    """Return the EXIF block with a new GPS IFD and updated IFD0 appended (see module doc)."""
+    """Return the EXIF block with a new GPS IFD and updated IFD0 appended (see module doc).
+    radius_m: GPSHPositioningError (None: not written). container: where the block goes ("JPEG", "WEBP", or
+    "TIFF": the block is the whole TIFF/DNG file, whose strip offsets stay valid as only bytes are appended);
+    a block created for a JPEG gets the IFD0 tags EXIF requires there. xmp: a TIFF's new XMP packet."""
     if tiff is None:  # no EXIF yet: start an empty little-endian block
-        endian, buffer, old_entries, next_ifd = "<", bytearray(b"II*\x00\x08\x00\x00\x00"), [], bytes(4)
+        endian, buffer, next_ifd = "<", bytearray(b"II*\x00\x08\x00\x00\x00"), bytes(4)
+        old_entries = _jpeg_ifd0_defaults(endian) if container == "JPEG" else []
     else:
         endian = {b"II": "<", b"MM": ">"}.get(tiff[:2], "")
         if not endian or len(tiff) < 8 or struct.unpack(endian + "H", tiff[2:4])[0] != 42:
@@ -262,11 +305,13 @@ def patch_tiff(
 
     buffer += b"\x00" * (len(buffer) % 2)
     gps_offset = len(buffer)
-    buffer += _pack_ifd(_gps_entries(latitude, longitude, endian), gps_offset, endian, bytes(4))
+    buffer += _pack_ifd(_gps_entries(latitude, longitude, endian, radius_m, container), gps_offset, endian, bytes(4))
     updates[TAG_GPS_IFD] = _Entry(TAG_GPS_IFD, LONG, 1, struct.pack(endian + "L", gps_offset))
+    if xmp is not None:
+        updates[TAG_XMP] = _Entry(TAG_XMP, BYTE, len(xmp), xmp)
 
-    entries = [e for e in old_entries if e.tag not in updates]
-    entries += [e for e in updates.values() if e is not None]
+    kept = [e for e in old_entries if e.tag not in updates]
+    entries = merged_entries(kept, [e for e in updates.values() if e is not None])
     ifd0_offset = len(buffer)  # even: every packed IFD has an even length
     buffer += _pack_ifd(entries, ifd0_offset, endian, next_ifd)
     buffer[4:8] = struct.pack(endian + "L", ifd0_offset)

@@ -17,6 +17,7 @@ from pathlib import Path
 import exiv2
 
 from src.data.images import BadImageError
+from src.serving.metadata.place_values import radius_rational
 
 exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)  # its warnings go to stderr; we raise our own errors
 exiv2.XmpParser.initialize()
@@ -27,7 +28,7 @@ MAX_JPEG_XMP_BYTES = 0xFFFF - 2 - len(XMP_JPEG_HEADER)
 VP8X_XMP_FLAG = 0x04
 # The keys this module owns: replaced as a whole on every write, every other XMP property is kept.
 OWNED_KEYS = (
-    "Xmp.exif.GPSVersionID", "Xmp.exif.GPSLatitude", "Xmp.exif.GPSLongitude", "Xmp.exif.GPSMapDatum",
+    "Xmp.exif.GPSVersionID", "Xmp.exif.GPSLatitude", "Xmp.exif.GPSLongitude", "Xmp.exif.GPSMapDatum", "Xmp.exif.GPSHPositioningError",
     "Xmp.photoshop.City", "Xmp.photoshop.State", "Xmp.photoshop.Country",
 )
 
@@ -44,6 +45,7 @@ class Place:
     region: str = ""
     country: str = ""
     extra: dict[str, str] = field(default_factory=dict)  # more XMP text properties, e.g. {"Xmp.dc.title": ...}
+    radius_m: float | None = None  # the true position lies within this many metres (GPSHPositioningError); None: not said
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,10 +64,12 @@ def build_packet(place: Place, existing: str | None = None) -> str:
     data = _parse(existing) if existing else exiv2.XmpData()
     for key in OWNED_KEYS:
         _erase(data, key)
-    data["Xmp.exif.GPSVersionID"] = "2.2.0.0"
+    data["Xmp.exif.GPSVersionID"] = "2.2.0.0" if place.radius_m is None else "2.3.0.0"  # GPSHPositioningError is EXIF 2.3
     data["Xmp.exif.GPSLatitude"] = xmp_coordinate(place.latitude, "N", "S")
     data["Xmp.exif.GPSLongitude"] = xmp_coordinate(place.longitude, "E", "W")
     data["Xmp.exif.GPSMapDatum"] = "WGS-84"
+    if place.radius_m is not None:
+        data["Xmp.exif.GPSHPositioningError"] = "{}/{}".format(*radius_rational(place.radius_m))
     for key, value in (("Xmp.photoshop.City", place.city), ("Xmp.photoshop.State", place.region), ("Xmp.photoshop.Country", place.country)):
         if value:
             data[key] = value
