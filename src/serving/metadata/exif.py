@@ -7,8 +7,10 @@ show it on a map.
 Design choices, because the photo is someone's original:
 
 * Pixels are never re-encoded. Only the EXIF block and the XMP packet are replaced (JPEG APP1
-  segments, WebP EXIF/XMP chunks); every other byte of the file stays as it was. PNG and TIFF are
-  written by exiv2 (`src.serving.metadata.xmp`); HEIC cannot be written (use a sidecar, `src.serving.metadata.xmp`).
+  segments, WebP EXIF/XMP chunks); every other byte of the file stays as it was. A TIFF or DNG file
+  is itself a TIFF block and is patched the same way (its XMP in IFD0); PNG is written by exiv2
+  (`src.serving.metadata.xmp`); HEIC cannot be written (use a sidecar, `src.serving.metadata.xmp`).
+* Copies validate as cleanly as their originals (`exiftool -validate`, tests/test_valid_files.py).
 * Existing EXIF is patched append-only rather than decoded and re-serialised: a new IFD0 and GPS
   IFD are appended to the old TIFF block and the header is pointed at them. Everything else (maker
   notes whose internal offsets are absolute, vendor tags no library knows, the thumbnail) keeps
@@ -249,7 +251,7 @@ def write_location(
     * XMP beside EXIF (`src.serving.metadata.xmp.build_packet`): exif:GPSLatitude/Longitude, dc:description,
       dc:subject, photoshop:City/State/Country from city/region/country; other XMP is kept.
 
-    JPEG and still WebP are patched as above; PNG and TIFF are written by exiv2 (EXIF + XMP).
+    JPEG, still WebP, TIFF and DNG are patched as above; PNG is written by exiv2 (EXIF + XMP).
 
     The result is written to a temp file in the destination folder and moved into place with
     ``os.replace``: on any failure the destination (and thus an in-place source) is unchanged.
@@ -343,7 +345,7 @@ def _patched_tiff_file(source: Path, data: bytes, place: Place, overwrite: bool)
 
 
 def _write_with_exiv2(source: Path, data: bytes, place: Place, overwrite: bool) -> bytes:
-    """PNG/TIFF through exiv2 (in memory), read back before anything is written to disk."""
+    """PNG through exiv2 (in memory), read back before anything is written to disk."""
     fmt = _format_of(source, data)
     if fmt not in EXIV2_WRITTEN:
         raise UnsupportedFormatError(
@@ -359,7 +361,7 @@ def _write_with_exiv2(source: Path, data: bytes, place: Place, overwrite: bool) 
         "Exif.GPSInfo.GPSLongitudeRef": "W" if place.longitude < 0 else "E",
         "Exif.GPSInfo.GPSLongitude": dms_text(place.longitude),
         "Exif.GPSInfo.GPSMapDatum": "WGS-84",
-        # EXIF requires it in a TIFF's GPS IFD (exiftool -validate): how the position was found.
+        # how the position was found (EXIF requires it in a TIFF's GPS IFD; exiftool -validate)
         "Exif.GPSInfo.GPSProcessingMethod": "charset=Ascii MANUAL",
     }
     if place.radius_m is not None:

@@ -1,11 +1,12 @@
 """XMP metadata (Lightroom, digiKam, darktable, Immich read it): the place, caption and keywords,
-serialised by exiv2, embedded into JPEG/WebP, written into PNG/TIFF by exiv2, or into a sidecar.
+serialised by exiv2, embedded into JPEG/WebP/TIFF, written into PNG by exiv2, or into a sidecar.
 
 Why the split: exiv2 re-serialises the whole EXIF block whenever it writes a JPEG (even when only
 XMP changed), which moves maker notes away from the offsets they point with (see docs/serving.md).
 So exiv2 builds and parses XMP packets here, and the JPEG APP1 / WebP chunk that holds the packet
-is spliced in by this module, leaving every other byte of the photo as it was. PNG and TIFF, which
-carry no maker notes in practice, are written by exiv2 itself. HEIC cannot be written by exiv2.
+is spliced in by this module (a TIFF's IFD0 entry by `src.serving.metadata.exif_blocks`), leaving every
+other byte of the photo as it was. PNG, which carries no maker notes in practice, is written by exiv2
+itself. HEIC cannot be written by exiv2.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def embed_webp_xmp(data: bytes, packet: str) -> bytes:
 
 
 def exiv2_rewrite(data: bytes, exif: dict[str, str], packet: str) -> bytes:
-    """PNG/TIFF: set EXIF values (exiv2 key -> string) and the XMP packet through exiv2, in memory."""
+    """PNG: set EXIF values (exiv2 key -> string) and the XMP packet through exiv2, in memory."""
     image = exiv2.ImageFactory.open(data)
     image.readMetadata()
     tags = image.exifData()
