@@ -180,6 +180,15 @@ def test_a_jump_faster_than_the_speed_limit_gives_none():
     assert position_at([track], 30, TrackLimits(max_speed_mps=300)) is not None
 
 
+def test_a_lone_gps_spike_is_not_used_even_at_its_own_second():
+    lats = [10.0, 10.00001, 10.00002, 10.2, 10.00004, 10.00005]  # the fourth fix is 22 km off for one second
+    track = simple_track([0, 1, 2, 3, 4, 5], lats, [20.0] * 6)
+    assert position_at([track], 3) is None and position_at([track], 2.5) is None and position_at([track], 3.5) is None
+    assert position_at([track], 2).latitude == 10.00002 and position_at([track], 1.5) is not None
+    alone = simple_track([0, 3600, 7200], [10.0, 10.2, 10.0], [20.0] * 3)  # far apart in time: no spike to judge
+    assert position_at([alone], 3600).latitude == 10.2
+
+
 def test_before_and_after_a_segment_within_max_outside_only():
     track = simple_track([1000, 1060], [10.0, 10.0], [20.0, 20.001])
     before, after = position_at([track], 1000 - 100), position_at([track], 1060 + 100)

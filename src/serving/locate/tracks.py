@@ -287,19 +287,22 @@ def _answers_for(track: Track, times: np.ndarray, limits: TrackLimits) -> _Answe
     accuracy95 = _Accuracy95(track.accuracy_m)
     after = np.searchsorted(track.times, times, side="left")  # first fix at or after t
     finite = np.isfinite(times)
-    # exactly at a fix
+    # exactly at a fix, unless the fix is a spike: too fast to reach from the fix before and to leave for the one after
     at_fix = finite & (after < n) & (track.times[np.minimum(after, n - 1)] == times)
-    _set(answers, at_fix, track.latitudes[after[at_fix]], track.longitudes[after[at_fix]], accuracy95[after[at_fix]],
-         before=0.0, after=0.0, pair=0.0)
+    k = after[at_fix]
+    inner = (k > 0) & (k < n - 1)
+    spike = np.zeros(k.size, dtype=bool)
+    before_gap, before_ok, _ = _pairs(track, k[inner] - 1, k[inner], accuracy95, limits)
+    after_gap, after_ok, _ = _pairs(track, k[inner], k[inner] + 1, accuracy95, limits)
+    spike[inner] = (before_gap <= limits.max_gap_s) & ~before_ok & (after_gap <= limits.max_gap_s) & ~after_ok
+    rows, k = np.flatnonzero(at_fix)[~spike], k[~spike]
+    _set(answers, rows, track.latitudes[k], track.longitudes[k], accuracy95[k], before=0.0, after=0.0, pair=0.0)
     # between two fixes
     inside = finite & ~at_fix & (after > 0) & (after < n)
     i1 = after[inside]
     i0 = i1 - 1
     t = times[inside]
-    gap = track.times[i1] - track.times[i0]
-    pair_m = distance_m(track.latitudes[i0], track.longitudes[i0], track.latitudes[i1], track.longitudes[i1])
-    excess_m = np.maximum(pair_m - accuracy95[i0] - accuracy95[i1], 0.0)  # what the fixes' own error cannot explain
-    usable = (gap <= limits.max_gap_s) & (excess_m <= limits.max_speed_mps * gap)
+    gap, usable, pair_m = _pairs(track, i0, i1, accuracy95, limits)
     fraction = (t - track.times[i0]) / gap
     lat, lon = _interpolate(track.latitudes[i0], track.longitudes[i0], track.latitudes[i1], track.longitudes[i1], fraction)
     since, until = t - track.times[i0], track.times[i1] - t
@@ -311,6 +314,16 @@ def _answers_for(track: Track, times: np.ndarray, limits: TrackLimits) -> _Answe
     _extrapolate(answers, track, times, finite & ~at_fix & (after == 0), 0, 1, accuracy95, limits)
     _extrapolate(answers, track, times, finite & ~at_fix & (after == n), n - 1, n - 2, accuracy95, limits)
     return answers
+
+
+def _pairs(track: Track, i0: np.ndarray, i1: np.ndarray, accuracy95: "_Accuracy95",
+           limits: TrackLimits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gap s, usable, distance m) of fix pairs: usable when at most max_gap_s apart and no faster than
+    max_speed_mps beyond what the two fixes' own error explains."""
+    gap = track.times[i1] - track.times[i0]
+    pair_m = distance_m(track.latitudes[i0], track.longitudes[i0], track.latitudes[i1], track.longitudes[i1])
+    excess_m = np.maximum(pair_m - accuracy95[i0] - accuracy95[i1], 0.0)
+    return gap, (gap <= limits.max_gap_s) & (excess_m <= limits.max_speed_mps * gap), pair_m
 
 
 def _extrapolate(answers: _Answers, track: Track, times: np.ndarray, mask: np.ndarray, end: int, neighbour: int,
