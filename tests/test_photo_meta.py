@@ -366,6 +366,7 @@ def test_xmp_dates_and_limits():
     assert parse_datetime("2024-05-12T10:00-0300", "x", limits)[:2] == (datetime(2024, 5, 12, 10), timedelta(hours=-3))
     assert "no time of day" in parse_datetime("2024-05-12", "x", limits)[2]
     assert "is not a date" in parse_datetime("2024:02:30 10:00:00", "x", limits)[2]
+    assert parse_datetime("2011/04/02 18:30:10", "x", limits)[0] == datetime(2011, 4, 2, 18, 30, 10)
     assert parse_datetime("    :  :     :  :  ", "x", limits) == (None, None, None)  # EXIF's "unknown"
     assert parse_datetime("2026:01:01 23:59:00", "x", limits)[0] is not None  # a clock up to a day ahead is allowed
     naive_now = TimeLimits(NOW.replace(tzinfo=None))  # taken as UTC, never a TypeError against an aware GPS time

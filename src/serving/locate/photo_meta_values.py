@@ -20,7 +20,7 @@ FUTURE_MARGIN = timedelta(days=1)
 MIN_OFFSET, MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)
 
 _DATETIME = re.compile(
-    r"(\d{4})[:-](\d\d)[:-](\d\d)(?:[ T](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?\s*(Z|[+-]\d\d:?\d\d)?"
+    r"(\d{4})[:/-](\d\d)[:/-](\d\d)(?:[ T](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?\s*(Z|[+-]\d\d:?\d\d)?"
 )
 _OFFSET = re.compile(r"([+-])(\d\d):(\d\d)")
 _XMP_COORDINATE = re.compile(r"(\d+(?:\.\d+)?),(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?([NSEW])")
@@ -64,7 +64,8 @@ def is_blank(text: str) -> bool:
 
 
 def parse_datetime(text: str, label: str, limits: TimeLimits) -> tuple[datetime | None, timedelta | None, str | None]:
-    """``YYYY:MM:DD HH:MM:SS[.fff][+HH:MM]`` (EXIF) or ISO 8601 (XMP) -> (naive wall time, offset, problem).
+    """``YYYY:MM:DD HH:MM:SS[.fff][+HH:MM]`` (EXIF; some cameras write ``/``) or ISO 8601 (XMP) ->
+    (naive wall time, offset, problem).
 
     The offset is the suffix when there is one (XMP), else None. A date without a time of day is
     refused: a capture time a whole day wide would tie nothing to anything.
