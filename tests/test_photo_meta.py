@@ -158,8 +158,8 @@ def test_real_photos_agree_with_exiftool(exiftool_oracle):
         offsets = [oracle[tag] for tag in ("OffsetTimeOriginal", "OffsetTime") if tag in oracle]
         suffix = str(oracle.get("DateTimeOriginal", ""))[19:]
         if offsets or suffix:
-            sign, hours, minutes = (offsets[0] if offsets else suffix)[0], (offsets[0] if offsets else suffix)[1:3], (offsets[0] if offsets else suffix)[4:6]
-            assert meta.offset == (-1 if sign == "-" else 1) * timedelta(hours=int(hours), minutes=int(minutes)), where
+            text = str(offsets[0] if offsets else suffix)  # "+05:30"
+            assert meta.offset == (-1 if text[0] == "-" else 1) * timedelta(hours=int(text[1:3]), minutes=int(text[4:6])), where
         elif meta.offset is not None:
             assert _xmp_dated(path), where
         day, clock = str(oracle.get("GPSDateStamp", "")), str(oracle.get("GPSTimeStamp", ""))
