@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "format_offset"]
+__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "format_offset"]
 
 HOUR = 3600.0
 
@@ -30,17 +30,21 @@ HOUR = 3600.0
 class ClockLimits:
     """How sure a tie must be before a device's photos take positions from other devices' time."""
 
-    max_offset_s: float = 15 * HOUR  # clocks further off than any time zone are not searched
+    earliest_offset_s: float = -12.5 * HOUR  # clock minus UTC: the time zones span -12:00 .. +14:00, plus drift
+    latest_offset_s: float = 14.5 * HOUR
     same_time_s: float = 600.0  # a landmark photo and a known-time fix this close in time count as "the same time"
     same_place_m: float = 1500.0  # ... and this close in space as "the same place"
     other_place_m: float = 25_000.0  # a fix this far away at the same time contradicts the offset
     min_landmark_ties: int = 2  # landmark photos that must agree on the offset
+    landmark_agreement: int = 4  # ... at least this many times as many as disagree (a misnamed landmark happens)
     max_uncertainty_s: float = 2 * HOUR  # a tie vaguer than this is no tie
     burst_window_s: float = 180.0  # a camera photo "lines up" with a known-time photo this close
     burst_step_s: float = 30.0
-    min_burst_matches: int = 6
-    min_burst_share: float = 0.4  # of the device's photos inside the known-time photos' span
-    burst_uniqueness: float = 2.0  # the best offset must match this many times more photos than any offset 30 min away
+    refine_slack: int = 1  # narrowing a tie: offsets within this many photos of the best one stay possible
+    min_burst_matches: int = 10
+    min_burst_share: float = 0.5  # of the device's photos inside the known-time photos' span
+    burst_uniqueness: float = 1.4  # the best offset must match this many times more photos than any offset ...
+    burst_separation_s: float = 2700.0  # ... this far from it
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,8 @@ def tie_by_landmarks(
 
     if len(clock_s) < limits.min_landmark_ties or len(candidate_offsets) == 0:
         return None
-    candidates = np.unique(np.round(candidate_offsets[np.abs(candidate_offsets) <= limits.max_offset_s] / 60.0) * 60.0)
+    plausible = (candidate_offsets >= limits.earliest_offset_s) & (candidate_offsets <= limits.latest_offset_s)
+    candidates = np.unique(np.round(candidate_offsets[plausible] / 60.0) * 60.0)
     best_score, best_offsets, best_against = 0, [], 0
     for offset in candidates:
         agree = against = 0
@@ -148,7 +153,7 @@ def tie_by_landmarks(
             best_offsets.append(offset)
     if best_score < limits.min_landmark_ties:
         return DeviceClock(device, None, why=f"its {len(clock_s)} landmark photos agree with the known-time evidence under no single clock offset")
-    if best_against:
+    if best_against * limits.landmark_agreement > best_score + 2 * best_against:  # one misnamed landmark may disagree, not more
         return DeviceClock(device, None, why="its landmark photos fit no single clock offset (two devices under one name?)")
     low, high = min(best_offsets), max(best_offsets)
     uncertainty = (high - low) / 2 + limits.same_time_s
@@ -157,18 +162,35 @@ def tie_by_landmarks(
     return DeviceClock(device, (low + high) / 2, uncertainty, f"{best_score} landmark photos at the same place and time as known-time evidence")
 
 
+def refine_by_bursts(clock: DeviceClock, clock_s: np.ndarray, known_utc_s: np.ndarray, limits: ClockLimits = ClockLimits()) -> DeviceClock:
+    """A tie known to +- many minutes (one landmark stop) narrowed to the offset, within it, under which the device's
+    photos line up best with the known-time photos; unchanged where no offset stands out."""
+    clock_s = np.sort(clock_s[np.isfinite(clock_s)])
+    known = np.sort(known_utc_s[np.isfinite(known_utc_s)])
+    if not clock.tied or len(known) == 0 or clock.uncertainty_s <= limits.burst_window_s:
+        return clock
+    offsets = np.arange(clock.offset_s - clock.uncertainty_s, clock.offset_s + clock.uncertainty_s + 1, limits.burst_step_s)
+    scores = np.array([_matches(clock_s - offset, known, limits.burst_window_s) for offset in offsets])
+    top = scores.max()
+    plateau = offsets[scores >= top - limits.refine_slack]
+    if top < limits.min_landmark_ties or plateau.max() - plateau.min() >= 2 * clock.uncertainty_s - limits.burst_step_s:
+        return clock
+    low, high = float(plateau.min()), float(plateau.max())
+    return DeviceClock(clock.device, (low + high) / 2, (high - low) / 2 + limits.burst_window_s, clock.how + ", narrowed by bursts", clock.why)
+
+
 def tie_by_bursts(device: str, clock_s: np.ndarray, known_utc_s: np.ndarray, limits: ClockLimits = ClockLimits()) -> DeviceClock:
     """The offset under which the device's photos line up with the known-time photos' bursts, if one stands out."""
     clock_s = np.sort(clock_s[np.isfinite(clock_s)])
     known = np.sort(known_utc_s[np.isfinite(known_utc_s)])
     if len(clock_s) < limits.min_burst_matches or len(known) < limits.min_burst_matches:
         return DeviceClock(device, None, why="too few photos to line up its bursts with a GPS device's")
-    offsets = np.arange(-limits.max_offset_s, limits.max_offset_s + limits.burst_step_s, limits.burst_step_s)
+    offsets = np.arange(limits.earliest_offset_s, limits.latest_offset_s + limits.burst_step_s, limits.burst_step_s)
     scores = np.array([_matches(clock_s - offset, known, limits.burst_window_s) for offset in offsets])
     best = int(np.argmax(scores))
     top = int(scores[best])
     plateau = offsets[scores == top]
-    far = np.abs(offsets - offsets[best]) > 1800
+    far = np.abs(offsets - offsets[best]) > limits.burst_separation_s
     runner_up = int(scores[far].max()) if far.any() else 0
     inside = int(np.sum((clock_s - offsets[best] >= known[0] - 3600) & (clock_s - offsets[best] <= known[-1] + 3600)))
     if top < limits.min_burst_matches or top < limits.min_burst_share * max(inside, 1):

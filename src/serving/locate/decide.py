@@ -40,8 +40,11 @@ def decide(proposals: Sequence[Proposal]) -> Decision:
                 return Decision("conflict", message=(
                     f"conflicting evidence, no position given: {first.detail} puts it {apart / 1000:.1f} km from where "
                     f"{second.detail} does"))
-    best = min(proposals, key=lambda proposal: proposal.radius_m)
-    others = [p for p in proposals if p is not best]
+    deciding = [p for p in proposals if p.decides]
+    if not deciding:
+        return Decision("")
+    best = min(deciding, key=lambda proposal: proposal.radius_m)
+    others = [p for p in deciding if p is not best]
     agreeing = f"; agrees with {', '.join(p.detail for p in others)}" if others else ""
     return Decision(best.source, best.latitude, best.longitude, best.radius_m,
                     f"placed by {best.detail}, within {best.radius_m:.0f} m{agreeing}")

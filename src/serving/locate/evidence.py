@@ -18,7 +18,8 @@ import numpy as np
 
 from src.serving.locate.geo import distance_m, interpolate
 
-__all__ = ["Proposal", "Fixes", "TimeLimits", "time_proposal", "landmark_proposal", "track_proposal", "LANDMARK_RADIUS_M"]
+__all__ = ["Proposal", "Fixes", "TimeLimits", "ReachLimits", "time_proposal", "landmark_proposal", "track_proposal", "reach_proposal",
+           "LANDMARK_RADIUS_M"]
 
 LANDMARK_RADIUS_M = 1000.0  # a landmark is photographed from within about a kilometre of it
 
@@ -30,6 +31,7 @@ class Proposal:
     longitude: float
     radius_m: float
     detail: str  # what it rests on, for the report
+    decides: bool = True  # False: it can only contradict (where the person can have been), never give the position
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class TimeLimits:
     max_gap_s: float = 1800.0  # a fix further away in time than this says nothing
     walking_speed_mps: float = 1.5  # how far a person moves per second without a vehicle, at least
     speed_margin: float = 1.5  # the speed between the bracketing fixes, times this, bounds the movement
+    unbracketed_speed_mps: float = 4.0  # with fixes on one side only, the person may have left at this speed
     max_radius_m: float = 3000.0  # a proposal vaguer than this is not made
 
 
@@ -78,16 +81,21 @@ def time_proposal(fixes: Fixes, time: float, uncertainty: float, limits: TimeLim
     lats, lons, radii = fixes.latitudes[span], fixes.longitudes[span], fixes.radii[span]
     before = np.flatnonzero(times <= time)
     after = np.flatnonzero(times > time)
-    speed = limits.walking_speed_mps
+    # How fast the person moved then: the fastest hop between consecutive fixes from the last one before the
+    # photo's earliest possible time to the first one after its latest bounds it.
+    first = before[np.searchsorted(times[before], time - uncertainty, "right") - 1] if len(before) and times[before[0]] <= time - uncertainty else 0
+    later = np.flatnonzero(times >= time + uncertainty)
+    last = later[0] if len(later) else len(times) - 1
+    near = slice(first, last + 1)
+    hops = distance_m(lats[near][:-1], lons[near][:-1], lats[near][1:], lons[near][1:]) / np.maximum(np.diff(times[near]), 1.0)
+    speed = max(limits.walking_speed_mps, limits.speed_margin * float(hops.max(initial=0.0)))
     if len(before) and len(after):
         b, a = before[-1], after[0]
-        gap = max(times[a] - times[b], 1.0)
-        between = float(distance_m(lats[b], lons[b], lats[a], lons[a]))
-        speed = max(speed, limits.speed_margin * between / gap)
-        latitude, longitude = interpolate(lats[b], lons[b], lats[a], lons[a], (time - times[b]) / gap)
-    else:
+        latitude, longitude = interpolate(lats[b], lons[b], lats[a], lons[a], (time - times[b]) / max(times[a] - times[b], 1.0))
+    else:  # fixes on one side only: nothing says the person did not leave in a vehicle
         nearest = before[-1] if len(before) else after[0]
         latitude, longitude = lats[nearest], lons[nearest]
+        speed = max(speed, limits.unbracketed_speed_mps)
     # From every fix the person moved at most speed * (time apart): the position is within that of each at once.
     reach = distance_m(latitude, longitude, lats, lons) + radii + speed * (np.abs(times - time) + uncertainty)
     radius = float(reach.min())
@@ -118,3 +126,35 @@ def track_proposal(tracks, time: float, uncertainty: float, limits) -> Proposal 
                 return None
             radius = max(radius, float(distance_m(centre.latitude, centre.longitude, edge.latitude, edge.longitude)) + edge.radius_m)
     return Proposal("track", centre.latitude, centre.longitude, radius, f"track {centre.source}")
+
+
+@dataclass(frozen=True)
+class ReachLimits:
+    """Where the person can have been at all, around the photo's time: what a landmark must not contradict."""
+
+    base_m: float = 100_000.0  # anywhere within this of a fix of that time
+    ground_speed_mps: float = 30.0  # plus this speed times the time to that fix
+    window_s: float = 6 * 3600.0  # fixes this close in time (beyond the clock's uncertainty) are consulted
+    untied_reach_m: float = 2_000_000.0  # a device whose clock is unknown: within this of a fix of about that day
+    untied_window_s: float = 27 * 3600.0  # its clock minus UTC lies in -12:30..+14:30, plus half a day
+
+
+def reach_proposal(fixes: Fixes, latitude: float, longitude: float, time: float | None, clock: float, uncertainty: float,
+                   limits: ReachLimits = ReachLimits()) -> Proposal | None:
+    """The known-time fix that comes closest to (latitude, longitude) around the photo's time, and how far the person
+    can have got from it. Never places a photo; it contradicts a landmark seen where the person cannot have been."""
+    if time is not None:
+        span = fixes.window(time - uncertainty - limits.window_s, time + uncertainty + limits.window_s)
+        reach = limits.base_m + limits.ground_speed_mps * (np.abs(fixes.times[span] - time) + uncertainty)
+    elif np.isfinite(clock):
+        span = fixes.window(clock - limits.untied_window_s, clock + limits.untied_window_s)
+        reach = np.full(span.stop - span.start, limits.untied_reach_m)
+    else:
+        return None
+    if span.stop <= span.start:
+        return None
+    slack = distance_m(latitude, longitude, fixes.latitudes[span], fixes.longitudes[span]) - reach
+    best = int(np.argmin(slack))
+    label = fixes.labels[span.start + best] if fixes.labels else "a GPS fix"
+    return Proposal("reach", float(fixes.latitudes[span][best]), float(fixes.longitudes[span][best]), float(reach[best]),
+                    f"the GPS evidence of that time ({label})", decides=False)

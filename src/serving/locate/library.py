@@ -19,9 +19,18 @@ from datetime import timezone
 
 import numpy as np
 
-from src.serving.locate.clocks import ClockLimits, DeviceClock, known_clock, tie_by_bursts, tie_by_landmarks
+from src.serving.locate.clocks import ClockLimits, DeviceClock, known_clock, refine_by_bursts, tie_by_bursts, tie_by_landmarks
 from src.serving.locate.decide import Decision, decide
-from src.serving.locate.evidence import Fixes, Proposal, TimeLimits, landmark_proposal, time_proposal, track_proposal
+from src.serving.locate.evidence import (
+    Fixes,
+    Proposal,
+    ReachLimits,
+    TimeLimits,
+    landmark_proposal,
+    reach_proposal,
+    time_proposal,
+    track_proposal,
+)
 from src.serving.locate.geo import distance_m
 from src.serving.locate.photo_meta import PhotoMeta
 from src.serving.locate.tracks import Track, TrackLimits
@@ -46,6 +55,7 @@ class ContextConfig:
     camera_offsets: Mapping[str, float] = field(default_factory=dict)  # casefolded device text -> clock minus UTC (s)
     clocks: ClockLimits = ClockLimits()
     time: TimeLimits = TimeLimits()
+    reach: ReachLimits = ReachLimits()
     track_limits: TrackLimits = TrackLimits()
 
 
@@ -92,6 +102,7 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
             utc_s[members_a] = clock_s[members_a] - clock.offset_s
             uncertainty[members_a] = clock.uncertainty_s
 
+    everywhere = _with_tracks(fixes, config.tracks)
     own_fixes = {device: _own_clock_fixes(photos, members, clock_s) for device, members in by_device.items() if not clocks[device].tied}
     located = []
     for index, photo in enumerate(photos):
@@ -102,7 +113,7 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
         elif photo.meta.position is not None:
             decision = Decision("gps", *photo.meta.position, None, "the photo's own GPS position (left unchanged)")
         else:
-            proposals = _proposals(photo, time, float(uncertainty[index]) if time is not None else 0.0, fixes,
+            proposals = _proposals(photo, time, float(uncertainty[index]) if time is not None else 0.0, fixes, everywhere,
                                    own_fixes.get(photo.device), float(clock_s[index]), config)
             decision = decide(proposals)
             if not proposals and clock is not None and not clock.tied and clock.why:
@@ -111,11 +122,14 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
     return located
 
 
-def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixes: Fixes, own: Fixes | None,
+def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixes: Fixes, everywhere: Fixes, own: Fixes | None,
                clock: float, config: ContextConfig) -> list[Proposal]:
     proposals = []
     if photo.landmark is not None:
         proposals.append(landmark_proposal(*photo.landmark, photo.landmark_name))
+        reach = reach_proposal(everywhere, *photo.landmark, time, clock, uncertainty, config.reach)
+        if reach is not None:
+            proposals.append(reach)
     if time is not None:
         by_time = time_proposal(fixes, time, uncertainty, config.time)
         if by_time is not None:
@@ -142,7 +156,8 @@ def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock
         candidates = _candidate_offsets(clocks, lats, lons, fixes, config)
         tied = tie_by_landmarks(device, clocks, lats, lons, candidates, lambda t, w: _fixes_near(fixes, config.tracks, t, w), config.clocks)
         if tied is not None and tied.tied:
-            return tied
+            clocks_all = clock_s[members]
+            return refine_by_bursts(tied, clocks_all, known_times, config.clocks)
     if len(known_times) == 0:
         return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
     clocks = clock_s[members]
@@ -171,6 +186,17 @@ def _fixes_near(fixes: Fixes, tracks: Sequence[Track], time: float, window: floa
         lats.append(np.asarray(track.latitudes[span], dtype=float))
         lons.append(np.asarray(track.longitudes[span], dtype=float))
     return np.concatenate(lats), np.concatenate(lons)
+
+
+def _with_tracks(fixes: Fixes, tracks: Sequence[Track]) -> Fixes:
+    """The photos' fixes and every track point, in one time order (where the person was, whoever recorded it)."""
+    if not tracks:
+        return fixes
+    return Fixes.of(np.concatenate([fixes.times, *[t.times for t in tracks]]),
+                    np.concatenate([fixes.latitudes, *[t.latitudes for t in tracks]]),
+                    np.concatenate([fixes.longitudes, *[t.longitudes for t in tracks]]),
+                    np.concatenate([fixes.radii, *[np.full(len(t), GPS_PHOTO_RADIUS_M) for t in tracks]]),
+                    list(fixes.labels) + [t.source for t in tracks for _ in range(len(t))])
 
 
 def _photo_fixes(photos: Sequence[LibraryPhoto], utc_s: np.ndarray) -> Fixes:
