@@ -8,8 +8,8 @@ order, duplicates) and the numpy tracks are src.serving.locate.tracks' job, one 
 from __future__ import annotations
 
 import math
-from array import array
 import xml.etree.ElementTree as ET
+from array import array
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
