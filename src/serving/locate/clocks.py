@@ -156,7 +156,7 @@ def tie_by_landmarks(
     if best_against * limits.landmark_agreement > best_score + 2 * best_against:  # one misnamed landmark may disagree, not more
         return DeviceClock(device, None, why="its landmark photos fit no single clock offset (two devices under one name?)")
     low, high = min(best_offsets), max(best_offsets)
-    uncertainty = (high - low) / 2 + limits.same_time_s
+    uncertainty = (high - low) / 2 + 60.0  # each photo's window was already widened by same_time_s
     if uncertainty > limits.max_uncertainty_s:
         return DeviceClock(device, None, why=f"its landmark photos fit offsets from {format_offset(low)} to {format_offset(high)}: too vague")
     return DeviceClock(device, (low + high) / 2, uncertainty, f"{best_score} landmark photos at the same place and time as known-time evidence")

@@ -119,9 +119,9 @@ def track_proposal(tracks, time: float, uncertainty: float, limits) -> Proposal 
     if centre is None:
         return None
     radius = centre.radius_m
-    if uncertainty > 0:
-        for moment in (time - uncertainty, time + uncertainty):
-            edge = position_at(tracks, moment, limits)
+    if uncertainty > 0:  # the clock is known to +- uncertainty: the track must cover, and bound, all of it
+        for moment in np.linspace(time - uncertainty, time + uncertainty, 9):
+            edge = position_at(tracks, float(moment), limits)
             if edge is None:
                 return None
             radius = max(radius, float(distance_m(centre.latitude, centre.longitude, edge.latitude, edge.longitude)) + edge.radius_m)
