@@ -10,6 +10,10 @@ from src.data.landmarks import LandmarkInfo
 
 
 POSITION_KEYS = ("latitude", "longitude", "map_url")
+# What every door (tagger report, service JSON, app, docs) says of a photo: placed (named, and its position given),
+# guess (looks like a landmark, not sure enough to place it), unknown (none of the landmarks), error (unreadable);
+# the tagger adds has_gps (the photo's own position, left alone).
+VERDICTS = ("placed", "guess", "unknown", "error")
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,13 @@ class Guess:
 
 @dataclass(frozen=True)
 class Recognition:
-    """status: "landmark" (named: one of the known landmarks), "unknown" (not one of them) or "error".
+    """status: the decision rule's "landmark" (named: one of the known landmarks), "unknown" (not one of them)
+    or "error"; the doors show `verdict` instead.
 
     placed: the tagger may write the named landmark's position into the photo, and the app and the
     service show it. Naming is not enough: a position is placed only where the placement rule
-    (`src.evaluation.placement`) is sure; a named photo that is not placed is "looks like X"."""
+    (`src.evaluation.placement`) is sure and the landmark has a position; a named photo that is not
+    placed is a guess, "looks like X"."""
 
     status: str
     message: str
@@ -46,6 +52,13 @@ class Recognition:
         return self.top[0].probability if self.top else None
 
     @property
+    def verdict(self) -> str:
+        """One of `VERDICTS`: "placed", "guess" (named but not placed), "unknown" or "error"."""
+        if self.status == "landmark":
+            return "placed" if self.placed else "guess"
+        return self.status
+
+    @property
     def landmark(self) -> Optional[Guess]:
         """The named landmark (placed or not); None for "unknown" and errors."""
         return self.top[0] if self.status == "landmark" else None
@@ -57,14 +70,16 @@ class Recognition:
         return (info.latitude, info.longitude) if info is not None and info.has_coordinates else None  # type: ignore[return-value]
 
     def to_dict(self) -> dict:
-        """JSON-ready. Coordinates appear only for a placed photo (in `landmark` and `position`):
-        a guess, however probable, never carries a place."""
+        """JSON-ready, in the doors' vocabulary: `status` is the `verdict`; `landmark` only for a placed photo,
+        with its coordinates (as `position`); `guess` the best landmark (placed or not) and `top` the candidates,
+        never with coordinates: a guess, however probable, never carries a place."""
         return {
-            "status": self.status,
+            "status": self.verdict,
             "message": self.message,
             "placed": self.placed,
             "position": dict(zip(("latitude", "longitude"), self.position)) if self.position else None,
-            "landmark": self.landmark.to_dict(with_position=self.placed) if self.landmark else None,
+            "landmark": self.top[0].to_dict(with_position=True) if self.placed else None,
+            "guess": self.top[0].to_dict() if self.top else None,
             "top": [guess.to_dict() for guess in self.top],
             "rule": self.rule,
         }

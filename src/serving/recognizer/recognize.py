@@ -50,6 +50,7 @@ from src.serving.recognizer.gallery_combine import GalleryRule, combine
 from src.serving.recognizer.placement_point import placement_point, placement_rule_of
 from src.serving.recognizer.recognition import Guess, Recognition
 from src.serving.recognizer.runtime import Runtime, load_runtime
+from src.serving.recognizer.taught_lookalikes import LookalikeRule, blocking_lookalike, lookalike_pairs
 
 # Re-exported: callers import the result types and the gallery rule from here.
 __all__ = ["DEFAULT_MODEL", "MAX_UPLOAD_BYTES", "GalleryRule", "Guess", "Recognition", "Recognizer", "combine", "default_model_path",
@@ -91,6 +92,7 @@ class Recognizer:
         runtime: Optional[str] = None,
         precision: Optional[str] = None,
         placement: Optional[str | float] = None,
+        lookalike_rule: LookalikeRule = LookalikeRule(),
     ):
         """gallery_dir: taught landmarks (default: $LANDMARK_HOME/gallery); use_gallery=False: the model alone.
         runtime: "auto" (default, or $LANDMARK_RUNTIME: the OpenVINO model beside the file when usable),
@@ -98,7 +100,8 @@ class Recognizer:
         placement: a named point of the model's placement rule ("strict", the default, or "balanced")
         or a probability; photos named below it are not placed. A rule whose score compares the photo
         with reference photos (`RESEMBLANCE_SCORES`) needs the model's references
-        (`src.serving.gallery.references`)."""
+        (`src.serving.gallery.references`). lookalike_rule: when a photo named as a trained landmark is still
+        placed although a taught look-alike of it is nearly as close (`src.serving.recognizer.taught_lookalikes`)."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.exists():
             raise FileNotFoundError(f"no exported model at {self.model_path}: train one (see README) or set LANDMARK_MODEL")
@@ -112,7 +115,8 @@ class Recognizer:
         self.landmark_indices = [i for i in range(len(self.class_names)) if i not in self.background]
         prep = self.metadata.get("preprocessing", {})
         self.resize = int(prep.get("resize", 256))
-        self.rule, self.reference_rule, self.index_config = rule, reference_rule, index_config
+        self.rule, self.reference_rule, self.index_config, self.lookalike_rule = rule, reference_rule, index_config, lookalike_rule
+        self.lookalikes: dict[int, list[int]] = {}  # trained class -> taught landmarks whose enrolled photos look like it
         self.model_id = model_identity(self.model_path)
         self.can_embed = self.model.can_embed  # files exported before embeddings lack it
         self.references = load_references(self.model_path, self.model_id) if self.can_embed else None
@@ -208,6 +212,8 @@ class Recognizer:
         self.gallery_index = self.gallery.index(self.index_config) if self.gallery is not None else None
         trained = [i for i in range(n) if i not in self.background]
         self.landmark_indices = trained + [n + j for j in range(len(self.gallery_names))]
+        self.lookalikes = {} if self.gallery is None or self.references is None else lookalike_pairs(
+            [self.references.nearest(self.gallery.embeddings[name], self.class_names)[1] for name in self.gallery_names], trained)
 
     def require_embeddings(self) -> None:
         if not self.can_embed:
@@ -259,7 +265,8 @@ class Recognizer:
         each landmark's most similar reference photo (trained) or enrolled photo (taught). Call under
         the gallery lock, after `refresh_gallery`."""
         index = self.gallery_index
-        wants_resemblance = self.placement_score in RESEMBLANCE_SCORES
+        # The look-alike check compares a photo's closeness to a trained class with its closeness to taught photos.
+        wants_resemblance = self.placement_score in RESEMBLANCE_SCORES or bool(self.lookalikes)
         if index is None and not wants_resemblance:
             return self.model.probabilities(squares), None
         probs, embedding = self.model.probabilities_and_embedding(squares)
@@ -307,14 +314,10 @@ class Recognizer:
                 f"no-landmark class {background_total:.2f} > best landmark {best_probability:.2f}"
                 if background_total > best_probability else f"probability {best_probability:.2f} < threshold {self.threshold:.2f}"
             )
-            return Recognition(
-                status="unknown",
-                message=f"This photo does not look like one of the {len(self.landmark_indices)} landmarks I know "
-                f"(best guess {best.info.name} at {best.probability:.0%}).",
-                top=top,
-                size=size,
-                rule=rule,
-            )
+            # A best guess worth naming only where a landmark came close: never "Golden Temple at 0%" for an object.
+            hint = f" (best guess {best.info.name} at {best.probability:.0%})" if best.probability >= 0.1 else ""
+            message = f"This photo does not look like one of the {len(self.landmark_indices)} landmarks I know{hint}."
+            return Recognition(status="unknown", message=message, top=top, size=size, rule=rule)
         named = f"probability {best_probability:.2f} >= threshold {self.threshold:.2f}"
         best_index = self.landmark_indices[int(order[0])]
         if best_index >= len(self.class_names) and self.taught_placement_threshold is not None:  # a taught landmark
@@ -323,11 +326,23 @@ class Recognizer:
             nearest = None if resemblance is None else float(np.asarray(resemblance)[best_index])
             kind, threshold, point = self.placement_score, self.placement_threshold, self.placement_point
             score = float(placement_score(kind, best_probability, nearest))
-        placed = score >= threshold
-        sign = ">=" if placed else "<"
-        placement = f"{'placed' if placed else 'not placed'}: {kind} {score:.4f} {sign} {point} {threshold:.4f}"
-        message = f"{best.info.name} ({best.probability:.0%})" if placed else (
-            f"Looks like {best.info.name} ({best.probability:.0%}), but not sure enough to place it.")
+        sure = score >= threshold
+        placement = f"{kind} {score:.4f} {'>=' if sure else '<'} {point} {threshold:.4f}"
+        blocked = None if not sure or resemblance is None or best_index >= len(self.class_names) else blocking_lookalike(
+            np.asarray(resemblance), best_index, len(self.class_names), self.lookalikes, self.lookalike_rule)
+        if not sure:
+            placement, message = f"not placed: {placement}", f"Looks like {best.info.name} ({best.probability:.0%}), but not sure enough to place it."
+        elif blocked is not None:
+            taught, similarity = self.gallery_names[blocked[0]], blocked[1]
+            placement = (f"not placed: {placement}, but the taught look-alike {taught} (similarity {similarity:.4f}) is within "
+                         f"{self.lookalike_rule.margin:g} of its reference photos ({float(np.asarray(resemblance)[best_index]):.4f})")
+            message = f"Looks like {best.info.name} ({best.probability:.0%}), or {taught}, which was taught: not sure enough to place it."
+        elif not best.info.has_coordinates:
+            placement = f"not placed: {placement}, but it has no position"
+            message = f"{best.info.name} ({best.probability:.0%}): named, never placed (no position known)."
+        else:
+            placement, message = f"placed: {placement}", f"{best.info.name} ({best.probability:.0%})"
+        placed = sure and blocked is None and best.info.has_coordinates
         return Recognition(status="landmark", message=message, top=top, size=size, rule=f"{named}; {placement}", placed=placed, score=score)
 
     def recognize(self, data: bytes, top_k: int = 5, max_bytes: int = MAX_UPLOAD_BYTES) -> Recognition:
