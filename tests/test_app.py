@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data.landmarks import lookup
+from src.data.landmarks import LandmarkInfo, lookup
 from src.serving.web.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
 from src.serving.recognizer.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
 
@@ -94,11 +94,31 @@ def test_render_unknown_names_no_landmark_but_shows_closest_guesses():
 
 
 def test_render_named_but_not_placed_says_looks_like_without_any_place():
-    html = render_result_html("taj.jpg", _recognition("landmark", INDIAN, [0.62, 0.2, 0.1, 0.05, 0.03], placed=False))
-    assert "Looks like Taj Mahal" in html and "Not sure enough to place it" in html
+    message = "Looks like Taj Mahal (62%), but not sure enough to place it."
+    html = render_result_html("taj.jpg", _recognition("landmark", INDIAN, [0.62, 0.2, 0.1, 0.05, 0.03], message, placed=False))
+    assert "Looks like Taj Mahal &#8212; not sure enough to place it" in html
     assert html.count('class="lt-guess"') == 5  # names and probabilities, as for any answer
     for place in ("27.1751", "Agra", "#TajMahal", "lt-map", "openstreetmap", "lt-location"):
         assert place not in html, place
+    # a guess looks different from a placed answer: not green, no big percentage beside the name
+    heading = html.split('class="lt-looks-like"')[1].split("</div>")[0]
+    assert "%" not in heading and "#2e7d32" not in html and "#a5d6a7" not in html
+
+
+def test_render_a_landmark_without_a_position_says_named_never_placed():
+    info = LandmarkInfo("Big Ben", "Big Ben", latitude=0.0, longitude=0.0)  # taught with the form's old default
+    guess = Recognition(status="landmark", message="Big Ben (99%): named, never placed (no position known).",
+                        top=[Guess("Big Ben", 0.99, info)], placed=False)
+    html = render_result_html("ben.jpg", guess)
+    assert "Big Ben &#8212; named, never placed" in html and "Looks like" not in html
+    for place in ("Latitude", "0.0000", "lt-map", "openstreetmap", "lt-location"):
+        assert place not in html, place
+
+
+def test_render_placed_heading_matches_the_bar_s_rounding():
+    html = render_result_html("taj.jpg", _recognition("landmark", INDIAN, [0.996, 0.002, 0.001, 0.0005, 0.0005]))
+    heading = html.split('class="lt-landmark"')[1].split("</div>")[0]
+    assert "99.6%" in heading and "100%" not in heading and ">99.6%</span>" in html.split('class="lt-guess"')[1]
 
 
 def test_render_no_landmark_when_every_guess_would_read_zero():
@@ -581,11 +601,11 @@ def _teach_panel(app: widgets.Widget):
     return name, button, photos
 
 
-def _fill(app: widgets.Widget, landmark: str, photos: list[bytes], latitude: float = 48.85) -> widgets.Button:
+def _fill(app: widgets.Widget, landmark: str, photos: list[bytes], latitude: str = "48.85", longitude: str = "2.35") -> widgets.Button:
     name, button, upload = _teach_panel(app)
     name.value = landmark
     next(w for w in iter_widgets(app) if getattr(w, "description", "") == "Latitude").value = latitude
-    next(w for w in iter_widgets(app) if getattr(w, "description", "") == "Longitude").value = 2.35
+    next(w for w in iter_widgets(app) if getattr(w, "description", "") == "Longitude").value = longitude
     upload.value = tuple({"name": f"{i}.jpg", "type": "image/jpeg", "size": len(data), "content": memoryview(data), "last_modified": EPOCH}
                          for i, data in enumerate(photos))
     return button
@@ -622,8 +642,31 @@ def test_teaching_a_name_twice_says_so_in_the_page_s_words(tiny_model, tmp_path)
     replace = next(w for w in iter_widgets(app) if isinstance(w, widgets.Checkbox))
     assert replace.description in html_unescape(status)
     replace.value = True
-    _fill(app, "Test Tower", photos, latitude=10.0).click()
+    _fill(app, "Test Tower", photos, latitude="10.0").click()
     assert "Learned Test Tower" in _teach_status(app) and "which of the 4 landmarks" in _text(app)
+
+
+def test_the_teach_form_s_position_is_empty_and_optional(tiny_model, tmp_path):
+    app = build_app(Recognizer(tiny_model, gallery_dir=tmp_path / "gallery"))
+    fields = [next(w for w in iter_widgets(app) if getattr(w, "description", "") == label) for label in ("Latitude", "Longitude")]
+    assert all(field.value == "" and "optional" in field.placeholder for field in fields)  # empty, not 0
+    _fill(app, "Half Place", [_blue_photo(seed) for seed in range(3)], latitude="", longitude="2.35").click()
+    assert "Not added" in _teach_status(app) and "or leave both empty" in _teach_status(app)
+    _fill(app, "Odd Place", [_blue_photo(seed) for seed in range(3)], latitude="north", longitude="2.35").click()
+    assert "latitude must be a number" in _teach_status(app)
+
+
+def test_teaching_without_a_position_names_it_but_never_places_it(tiny_model, tmp_path):
+    recognizer = Recognizer(tiny_model, gallery_dir=tmp_path / "gallery", placement=0.0)
+    app = build_app(recognizer)
+    photos = [_blue_photo(seed) for seed in range(5)]
+    _fill(app, "Big Ben", photos, latitude="", longitude="").click()
+    status = html_unescape(_teach_status(app))
+    assert "Learned Big Ben from 5 photos" in status and "named, never placed" in status, status
+    _upload(app, ("ben.jpg", photos[0]))
+    card = html_unescape(_cards(app)[0].children[-1].value)
+    assert "Big Ben — named, never placed" in card and "Latitude" not in card and "lt-map" not in card
+    assert "0 landmarks recognized, 1 guess not placed" in _text(app)
 
 
 def test_teaching_photos_of_a_known_landmark_warns(tiny_model, tiny_data, tmp_path):

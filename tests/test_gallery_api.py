@@ -57,7 +57,7 @@ def test_teach_predict_list_and_delete(server, photos, monkeypatch):
     assert body["landmark"]["photos"] == len(photos) and body["landmark"]["hashtags"] == ["#TT"]
     assert [item["photo"] for item in body["skipped"]] == [f"{len(photos)}.jpg"]
     predicted = requests.post(f"{server}/v1/predict", files={"file": ("a.jpg", photos[0], "image/jpeg")}, timeout=60).json()
-    assert predicted["status"] == "landmark" and predicted["landmark"]["class_name"] == "Test Tower"
+    assert predicted["status"] == "placed" and predicted["landmark"]["class_name"] == "Test Tower"
     assert predicted["landmark"]["latitude"] == 1.5
     assert _teach(server, photos).status_code == 409  # the same name again
     assert _teach(server, [b"junk"], name="Nothing").status_code == 422

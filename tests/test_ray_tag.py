@@ -61,7 +61,7 @@ def test_folders_and_a_listing_give_the_local_rows_with_errors_in_place(tiny_dat
     assert [row.file for row in rows] == [row.file for row in local]  # the photo list's order is kept
     assert rows == local
     assert {row.file for row in rows if row.status == "error"} == {str(truncated), str(missing), str(broken)}
-    assert all(row.status in ("landmark", "unknown") for row in rows if row.file not in (str(truncated), str(missing), str(broken)))
+    assert all(row.status in ("placed", "guess", "unknown") for row in rows if row.file not in (str(truncated), str(missing), str(broken)))
     assert [(row.status, "too small" in row.message) for row in rows if row.file == str(small)] == [("unknown", True)]
 
 

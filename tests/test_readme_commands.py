@@ -63,8 +63,8 @@ def test_python_m_src_tag_loads_no_torch(tiny_data, tmp_path, environment):
     assert not imported_modules(done.stderr) & set(HEAVY)
     assert "FutureWarning" not in done.stderr
     rows = list(csv.DictReader(report.open()))
-    assert rows and {row["status"] for row in rows} <= {"landmark", "unknown", "error"}
-    assert any(row["status"] in ("landmark", "unknown") for row in rows)
+    assert rows and {row["status"] for row in rows} <= {"placed", "guess", "unknown", "error"}
+    assert any(row["status"] in ("placed", "guess", "unknown") for row in rows)
 
 
 def test_python_m_src_gallery_add_and_list_load_no_torch(tiny_data, environment):
@@ -86,7 +86,7 @@ def test_python_m_src_serve_idles_small_without_torch(tiny_data, tmp_path, envir
             wait_healthy(url, process=process)
             photo = min((tiny_data / "test").rglob("*.jpg")).read_bytes()
             answer = requests.post(f"{url}/v1/predict", files={"file": ("photo.jpg", photo, "image/jpeg")}, timeout=60)
-            assert answer.status_code == 200 and answer.json()["status"] in ("landmark", "unknown")
+            assert answer.status_code == 200 and answer.json()["status"] in ("placed", "guess", "unknown")
             idle_mb = peak_memory_mb(process.pid, "VmRSS")
         finally:
             stop_service(process)

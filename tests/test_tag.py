@@ -2,7 +2,7 @@
 
 The tiny model's classes are not in landmarks.json (no coordinates), so the tests that write GPS
 use a Recognizer whose class names are patched to real landmarks with coordinates and whose
-threshold and placement point are 0 (every photo is a placed "landmark"): the geography is fake, the code path real.
+threshold and placement point are 0 (every photo is "placed"): the geography is fake, the code path real.
 """
 
 from __future__ import annotations
@@ -98,19 +98,19 @@ def test_cli_reports_csv_and_json_with_exit_code_1_for_a_corrupt_photo(photos, t
     assert sorted(by_file) == sorted(files)
     for row in report["files"]:
         assert set(row) == set(COLUMNS)
-        assert row["status"] in {"landmark", "unknown", "error"}
+        # the tiny model's classes have no coordinates: a sure answer is still a guess, never placed
+        assert row["status"] in {"guess", "unknown", "error"}
         if row["status"] != "error":
-            named = row["status"] == "landmark"
-            assert (row["landmark"] if named else row["guess"]) in CLASS_NAMES[:3] and bool(row["name"]) == named
+            assert row["guess"] in CLASS_NAMES[:3] and row["landmark"] == row["name"] == "" and row["placed"] == "no"
             assert 0.0 <= row["probability"] <= 1.0
             assert row["latitude"] is None  # the tiny model's classes have no known coordinates
     assert report["summary"]["counts"]["error"] == 2
     assert report["summary"]["files"] == 9
-    assert sum(report["summary"]["counts"][s] for s in ("landmark", "unknown", "has_gps", "error")) == 9
+    assert sum(report["summary"]["counts"][s] for s in ("placed", "guess", "unknown", "has_gps", "error")) == 9
     # Photos of each class are recognised as that class (the tiny model is accurate on them).
     class_photos = [(name, row) for name, row in by_file.items() if name.startswith("trip/0")]
     assert len(class_photos) == 6
-    assert sum((row["landmark"] or row["guess"]) == name.split("/")[1] for name, row in class_photos) >= 5
+    assert sum(row["guess"] == name.split("/")[1] for name, row in class_photos) >= 5
     assert _tree_digests(photos) == before  # a report-only run never touches a photo
 
 
@@ -152,7 +152,7 @@ def test_write_gps_into_copies_keeps_originals(photos, geo_recognizer, tmp_path)
     stats = TagStats()
     rows = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=out, progress=False, stats=stats, batch_size=3)
 
-    assert len(rows) == 7 and {row.status for row in rows} == {"landmark"}
+    assert len(rows) == 7 and {row.status for row in rows} == {"placed"}
     assert _tree_digests(photos) == before  # originals untouched
     for row in rows:
         info = lookup(row.landmark)
@@ -166,7 +166,7 @@ def test_write_gps_into_copies_keeps_originals(photos, geo_recognizer, tmp_path)
         assert row.tags.split() == info.hashtags
         with Image.open(copy) as tagged, Image.open(row.file) as original:
             assert tagged.tobytes() == original.tobytes()  # pixels are not re-encoded
-    assert stats.counts == {"landmark": 7, "written": 7}
+    assert stats.counts == {"placed": 7, "written": 7}
     assert stats.files == 7 and stats.total_s > 0 and stats.model_s > 0 and stats.decode_s > 0
     assert "7 files" in stats.summary() and "photos/s" in stats.summary()
 
@@ -188,7 +188,7 @@ def test_photo_with_own_gps_is_reported_and_left_alone(photos, geo_recognizer, t
     rows = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=out, progress=False)
     assert {r.status for r in rows if Path(r.file).name == "top.jpg"} == {"has_gps"}
     assert not (out / "top.jpg").exists() and _digest(original) == digest
-    assert sum(r.status == "landmark" for r in rows) == 6
+    assert sum(r.status == "placed" for r in rows) == 6
 
 
 def test_unknown_predictions_are_never_written(photos, tiny_model, tmp_path):
@@ -222,7 +222,7 @@ def test_in_place_replaces_atomically(photos, geo_recognizer, monkeypatch):
         assert sorted(p.name for p in photo.parent.iterdir() if p.name.endswith(".tmp")) == []
 
     [row] = tag_paths([photo], geo_recognizer, write_gps=True, in_place=True, progress=False)
-    assert row.status == "landmark" and row.written == str(photo)
+    assert row.status == "placed" and row.written == str(photo)
     assert photo.stat().st_ino != inode  # a new file renamed over the old one, not rewritten in place
     assert read_gps(photo) == pytest.approx((lookup(row.landmark).latitude, lookup(row.landmark).longitude), abs=1e-6)
     assert Image.open(photo).tobytes() == pixels
@@ -238,7 +238,7 @@ def test_unwritable_format_is_reported_not_fatal(photos, geo_recognizer, tmp_pat
     Image.open(photos / "top.jpg").save(gif)
     rows = tag_paths([photos], geo_recognizer, write_gps=True, out_dir=tmp_path / "out", progress=False)
     [row] = [r for r in rows if r.file == str(gif)]
-    assert row.status == "landmark" and row.written == "" and "not written" in row.message
+    assert row.status == "placed" and row.written == "" and "not written" in row.message
     assert "GIF" in row.message and "--sidecar" in row.message  # says what would work instead
     assert sum(bool(r.written) for r in rows) == 7  # the JPEGs were still tagged
 
@@ -282,16 +282,18 @@ def test_photos_smaller_than_the_model_size_mix_with_others_in_a_batch(photos, r
 
 
 def test_positions_are_written_only_where_the_photo_is_placed(photos, tiny_model, tmp_path):
-    """A landmark named below the placement point keeps its name but gets no position, in the report or the photo."""
+    """A landmark named below the placement point is a guess: in `guess` only, no name, no position, in the report or the photo."""
     strict = geo(Recognizer(tiny_model, threshold=0.0, placement=1.0))
     rows = tag_paths([photos], strict, write_gps=True, out_dir=tmp_path / "strict", progress=False)
-    assert {row.status for row in rows} == {"landmark"} and not any(row.written for row in rows)
-    assert all(row.placed == "no" and row.latitude is None and not row.tags and row.landmark for row in rows)
+    assert {row.status for row in rows} == {"guess"} and not any(row.written for row in rows)
+    assert all(row.placed == "no" and row.latitude is None and not row.tags and row.guess in GEO_CLASSES for row in rows)
+    assert all(row.landmark == row.name == "" for row in rows)  # filtering on the name never returns a guess
     assert all("not sure enough to place it" in row.message and "not placed: probability" in row.rule and "min-confidence 1.0000" in row.rule for row in rows)
     assert not (tmp_path / "strict").exists() or not any((tmp_path / "strict").rglob("*.jpg"))
     lenient = tag_paths([photos], geo(Recognizer(tiny_model, threshold=0.0, placement=0.0)), write_gps=True, out_dir=tmp_path / "lenient", progress=False)
     assert all(row.written and row.placed == "yes" and row.latitude is not None and row.rule.startswith("probability ") for row in lenient)
-    assert COLUMNS[-3:] == ("rule", "placed", "guess")
+    assert all(row.status == "placed" and row.name and row.landmark == row.guess for row in lenient)
+    assert {"rule", "placed", "guess"} <= set(COLUMNS)
 
 
 def test_unknown_rows_keep_the_best_guess_out_of_the_landmark_columns(photos, tiny_model):
@@ -309,3 +311,12 @@ def test_the_cli_places_by_a_named_point_or_a_probability(photos, tiny_model, tm
     assert main([str(photos), "--model", str(tiny_model), "-q", "--placement", "loose"]) == 2
     assert "unknown placement point 'loose'" in capsys.readouterr().err
     assert main([str(photos), "--model", str(tiny_model), "-q", "--placement", "strict", "--min-confidence", "0.5"]) == 2
+
+
+def test_a_landmark_without_a_position_is_named_in_guess_and_never_written(photos, tiny_model, tmp_path):
+    """Sure answers for landmarks with no position (the tiny model's classes; a landmark taught without one, or at 0, 0)."""
+    sure = Recognizer(tiny_model, threshold=0.0, placement=0.0)
+    rows = tag_paths([photos], sure, write_gps=True, out_dir=tmp_path / "out", progress=False)
+    assert {row.status for row in rows} == {"guess"} and not any(row.written for row in rows)
+    assert all(row.guess and row.name == "" and row.latitude is None and "named, never placed" in row.message for row in rows)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jpg"))

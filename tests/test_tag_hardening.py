@@ -69,7 +69,7 @@ def test_fifo_and_socket_named_like_photos_are_error_rows_not_hangs(folder, geo_
         listener.close()
     assert rows["pipe.jpg"].status == "error" and "FIFO" in rows["pipe.jpg"].message
     assert rows["sock.jpg"].status == "error"
-    assert rows["real.jpg"].status == "landmark"
+    assert rows["real.jpg"].status == "placed"
 
 
 @POSIX
@@ -85,7 +85,7 @@ def test_self_looping_and_dangling_symlinks_do_not_stop_the_run(folder, geo_reco
     rows = _ended_within(20, _rows, [folder], geo_recognizer)
     assert rows["loop.jpg"].status == "error" and "symlink loop" in rows["loop.jpg"].message
     assert rows["gone.jpg"].status == "error" and "broken symlink" in rows["gone.jpg"].message
-    assert rows["real.jpg"].status == "landmark"
+    assert rows["real.jpg"].status == "placed"
 
 
 def test_an_alias_is_tagged_once_at_its_target_and_stays_a_link(folder, geo_recognizer):

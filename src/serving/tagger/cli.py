@@ -20,16 +20,17 @@
   under ``--out-dir`` (relative paths kept), or into the original with ``--in-place`` (atomic
   replace), or only into an XMP sidecar ``photo.jpg.xmp`` with ``--sidecar`` (the photo is never
   written; implies ``--write-gps``). All through `src.serving.tagger.tag_writer.write_landmark`.
-  Only placed answers with known coordinates are written: a ``landmark`` the placement rule is sure
+  Only ``placed`` answers are written: a landmark with a position that the placement rule is sure
   of (``--placement``, default the model's "strict" point: at most 1 % of photos of landmarks it
-  never saw get a position, docs/unknown.md), never a mere guess and never an ``unknown`` one.
+  never saw get a position, docs/unknown.md), never a ``guess`` and never an ``unknown`` one.
   Formats that cannot hold the tags (HEIC, GIF, BMP) are reported in the row's message, not fatal.
 * Temp files a killed earlier run left in the folders written to are removed first.
 * The report (``--output``, ``.csv`` or ``.json``; ``-`` for CSV on stdout) has one row per file:
   file, status, landmark, name, probability, latitude, longitude, tags, message, written, rule, placed,
-  guess. status is ``landmark`` (named), ``unknown``, ``has_gps`` or ``error`` (unreadable file,
-  failed write). landmark/name are filled only for a named photo; an ``unknown`` row's best guess is
-  in ``guess``. latitude/longitude/tags only where ``placed`` is ``yes``; ``rule`` says what decided.
+  guess. status is ``placed``, ``guess`` (looks like a landmark, not sure enough to place it, or one
+  without a position), ``unknown``, ``has_gps`` or ``error`` (unreadable file, failed write).
+  landmark/name are filled only for a placed photo; the best landmark is always in ``guess``.
+  latitude/longitude/tags only where ``placed`` is ``yes``; ``rule`` says what decided.
 * ``--engine local`` (default) runs `src.serving.tagger.tag.tag_paths` in this process; ``--engine ray``
   runs `src.serving.tagger.ray_tag` (Ray is imported only then). Both tag each photo with the same steps
   (`src.serving.tagger.photo_pipeline`).

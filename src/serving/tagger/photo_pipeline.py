@@ -4,7 +4,7 @@ same write whichever engine runs it.
 
 * `Limits`: what one photo may cost (bytes read, pixels decoded, memory for the decodes at once);
 * `check_and_decode`: the bounded read, the photo's own GPS (which wins), the decode; never raises;
-* `row_from`: the report row of a recognised photo (the place only where it is placed);
+* `row_from`: the report row of a recognised photo (name and place only where it is placed);
 * `write_place`: the landmark's place written into a copy, the photo or a sidecar; updates the row.
 
 Nothing here loads a model: `check_and_decode` needs only the decoder's ``resize``.
@@ -52,16 +52,15 @@ class Limits:
 
 
 def row_from(file: str, result: Recognition) -> TagRow:
-    """A report row with the place only where the photo is placed, the name only where it is named."""
+    """A report row in the doors' vocabulary (`Recognition.verdict`): the best landmark always in `guess`;
+    `landmark`, `name` and the place only where the photo is placed, so filtering on them never returns a guess."""
     if result.status == "error":
         return TagRow(file=file, status="error", message=result.message)
     best = result.top[0]
-    row = TagRow(file=file, status=result.status, probability=round(best.probability, 6), message=result.message, rule=result.rule,
-                 placed="yes" if result.placed else "no")
-    if result.status == "landmark":
+    row = TagRow(file=file, status=result.verdict, probability=round(best.probability, 6), message=result.message, rule=result.rule,
+                 placed="yes" if result.placed else "no", guess=best.class_name)
+    if result.placed:
         row.landmark, row.name = best.class_name, best.info.name
-    else:
-        row.guess = best.class_name
     if result.position is not None:
         row.latitude, row.longitude = result.position
         row.tags = " ".join(best.info.hashtags)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from src.serving.metadata.safe_write import remove_stale_temp_files, write_atomically
 
-STATUSES = ("landmark", "unknown", "has_gps", "error")
+# A row's status: `Recognition.verdict` (placed, guess, unknown, error) or has_gps (the photo's own position wins).
+STATUSES = ("placed", "guess", "unknown", "has_gps", "error")
 COLUMNS = ("file", "status", "landmark", "name", "probability", "latitude", "longitude", "tags", "message", "written", "rule", "placed", "guess",
            "source", "radius_m", "device", "time_utc", "clock_offset")
 SOURCES = ("gps", "track", "time", "landmark", "visual", "conflict")  # what decided a position (the `source` column)
@@ -23,9 +24,9 @@ class TagRow:
 
     file: str
     status: str  # one of STATUSES
-    landmark: str = ""  # class name of the named landmark ("" unless status is "landmark")
-    name: str = ""
-    probability: float | None = None  # of the named landmark, or of the best guess
+    landmark: str = ""  # class name of the placed landmark ("" unless status is "placed")
+    name: str = ""  # its display name ("" unless status is "placed")
+    probability: float | None = None  # of the best landmark (the one in `guess`)
     latitude: float | None = None  # inferred (placed landmark) or the photo's own (has_gps)
     longitude: float | None = None
     tags: str = ""  # space-separated hashtags (placed landmarks)
@@ -33,7 +34,7 @@ class TagRow:
     written: str = ""  # where the GPS was written ("" when nothing was written)
     rule: str = ""  # what decided the status and the placement
     placed: str = ""  # "yes": the landmark's position was placed (and written with --write-gps); "no"; "" for has_gps/error
-    guess: str = ""  # an "unknown" photo's best guess (class name), never a place
+    guess: str = ""  # the best landmark (class name) of every recognised photo, placed or not; a guess alone is never a place
     # The library context (src.serving.locate): which evidence decided, how sure, and the photo's time as estimated.
     source: str = ""  # one of SOURCES, or "" (no position)
     radius_m: float | None = None  # the true position lies within this of latitude/longitude (>= 95 % of placed photos)

@@ -39,7 +39,9 @@ MAX_CARDS = 30  # older cards are dropped so a long session stays responsive
 
 _FONT = "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; line-height: 1.4; color: #222;"
 _MUTED = "color: #666; font-size: 0.9em;"
-_BAR_COLOUR = {"landmark": "#2e7d32", "unknown": "#9e9e9e"}
+# By `Recognition.verdict`: green is for a placed photo only; a guess is blue-grey, like the other candidates.
+_BAR_COLOUR = {"placed": "#2e7d32", "guess": "#78909c", "unknown": "#9e9e9e"}
+_BORDER = {"placed": "#a5d6a7", "guess": "#b0bec5", "unknown": "#ffcc80"}
 MIN_SHOWN = 0.005  # a guess below this would read "0.0%": not shown; an answer with none says "No landmark"
 UPLOAD_LABEL = "Upload photos"
 # The page's style sheet (one <style> in an HTML widget). ipywidgets writes "Upload photos (N)" on the
@@ -61,9 +63,14 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _percent(probability: float) -> str:
+    """"99.6%": one rounding for the heading and the bars, so they never disagree (100% beside 99.6%)."""
+    return f"{max(0.0, min(100.0, probability * 100)):.1f}%"
+
+
 def _bars(recognition: Recognition) -> str:
     """The top-k guesses as horizontal bars (plain HTML/CSS: instant to render, no plotting)."""
-    colour = _BAR_COLOUR.get(recognition.status, "#9e9e9e")
+    colour = _BAR_COLOUR.get(recognition.verdict, "#9e9e9e")
     rows = []
     for rank, guess in enumerate(_shown(recognition)):
         percent = max(0.0, min(100.0, guess.probability * 100))
@@ -76,7 +83,7 @@ def _bars(recognition: Recognition) -> str:
             f'<span style="display:block; width:{percent:.1f}%; height:12px; background:{bar}; border-radius:3px;"></span>'
             "</span>"
             f'<span class="lt-prob" style="flex:0 0 52px; text-align:right; font-variant-numeric:tabular-nums;">'
-            f"{percent:.1f}%</span>"
+            f"{_percent(guess.probability)}</span>"
             "</div>"
         )
     return "".join(rows)
@@ -143,13 +150,13 @@ def render_result_html(name: str, recognition: Recognition) -> str:
             + (f'<div style="{_MUTED} margin-top:6px;">Closest guesses:</div>' + _bars(recognition) if _shown(recognition) else "")
         )
     elif not recognition.placed:
-        # named, but the placement rule is not sure: a guess never carries a place (no position, map or tags)
+        # a guess never carries a place (no position, map or tags) nor a big percentage: the bars say how sure
         best = recognition.top[0]
+        why = (f"{_e(best.info.name)} &#8212; named, never placed: no position is known for it" if not best.info.has_coordinates
+               else f"Looks like {_e(best.info.name)} &#8212; not sure enough to place it")
         body = (
-            '<div class="lt-looks-like" style="font-size:1.15em; font-weight:600; margin:4px 0;">'
-            f"Looks like {_e(best.info.name)} "
-            f'<span style="color:#e65100;">{best.probability:.0%}</span></div>'
-            f'<div style="{_MUTED}">Not sure enough to place it: no position, map or tags.</div>'
+            f'<div class="lt-looks-like" style="font-size:1.05em; font-weight:600; color:#455a64; margin:4px 0;">{why}</div>'
+            f'<div style="{_MUTED}">{_e(recognition.message)} No position, map or tags.</div>'
             + f'<div style="{_MUTED} margin-top:6px;">Top {len(_shown(recognition))}:</div>'
             + _bars(recognition)
         )
@@ -158,7 +165,7 @@ def render_result_html(name: str, recognition: Recognition) -> str:
         body = (
             '<div class="lt-landmark" style="font-size:1.25em; font-weight:600; margin:4px 0;">'
             f"{_e(best.info.name)} "
-            f'<span style="color:#2e7d32;">{best.probability:.0%}</span></div>'
+            f'<span style="color:#2e7d32;">{_percent(best.probability)}</span></div>'
             + _location(recognition)
             + _tags(recognition)
             + f'<div style="{_MUTED} margin-top:6px;">Top {len(_shown(recognition))}:</div>'
@@ -192,7 +199,7 @@ def _card(name: str, content: bytes, recognition: Recognition) -> widgets.Widget
     if thumb is not None:
         image = widgets.Image(value=thumb, format="jpeg", layout=widgets.Layout(max_width=f"{THUMB_SIZE}px", height="auto", flex="0 1 auto"))
         children.insert(0, image)
-    border = {"landmark": "#a5d6a7", "unknown": "#ffcc80"}.get(recognition.status, "#ef9a9a")
+    border = _BORDER.get(recognition.verdict, "#ef9a9a")
     card = widgets.HBox(
         children,
         layout=widgets.Layout(
@@ -282,10 +289,12 @@ class LandmarkApp:
                 cards.append(widgets.HTML(render_result_html(name, Recognition(status="error", message=f"Could not show this photo ({type(error).__name__})."))))
         self.results.children = tuple(cards + list(self.results.children))[: self.max_cards]
         seconds = time.perf_counter() - start
-        found = sum(r.status == "landmark" for r in recognitions)
+        placed = sum(r.verdict == "placed" for r in recognitions)  # a guess is not a recognition
+        guesses = sum(r.verdict == "guess" for r in recognitions)
         self.status.value = (
-            f'<div style="{_FONT} {_MUTED}">{plural(count, "photo")}, {plural(found, "landmark")} '
-            f"recognized ({seconds:.1f} s).</div>"
+            f'<div style="{_FONT} {_MUTED}">{plural(count, "photo")}, {plural(placed, "landmark")} recognized'
+            + (f", {guesses} {'guess' if guesses == 1 else 'guesses'} not placed" if guesses else "")
+            + f" ({seconds:.1f} s).</div>"
         )
         self.refresh_counts()  # another process may have taught one meanwhile
         return recognitions

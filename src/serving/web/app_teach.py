@@ -1,5 +1,6 @@
 """The app's "Teach a new landmark" panel: a name, a position and a few photos; from then on uploads of
-that landmark are recognised (the Recognizer picks the changed gallery up on the next photo)."""
+that landmark are recognised (the Recognizer picks the changed gallery up on the next photo). The position
+is optional: a landmark taught without one is named on its photos but never placed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import ipywidgets as widgets
 from src.serving.gallery.gallery import GalleryError, enrol
 from src.serving.recognizer.lookalike import known_lookalike
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.gallery.validation import landmark_fields
+from src.serving.gallery.validation import landmark_fields, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,17 @@ _STYLE = "font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;
 def plural(count: int, noun: str) -> str:
     """"1 photo", "5 photos" (regular nouns): the app's counts, never "photo(s)"."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def optional_position(latitude: str, longitude: str) -> tuple[Optional[float], Optional[float]]:
+    """The form's two text fields -> (latitude, longitude), (None, None) when both are empty: a position is
+    optional, but half of one is a mistake (GalleryError). The store checks the range."""
+    lat, lon = latitude.strip(), longitude.strip()
+    if not lat and not lon:
+        return None, None
+    if not lat or not lon:
+        raise GalleryError("give both latitude and longitude, or leave both empty (named, never placed)")
+    return parse_number(lat, "latitude"), parse_number(lon, "longitude")
 
 
 def uploaded_files(value: Any) -> list[dict]:
@@ -41,8 +53,9 @@ class TeachPanel:
         self.recognizer = recognizer
         self.on_taught = on_taught
         self.name = widgets.Text(description="Name", placeholder="Sydney Opera House")
-        self.latitude = widgets.BoundedFloatText(description="Latitude", min=-90, max=90, value=0.0, step=0.0001)
-        self.longitude = widgets.BoundedFloatText(description="Longitude", min=-180, max=180, value=0.0, step=0.0001)
+        # Empty, not 0: a position left at 0, 0 would place the landmark in the Gulf of Guinea.
+        self.latitude = widgets.Text(description="Latitude", placeholder="optional, e.g. -33.8568")
+        self.longitude = widgets.Text(description="Longitude", placeholder="optional, e.g. 151.2153")
         self.country = widgets.Text(description="Country")
         self.city = widgets.Text(description="City")
         self.tags = widgets.Text(description="Tags", placeholder="#SydneyOperaHouse #Sydney")
@@ -68,7 +81,7 @@ class TeachPanel:
     def _clear(self) -> None:
         """Empty the form after a landmark was learned, so the next one starts from blank fields."""
         self.name.value = self.country.value = self.city.value = self.tags.value = ""
-        self.latitude.value = self.longitude.value = 0.0
+        self.latitude.value = self.longitude.value = ""
         self.replace.value = False
         self.photos.value = ()
 
@@ -80,7 +93,8 @@ class TeachPanel:
             return False
         contents = [bytes(item.get("content") or b"") for item in files]
         try:  # decoded and embedded before the gallery is locked (`enrol`)
-            name = landmark_fields(self.name.value, self.latitude.value, self.longitude.value, country=self.country.value,
+            latitude, longitude = optional_position(self.latitude.value, self.longitude.value)
+            name = landmark_fields(self.name.value, latitude, longitude, country=self.country.value,
                                    city=self.city.value, tags=self.tags.value or None, trained=self.recognizer.class_names).name
             self.recognizer.refresh_gallery()
             if name in self.recognizer.gallery_names and not self.replace.value:  # the store would refuse it in command-line words
@@ -90,8 +104,8 @@ class TeachPanel:
             warning = known_lookalike(self.recognizer, contents, name)
             report = enrol(
                 self.recognizer.gallery_dir, self.name.value, contents,
-                self.recognizer.embed, self.recognizer.model_id, latitude=float(self.latitude.value),
-                longitude=float(self.longitude.value), country=self.country.value, city=self.city.value,
+                self.recognizer.embed, self.recognizer.model_id, latitude=latitude,
+                longitude=longitude, country=self.country.value, city=self.city.value,
                 tags=self.tags.value or None, trained=self.recognizer.class_names, replace=self.replace.value,
                 names=[str(item.get("name") or f"photo {i + 1}") for i, item in enumerate(files)],
             )
@@ -103,8 +117,9 @@ class TeachPanel:
             return False
         self.recognizer.refresh_gallery()
         skipped = f" Skipped {', '.join(name for name, _ in report.skipped)}." if report.skipped else ""
+        unplaced = "" if report.landmark.info.has_coordinates else " Without a position it is named, never placed."
         self._say(f"Learned {report.landmark.name} from {plural(len(report.landmark.photos), 'photo')}: "
-                  f"upload a photo of it to try.{skipped}", warning)
+                  f"upload a photo of it to try.{unplaced}{skipped}", warning)
         self._clear()
         if self.on_taught is not None:
             self.on_taught()

@@ -6,7 +6,8 @@
 Endpoints (interactive docs at ``/docs``, schema at ``/openapi.json``):
 
 * ``POST /v1/predict`` -- multipart/form-data field ``file`` (the photo), optional query ``top_k``
-  (1..10). Answers ``{status: "landmark"|"unknown", message, landmark, top: [...], model}``.
+  (1..10). Answers ``{status: "placed"|"guess"|"unknown", placed, position, message, landmark, guess, top: [...],
+  rule, model}``: ``landmark`` and ``position`` only when placed; ``guess`` and ``top`` never carry coordinates.
 * ``GET /healthz`` -- ``{status: "ok", model, classes, placement}`` once the model is loaded, plus ``gallery``
   (why, and how to restore it) while an unreadable gallery file keeps taught landmarks off.
 
@@ -92,7 +93,8 @@ DEFAULT_MEMORY_BYTES = 1024 * 2**20
 
 
 class Guess(BaseModel):
-    """One candidate landmark with its probability and what is known about it."""
+    """One candidate landmark with its probability and what is known about it, never where it is: a candidate
+    is not a place (`top`, `guess`)."""
 
     class_name: str = Field(description="class folder name the model was trained on", examples=["22.Taj_Mahal"])
     name: str = Field(description="display name", examples=["Taj Mahal"])
@@ -101,10 +103,15 @@ class Guess(BaseModel):
     region: str = ""
     country: str = ""
     location: str = Field("", description="city, region, country", examples=["Agra, Uttar Pradesh, India"])
-    latitude: float | None = Field(None, description="WGS-84 degrees; only in `landmark` of a placed photo, else null", examples=[27.175])
-    longitude: float | None = Field(None, description="WGS-84 degrees; only in `landmark` of a placed photo, else null", examples=[78.0421])
-    map_url: str | None = Field(None, description="OpenStreetMap link; only in `landmark` of a placed photo, else null")
     hashtags: list[str] = Field(default_factory=list, examples=[["#TajMahal", "#Agra"]])
+
+
+class PlacedLandmark(Guess):
+    """The placed landmark: a candidate with its coordinates."""
+
+    latitude: float = Field(description="WGS-84 degrees", examples=[27.175])
+    longitude: float = Field(description="WGS-84 degrees", examples=[78.0421])
+    map_url: str = Field(description="OpenStreetMap link with a marker on the landmark")
 
 
 class Position(BaseModel):
@@ -117,15 +124,17 @@ class Position(BaseModel):
 class Prediction(BaseModel):
     """The answer for one photo. A guess is never a place: coordinates appear only when `placed`."""
 
-    status: Literal["landmark", "unknown"] = Field(
-        description='"landmark": top[0] is named (one of the known landmarks); "unknown": not one of the known landmarks'
+    status: Literal["placed", "guess", "unknown"] = Field(
+        description='"placed": top[0] is recognised and its position given; "guess": top[0] looks likely but is not sure enough to '
+        'place (or has no position); "unknown": not one of the known landmarks. The tagger\'s report uses the same words.'
     )
     placed: bool = Field(description="true when the placement rule is sure enough to give the named landmark's position "
                          "(the default point places at most 1 % of photos of landmarks the model never saw; docs/unknown.md)")
     position: Position | None = Field(None, description="the placed landmark's coordinates; null unless placed")
     message: str = Field(description="one human-readable sentence", examples=["Taj Mahal (99%)"])
-    landmark: Guess | None = Field(None, description="top[0] when status is landmark (with coordinates only when placed), else null")
-    top: list[Guess] = Field(description="the top-k candidates, most probable first (names and probabilities, no coordinates)")
+    landmark: PlacedLandmark | None = Field(None, description="top[0] with its coordinates when placed, else null")
+    guess: Guess | None = Field(None, description="the best candidate (top[0]), placed or not; never with coordinates")
+    top: list[Guess] = Field(description="the top-k candidates, most probable first (names and probabilities; no entry has coordinates)")
     rule: str = Field("", description="what decided the status and the placement")
     model: str = Field(description="file name of the model that answered", examples=["transfer_exported.pt"])
 
@@ -276,7 +285,7 @@ def create_app(
         recognizer = await get_recognizer()
         result = await anyio.to_thread.run_sync(_recognize, recognizer, data, top_k, app.state.max_pixels, limiter=app.state.limiter)
         body = result.to_dict()
-        return Prediction(**{key: body[key] for key in ("status", "placed", "position", "message", "landmark", "top", "rule")},
+        return Prediction(**{key: body[key] for key in ("status", "placed", "position", "message", "landmark", "guess", "top", "rule")},
                           model=recognizer.model_path.name)
 
     return app
