@@ -21,7 +21,7 @@ __all__ = ["Simulation", "simulate", "written_clock"]
 
 WALK_KMH, CITY_KMH, ROAD_KMH, TRAIN_KMH = 4.5, 22.0, 65.0, 95.0
 JITTER_M = 200.0  # photos at a stop lie within this of it
-PHONE_FIX = 0.85  # share of outdoor phone photos with a GPS fix
+PHONE_FIX = 0.9  # share of outdoor phone photos with a GPS fix
 PHONE_FIX_INDOOR = 0.0  # no fix indoors
 LANDMARK_SHARE = {"phone": 0.35, "camera": 0.55}  # share of photos at a landmark that show it
 RIDE_MARGIN_S = 40 * 60  # the camera's ride photos start this long after departure (well past 1 km)

@@ -64,7 +64,7 @@ class Stop:
     devices: Optional[tuple[str, ...]] = None  # None: the day's devices
     by_train: bool = False  # reached by train: the camera photographs during the ride (traps)
     trap: str = ""  # why photos here must get no position ("" = not a trap)
-    photo_rate_per_min: float = 0.3
+    photo_rate_per_min: float = 0.36
 
 
 @dataclass(frozen=True)

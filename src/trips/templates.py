@@ -54,7 +54,7 @@ INDIA = Trip(
     ),
     (
         Day("2025-02-04", 60, "11:00", (Stop(BERLIN_CENTRE, (60, 120), devices=("phone",)),
-                                         Stop(BERLIN_HOME, (90, 150), trap="before the trip, at home, no GPS evidence within hours")),
+                                         Stop(BERLIN_HOME, (60, 100), trap="before the trip, at home, no GPS evidence within hours")),
             "before_trip"),
         Day("2025-02-10", 330, "08:30", (Stop(QUTB), Stop(JAMALI, (20, 40)), Stop(_spot("lunch, Hauz Khas", 28.5494, 77.2001, True), (45, 70)),
                                           Stop(HUMAYUN), Stop(INDIA_GATE, (20, 50))), "home_clock_camera"),
@@ -64,7 +64,7 @@ INDIA = Trip(
         Day("2025-02-12", 330, "07:00", (Stop(FATEHPUR, (60, 90)), Stop(_spot("Agra Cantt station", 27.1573, 77.9908), (20, 30)),
                                           Stop(_spot("Jaipur Junction", 26.9196, 75.7878), (15, 25), by_train=True), Stop(HAWA, (40, 80))),
             "train_ride"),
-        *(Day(date, 60, "10:00", (Stop(BERLIN_HOME, (120, 240), trap="a second camera, at home during the trip", photo_rate_per_min=0.1),), "home_camera",
+        *(Day(date, 60, "10:00", (Stop(BERLIN_HOME, (120, 240), trap="a second camera, at home during the trip", photo_rate_per_min=0.05),), "home_camera",
               devices=("home_camera",), person="partner") for date in ("2025-02-10", "2025-02-11", "2025-02-12")),
     ),
 )
@@ -85,7 +85,7 @@ PORTO_LONDON = Trip(
     ),
     (
         Day("2025-05-08", 330, "12:00", (Stop(_landmark("10.Gateway_of_India"), (40, 70), devices=("phone",)),
-                                          Stop(PORTO_HOME, (90, 160), devices=("camera",), trap="before the trip, at home, no GPS evidence within hours")),
+                                          Stop(PORTO_HOME, (60, 100), devices=("camera",), trap="before the trip, at home, no GPS evidence within hours")),
             "before_trip"),
         Day("2025-05-12", 60, "09:30", (Stop(CLERIGOS), Stop(CITY_HALL, (20, 50)), Stop(_spot("Majestic Café", 41.1470, -8.6066, True), (40, 60)),
                                          Stop(ARRABIDA, (30, 60))), "unknown_landmarks"),
@@ -95,7 +95,7 @@ PORTO_LONDON = Trip(
                                          Stop(_spot("Alfama", 38.7118, -9.1300), (60, 90))), "train_ride"),
         Day("2025-05-15", 60, "09:00", (Stop(BIG_BEN), Stop(_spot("Westminster Abbey", 51.4993, -0.1273), (40, 70)),
                                          Stop(_spot("British Museum", 51.5194, -0.1270, True), (60, 90))), "unknown_landmarks"),
-        *(Day(date, 330, "17:00", (Stop(PORTO_HOME, (90, 180), trap="a second camera, at home during the trip", photo_rate_per_min=0.1),), "home_camera",
+        *(Day(date, 330, "17:00", (Stop(PORTO_HOME, (90, 180), trap="a second camera, at home during the trip", photo_rate_per_min=0.05),), "home_camera",
               devices=("home_camera",), person="partner") for date in ("2025-05-12", "2025-05-14")),
     ),
 )
@@ -109,7 +109,7 @@ ITALY_GPX = Trip(
     MUNICH_HOME,
     (_camera("camera", "OLYMPUS CORPORATION", "E-M10MarkIII", "BHX207815", "P", 7000000, 60, 1.0, 0.5),),
     (
-        Day("2025-07-01", 120, "18:00", (Stop(MUNICH_HOME, (60, 120), trap="before the trip, at home, no GPS evidence at all"),), "before_trip",
+        Day("2025-07-01", 120, "18:00", (Stop(MUNICH_HOME, (40, 80), trap="before the trip, at home, no GPS evidence at all"),), "before_trip",
             devices=("camera",)),
         Day("2025-07-08", 120, "09:00", (Stop(PISA, (40, 80)), Stop(_spot("Piazza dei Cavalieri", 43.7197, 10.4004), (20, 40)),
                                           Stop(_spot("Lucca walls", 43.8430, 10.5050), (40, 80))), "camera_gpx", devices=("camera",), gpx=True),
@@ -137,7 +137,7 @@ FAR_EAST = Trip(
     ),
     (
         Day("2025-09-01", 600, "12:00", (Stop(_spot("Bondi Beach", -33.8915, 151.2767), (50, 90), devices=("phone",)),
-                                          Stop(SYDNEY_HOME, (90, 150), trap="before the trip, at home, no GPS evidence within hours")),
+                                          Stop(SYDNEY_HOME, (60, 100), devices=("camera",), trap="before the trip, at home, no GPS evidence within hours")),
             "before_trip"),
         Day("2025-09-06", 540, "08:00", (Stop(_spot("Kawaguchiko station", 35.4986, 138.7690), (20, 30)), Stop(FUJI, (60, 120)),
                                           Stop(_spot("Oishi Park", 35.5220, 138.7430), (30, 60))), "unknown_landmarks"),
@@ -149,7 +149,7 @@ FAR_EAST = Trip(
         Day("2025-09-11", 420, "05:30", (Stop(ANGKOR, (90, 150)), Stop(_spot("Siem Reap Pub Street", 13.3549, 103.8553), (40, 70))),
             "home_clock_camera"),
         *(Day(date, 600, "09:00", (Stop(_landmark("07.Sydney_Opera_House", known=False), (60, 120),
-                                        trap="a second camera, at home during the trip", photo_rate_per_min=0.1),), "home_camera", devices=("home_camera",), person="partner")
+                                        trap="a second camera, at home during the trip", photo_rate_per_min=0.05),), "home_camera", devices=("home_camera",), person="partner")
           for date in ("2025-09-06", "2025-09-09")),
     ),
 )
@@ -171,7 +171,7 @@ EUROPE = Trip(
     ),
     (
         Day("2025-03-03", -300, "11:00", (Stop(_spot("Central Park", 40.7812, -73.9665), (60, 100), devices=("phone",)),
-                                           Stop(NEW_YORK_HOME, (90, 150), trap="before the trip, at home, no GPS evidence within hours")),
+                                           Stop(NEW_YORK_HOME, (60, 100), devices=("camera",), trap="before the trip, at home, no GPS evidence within hours")),
             "before_trip"),
         Day("2025-03-07", 180, "09:30", (Stop(ST_BASIL, (40, 80)), Stop(_spot("GUM, Red Square", 55.7547, 37.6215, True), (40, 70)),
                                           Stop(_spot("Zaryadye Park", 55.7510, 37.6285), (30, 60))), "unknown_landmarks"),
@@ -181,7 +181,7 @@ EUROPE = Trip(
             "train_ride"),
         Day("2025-03-11", 60, "09:00", (Stop(_landmark("10.La_Defense"), (40, 80)), Stop(_spot("café, Paris Marais", 48.8590, 2.3620, True), (40, 60)),
                                          Stop(EIFFEL, (30, 60))), "home_clock_camera"),
-        *(Day(date, -300, "10:00", (Stop(NEW_YORK_HOME, (120, 200), trap="a second camera, at home during the trip", photo_rate_per_min=0.1),), "home_camera",
+        *(Day(date, -300, "10:00", (Stop(NEW_YORK_HOME, (120, 200), trap="a second camera, at home during the trip", photo_rate_per_min=0.05),), "home_camera",
               devices=("home_camera",), person="partner") for date in ("2025-03-09", "2025-03-10")),
     ),
 )
