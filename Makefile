@@ -38,11 +38,12 @@ test-all: venv
 # live kernels (src/serving/web/app_kernels.py, a "busy" page past it), the websocket message limit for
 # large uploads (a number there: on the command line traitlets would make it a string), and the
 # template in share/jupyter (JUPYTER_PATH), which fetches nothing from the internet.
-# `python -m voila` so that the kernel manager in src/ is importable; `jupyter trust` first: Voila warns
-# about an untrusted notebook otherwise (it has no outputs to trust). docs/serving.md: what it costs.
+# `python -m voila` so that the kernel manager in src/ is importable. `jupyter trust` beside it, not
+# before it: Voila warns about an untrusted notebook (it has no outputs to trust; the trust is kept for
+# later starts), and waiting for it cost 1-2 s of every start. docs/serving.md: what it costs.
 app: venv
 	@echo "Serving the app at http://localhost:$(PORT)/  (model: $(MODEL))"
-	$(BIN)/jupyter trust app.ipynb >/dev/null
+	$(BIN)/jupyter trust app.ipynb >/dev/null & \
 	JUPYTER_PATH=$(CURDIR)/share/jupyter LANDMARK_MODEL=$(MODEL) $(BIN)/python -m voila app.ipynb --port=$(PORT) --no-browser
 
 service: venv

@@ -1,0 +1,360 @@
+"""The Voila app as `make app` serves it (issue 38 items 3 and 5, issue 39 item 3): pre-heated kernels
+(a page usable at once), kernels culled once their page is gone and capped ("busy, try again" past the
+cap), and nothing fetched from outside the machine. The fast tests check the settings and the HTML;
+the slow ones run `make app` itself, with headless Chromium and plain HTTP clients, and print what
+docs/serving.md quotes (`pytest -m slow -s tests/test_app_serving.py`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+import pytest
+from jupyter_core.paths import jupyter_path
+
+from src.data.landmarks import lookup
+from src.serving.recognizer.maps import answer_map_html
+from src.serving.web.app_kernels import BoundedKernelManager
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "landmark_samples" / "test"
+TEMPLATE = ROOT / "share" / "jupyter" / "voila" / "templates" / "landmark"
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+NEEDS_BROWSER_AND_MAKE = pytest.mark.skipif(
+    CHROMIUM is None or shutil.which("make") is None,
+    reason="needs Debian chromium (`apt-get install -y chromium`; .ci/run does it) and make",
+)
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+SETTINGS = json.loads((ROOT / "voila.json").read_text())
+POOL_SIZE = SETTINGS["VoilaConfiguration"]["default_pool_size"]
+MAX_KERNELS = SETTINGS["BoundedKernelManager"]["max_kernels"]
+CULL = SETTINGS["MappingKernelManager"]
+# The brief's budgets (issue 39 item 3, issue 38 item 3).
+FIRST_PAGE_AFTER_START_S = 8.0
+FRESH_PAGE_S = 1.5
+BACK_TO_IDLE_S = 120.0
+IDLE_MARGIN_MB = 120  # "near idle": less than half a kernel above it (Voila's own heap grows a little)
+
+
+def _machine_busy() -> str:
+    """Why timings taken now would measure other jobs rather than the app ("" when the machine is quiet
+    enough: a 1-minute load average no higher than the cores)."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    return f"load average {load:.1f} on {cores} cores" if load > cores else ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# fast: the settings and the HTML
+
+
+def test_voila_json_preheats_culls_and_caps():
+    configuration = SETTINGS["VoilaConfiguration"]
+    assert configuration["preheat_kernel"] is True and 1 <= POOL_SIZE < MAX_KERNELS
+    assert configuration["template"] == TEMPLATE.name and (TEMPLATE / "conf.json").is_file()
+    assert configuration["multi_kernel_manager_class"] == f"{BoundedKernelManager.__module__}.{BoundedKernelManager.__name__}"
+    # a page that is gone costs its kernel for at most timeout + interval, well inside the 2 minutes
+    assert CULL["cull_idle_timeout"] > 0 and CULL["cull_idle_timeout"] + CULL["cull_interval"] <= BACK_TO_IDLE_S / 1.5
+    assert CULL["cull_connected"] is False and CULL["cull_busy"] is False  # a visitor with the page open keeps it
+
+
+def test_template_cuts_every_cdn_link_of_voila_s_lab_template():
+    """The app's template removes the parent's CDN links by their exact text: if Voila changes or adds
+    one, this fails instead of the page quietly fetching from a CDN again."""
+    parent = next(Path(p) / "index.html.j2" for p in jupyter_path("voila", "templates", "lab") if (Path(p) / "index.html.j2").is_file())
+    ours = (TEMPLATE / "index.html.j2").read_text()
+    links = [line.strip() for line in parent.read_text().splitlines() if "<link" in line and "://" in line]
+    assert links, f"no CDN link left in {parent}: drop the replace filters in {TEMPLATE / 'index.html.j2'}"
+    for link in links:
+        assert f"replace('{link}' | safe, '')" in ours, link
+    for page in ("error.html", "503.html"):  # standalone pages: Voila's base page.html links Font Awesome from a CDN
+        assert "://" not in (TEMPLATE / page).read_text(), page
+
+
+def test_answer_map_is_drawn_here_and_loads_nothing():
+    info = lookup("16.Eiffel_Tower")
+    html_text = answer_map_html(info)
+    assert '<svg class="lt-offline-map"' in html_text
+    assert not re.search(r"""\s(src|srcset|data|poster)=["']?https?:""", html_text), html_text[:300]
+    assert "<iframe" not in html_text and "<img" not in html_text
+    assert answer_map_html(lookup("00.Red_Circle_Tower")) == ""  # no coordinates: no map
+
+
+# ---------------------------------------------------------------------------------------------------
+# slow: `make app` itself
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kernels(root: psutil.Process) -> list[psutil.Process]:
+    return [p for p in _tree(root) if _is_kernel(p)]
+
+
+def _is_kernel(process: psutil.Process) -> bool:
+    try:
+        return "ipykernel_launcher" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _memory_mb(root: psutil.Process, field: str = "pss") -> float:
+    """Voila's server and its kernels together: the sum of their proportional set sizes (PSS: shared
+    libraries counted once across the processes, as the machine pays for them; field="rss": as `top`
+    shows them, shared pages counted in every process)."""
+    total = 0
+    for process in _tree(root):
+        try:
+            total += getattr(process.memory_full_info(), field)
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def _wait_warm(root: psutil.Process, kernels: int, timeout: float = 90.0) -> float:
+    """Wait until `kernels` kernels run and all of them are idle (the pool has run app.ipynb); the
+    memory then, in MB."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _kernels(root)
+        if len(found) == kernels:
+            try:
+                before = [p.cpu_times() for p in found]
+                time.sleep(1.0)
+                busy = [sum(p.cpu_times()[:2]) - sum(b[:2]) for p, b in zip(found, before)]
+            except psutil.Error:
+                continue
+            if max(busy) < 0.05:
+                return _memory_mb(root)
+        else:
+            time.sleep(0.5)
+    pytest.fail(f"the kernel pool did not settle at {kernels} idle kernels within {timeout:.0f} s (found {len(_kernels(root))})")
+
+
+def _get(url: str) -> tuple[int, str, float]:
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read().decode(errors="replace"), time.perf_counter() - start
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace"), time.perf_counter() - start
+
+
+def _open(context, url: str) -> tuple[object, int, float]:
+    """A new tab on the app: the page, its HTTP status and the seconds until it was usable (the upload
+    button shown; a busy page counts when it has loaded)."""
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    start = time.perf_counter()
+    status = page.goto(url, wait_until="domcontentloaded").status
+    if status == 200:
+        page.wait_for_selector(".widget-upload", state="visible")
+    return page, status, time.perf_counter() - start
+
+
+def _close_all(context) -> None:
+    """Close every tab as a browser does (their unload beacons shut their kernels down), then the context."""
+    for page in context.pages:
+        page.close(run_before_unload=True)
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`make app` on a free port, as a user starts it; a browser asks for the page from the moment make
+    starts until it is usable (that delay is `first_usable_s`). Always stopped, kernels included."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None or shutil.which("make") is None:
+        pytest.skip("needs Debian chromium (`apt-get install -y chromium`; .ci/run does it) and make")
+    folder = tmp_path_factory.mktemp("served")
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", LANDMARK_HOME=str(folder / "home"),
+               JUPYTER_DATA_DIR=str(folder / "jupyter"), JUPYTER_RUNTIME_DIR=str(folder / "runtime"))
+    # -o: never rebuild .venv here (a fresh requirements.txt would send pip to the network)
+    command = ["make", "--no-print-directory", "-o", ".venv/bin/activate", "app", f"PORT={port}"]
+    url = f"http://localhost:{port}/"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        log_path = folder / "make_app.log"
+        with open(log_path, "wb") as log:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        root = psutil.Process(process.pid)
+        seen: set[psutil.Process] = set()
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"make app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                if time.perf_counter() - started > 90:
+                    pytest.fail(f"make app served no page within 90 s:\n{log_path.read_text()[-3000:]}")
+                try:
+                    page.goto(url, wait_until="domcontentloaded")
+                    break
+                except sync_api.Error:  # not listening yet
+                    time.sleep(0.1)
+            page.wait_for_selector(".widget-upload", state="visible")
+            first_usable_s = time.perf_counter() - started
+            busy_at_start = _machine_busy()
+            seen.update(_tree(root))
+            _close_all(context)
+            yield {"url": url, "port": port, "browser": browser, "root": root, "log": log_path, "seen": seen,
+                   "first_usable_s": first_usable_s, "busy_at_start": busy_at_start, "sync_api": sync_api}
+        finally:
+            seen.update(_tree(root))
+            _stop(process, seen)
+            browser.close()
+
+
+def _stop(process: subprocess.Popen, seen: set[psutil.Process]) -> None:
+    """Stop make (its process group: make, the shell, Voila), then any kernel left (kernels run in their
+    own session; Voila stops them on SIGTERM, this only makes sure)."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            break
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    time.sleep(1)
+    for leftover in seen:
+        try:
+            if leftover.is_running() and _is_kernel(leftover):
+                leftover.kill()
+        except psutil.Error:
+            pass
+
+
+@pytest.mark.slow
+@NEEDS_BROWSER_AND_MAKE
+def test_make_app_pages_are_quick_and_nothing_leaves_the_machine(served):
+    """`make app` to a usable page <= 8 s; a visitor's fresh page (pool warm) <= 1.5 s; then a landmark
+    photo from ../shared/landmark_samples is uploaded (skipped without it) and "Landmarks I know"
+    opened; every request the page made, websockets included, went to this machine."""
+    root, url = served["root"], served["url"]
+    requests: list[str] = []
+    context = served["browser"].new_context(viewport={"width": 1000, "height": 900})
+    context.on("request", lambda request: requests.append(request.url))
+    context.on("websocket", lambda socket_: requests.append(socket_.url))
+    try:
+        fresh = []
+        for _ in range(3):  # each visitor takes a pre-heated kernel; the pool refills before the next
+            _wait_warm(root, POOL_SIZE + len(fresh))
+            page, status, seconds = _open(context, url)
+            assert status == 200, status
+            fresh.append(seconds)
+        busy_now = _machine_busy()
+        print(f"\n[app serving] make app -> first usable page: {served['first_usable_s']:.1f} s "
+              f"({served['busy_at_start'] or 'quiet machine'}); fresh page usable (pool warm): "
+              f"{', '.join(f'{s:.2f}' for s in fresh)} s ({busy_now or 'quiet machine'})")
+        if not served["busy_at_start"]:
+            assert served["first_usable_s"] <= FIRST_PAGE_AFTER_START_S
+        if not busy_now:
+            assert max(fresh) <= FRESH_PAGE_S, fresh
+
+        icon = page.locator(".lt-upload i").first  # ipywidgets' Font Awesome icon, from Voila's own bundle
+        assert "Font Awesome" in icon.evaluate("i => getComputedStyle(i, '::before').fontFamily")
+        assert page.evaluate("document.fonts.check('900 13px \"Font Awesome 5 Free\"')")
+
+        photos = sorted(SAMPLES.glob("16.Eiffel_Tower/*.jpg")) + sorted(SAMPLES.glob("*/*.jpg"))
+        if photos:
+            with page.expect_file_chooser() as chooser:
+                page.click(".lt-upload")
+            chooser.value.set_files(str(photos[0]))
+            card = page.locator(".lt-result").first
+            card.wait_for()
+            placed = card.locator("svg.lt-offline-map").count() > 0
+            print(f"[app serving] uploaded {photos[0].parent.name}: {'placed, offline map shown' if placed else 'not placed'}")
+        page.get_by_text("Landmarks I know").first.click()
+        page.locator(".lt-names").wait_for()
+        page.wait_for_timeout(1500)  # anything the page would fetch late (fonts, tiles, frames) gets its chance
+        assert "Traceback" not in page.content()
+    finally:
+        _close_all(context)
+    outside = sorted({u for u in requests if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS})
+    assert requests and not outside, outside
+    skipped = [why for why in (
+        f"no upload: {SAMPLES} is absent (it exists on the dev machines and in CI)" if not SAMPLES.is_dir() else "",
+        f"start-up time not checked: {served['busy_at_start']}" if served["busy_at_start"] else "",
+        f"fresh-page time not checked: {busy_now}" if busy_now else "") if why]
+    if skipped:  # everything else was checked; say what was not, and why
+        pytest.skip("; ".join(skipped))
+
+
+@pytest.mark.slow
+@NEEDS_BROWSER_AND_MAKE
+def test_thirty_page_loads_come_back_to_idle_memory(served):
+    """One visitor's cost; then 30 page loads (browser tabs closed with and without their unload beacon,
+    and plain GETs that never connect, the case that leaked): never more than the cap's kernels, a
+    "busy, try again" page past it, and memory back near idle within 2 minutes of the last load."""
+    root, url, browser = served["root"], served["url"], served["browser"]
+    idle_mb = _wait_warm(root, POOL_SIZE)
+    idle_rss = _memory_mb(root, "rss")
+    context = browser.new_context()
+    _open(context, url)
+    one_visitor_mb = _wait_warm(root, POOL_SIZE + 1) - idle_mb
+    one_visitor_rss = _memory_mb(root, "rss") - idle_rss
+    _close_all(context)  # with its unload beacon: the kernel goes at once
+    print(f"\n[app serving] idle (server + {POOL_SIZE} pre-heated kernels): {idle_mb:.0f} MB PSS ({idle_rss:.0f} MB RSS); "
+          f"one visitor: +{one_visitor_mb:.0f} MB PSS (+{one_visitor_rss:.0f} MB RSS)")
+
+    statuses, busy_pages, peak = [], [], 0
+    for load in range(30):
+        if load % 3 == 0:  # a tab: half closed with the unload beacon, half as a crashed or killed tab
+            context = browser.new_context()
+            page, status, _ = _open(context, url)
+            statuses.append(status)
+            if status == 503:
+                busy_pages.append(page.content())
+            page.close(run_before_unload=load % 2 == 0)
+            context.close()
+        else:  # `curl /`: a kernel starts, the page is never shown, no websocket, no beacon
+            status, body, _ = _get(url)
+            statuses.append(status)
+            if status == 503:
+                busy_pages.append(body)
+        served["seen"].update(_tree(root))
+        peak = max(peak, len(_kernels(root)))
+    last_load = time.monotonic()
+    assert set(statuses) <= {200, 503} and statuses.count(200) > POOL_SIZE, statuses
+    assert peak <= MAX_KERNELS, peak
+    assert busy_pages, "20 plain GETs within a minute and no busy page: is the cap in force?"
+    assert "try again" in busy_pages[0] and "Traceback" not in busy_pages[0] and "://" not in busy_pages[0]
+
+    while True:
+        memory, kernels = _memory_mb(root), len(_kernels(root))
+        back_after = time.monotonic() - last_load
+        if memory <= idle_mb + IDLE_MARGIN_MB and kernels == POOL_SIZE:
+            break
+        assert back_after <= BACK_TO_IDLE_S, f"{memory:.0f} MB and {kernels} kernels {back_after:.0f} s after the last load (idle {idle_mb:.0f} MB)"
+        time.sleep(2)
+    print(f"[app serving] 30 loads ({statuses.count(200)} pages, {statuses.count(503)} busy pages, at most {peak} kernels); "
+          f"back to {memory:.0f} MB and {kernels} kernels {back_after:.0f} s after the last load")
+    _wait_warm(root, POOL_SIZE)
+    status, _, seconds = _get(url)  # the pool refilled after the culls: a page at once again
+    assert status == 200 and (seconds < FRESH_PAGE_S or _machine_busy()), (status, seconds)
