@@ -19,9 +19,10 @@ from src.data.landmarks import LandmarkInfo
 from src.serving.locate.clocks import format_offset
 from src.serving.locate.library import ContextConfig, LibraryPhoto, Located, locate_library
 from src.serving.locate.photo_meta import PhotoMeta, device_key, read_photo_meta
+from src.serving.locate.photo_meta_takeout import find_takeout_sidecar, read_takeout_sidecar, with_sidecar
 from src.serving.tagger.tag_report import TagRow
 
-__all__ = ["PhotoFacts", "apply_library_context", "read_facts"]
+__all__ = ["PhotoFacts", "apply_library_context", "read_facts", "read_meta"]
 
 
 @dataclass
@@ -41,12 +42,19 @@ def apply_library_context(rows: Sequence[TagRow], facts: Mapping[str, PhotoFacts
     return located
 
 
+def read_meta(photo: Path, data: bytes) -> PhotoMeta:
+    """The photo's time, device and own GPS, with what it lacks from a Google Takeout sidecar beside it."""
+    meta = read_photo_meta(data, photo.name)
+    sidecar = find_takeout_sidecar(photo)
+    return with_sidecar(meta, read_takeout_sidecar(sidecar)) if sidecar is not None else meta
+
+
 def read_facts(files: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, PhotoFacts]:
     """Each photo's metadata, read again (engines that did not keep it: Ray); an unreadable file has none."""
     facts = {}
     for file in files:
         try:
-            facts[file] = PhotoFacts(meta=read_photo_meta(read_photo_file(file, max_bytes), Path(file).name))
+            facts[file] = PhotoFacts(meta=read_meta(Path(file), read_photo_file(file, max_bytes)))
         except (BadImageError, OSError):
             facts[file] = PhotoFacts()
     return facts
@@ -59,7 +67,9 @@ def _library_photo(row: TagRow, fact: PhotoFacts | None) -> LibraryPhoto:
     # The recognizer's placement, as the first pass reported it (whichever engine ran it).
     placed = row.placed == "yes" and row.source == "landmark" and row.latitude is not None
     position = (row.latitude, row.longitude) if placed else None
-    return LibraryPhoto(row.file, meta, device_key(meta, Path(row.file).name), position, row.name if placed else "")
+    # A photo nothing identifies (no make, model or telling file name) is a device of its own: never grouped by chance.
+    device = device_key(meta, Path(row.file).name) or f"unidentified ({Path(row.file).name})"
+    return LibraryPhoto(row.file, meta, device, position, row.name if placed else "")
 
 
 def _apply(row: TagRow, photo: LibraryPhoto, answer: Located) -> None:
@@ -69,8 +79,16 @@ def _apply(row: TagRow, photo: LibraryPhoto, answer: Located) -> None:
     row.time_utc = _iso(answer.time_utc)
     row.clock_offset = format_offset(answer.clock.offset_s) if answer.clock is not None and answer.clock.tied else ""
     decision = answer.decision
-    if row.status == "has_gps" or decision.source == "gps":
+    if photo.meta.problems:
+        row.message = _join(row.message, "metadata: " + "; ".join(photo.meta.problems))
+    if row.status == "has_gps":
         row.source = "gps"
+        return
+    if decision.source == "gps":  # a position only its Takeout sidecar holds: its own, never inferred
+        _withdraw(row)
+        row.status, row.source = "has_gps", "gps"
+        row.latitude, row.longitude = decision.latitude, decision.longitude
+        row.message = _join(row.message, "its Google Takeout sidecar gives its position: left unchanged")
         return
     if decision.source == "conflict":
         _withdraw(row)

@@ -19,10 +19,9 @@ from tqdm.auto import tqdm
 
 from src.serving.locate.evidence import LANDMARK_RADIUS_M
 from src.serving.locate.library import ContextConfig
-from src.serving.locate.photo_meta import read_photo_meta
 from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.tagger.library_context import PhotoFacts, apply_library_context
+from src.serving.tagger.library_context import PhotoFacts, apply_library_context, read_meta
 from src.serving.tagger.photo_files import Found, find_images, relative_destination
 from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place, write_position
 from src.serving.tagger.tag_report import TagRow, TagStats
@@ -96,7 +95,7 @@ def tag_paths(
         if context is None:
             return check_and_decode(recognizer, item, limits)
         fact = facts.setdefault(str(item.photo), PhotoFacts())
-        return check_and_decode(recognizer, item, limits, on_data=lambda data: setattr(fact, "meta", read_photo_meta(data, item.photo.name)))
+        return check_and_decode(recognizer, item, limits, on_data=lambda data: setattr(fact, "meta", read_meta(item.photo, data)))
 
     decode = lambda batch: list(pool.map(check, batch)) if pool is not None else [check(item) for item in batch]
     batches = [photos[start : start + batch_size] for start in range(0, len(photos), batch_size)]
