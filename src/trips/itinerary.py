@@ -12,15 +12,15 @@ import math
 import random
 from dataclasses import dataclass
 
-from src.serving.locate.geo import distance_m
-from src.trips.plan import Day, Device, PlannedPhoto, Place, Stop, Track, Trip
+from src.serving.locate.geo import distance_m, interpolate
+from src.trips.plan import Day, Device, PlannedPhoto, Place, Track, Trip
 from src.trips.pools import Pools
 from src.trips.trajectory import Trajectory, offset_position
 
 __all__ = ["Simulation", "simulate", "written_clock"]
 
 WALK_KMH, CITY_KMH, ROAD_KMH, TRAIN_KMH = 4.5, 22.0, 65.0, 95.0
-JITTER_M = 200.0  # photos at a stop lie within this of it
+JITTER_M = 200.0  # photos at a stop lie within this of it (the person walks between them)
 PHONE_FIX = 0.9  # share of outdoor phone photos with a GPS fix
 PHONE_FIX_INDOOR = 0.0  # no fix indoors
 LANDMARK_SHARE = {"phone": 0.35, "camera": 0.55}  # share of photos at a landmark that show it
@@ -93,8 +93,7 @@ class _Player:
             return self.pick(pool[landmark]), landmark, place.known
         return self.pick(self.pools.anything), "", False
 
-    def shoot(self, day: Day, stop: Stop | None, utc: float, position: tuple[float, float], device: str, situation: str, trap: str,
-              place: Place | None) -> None:
+    def shoot(self, day: Day, utc: float, position: tuple[float, float], device: str, situation: str, trap: str, place: Place | None) -> None:
         source, landmark, known = self.content(place, device) if place else (self.pick(self.pools.anything), "", False)
         indoor = place.indoor if place else False
         fix = self.trip.device(device).gps and self.rng.random() < (PHONE_FIX_INDOOR if indoor else PHONE_FIX)
@@ -114,15 +113,26 @@ class _Player:
                     self.ride_photos(day, trajectory, t, t + ride_s, here, there)
                 t += ride_s
             dwell_s = self.rng.uniform(*stop.dwell_min) * 60.0
-            trajectory.add(t, t + dwell_s, there, there)
             devices = stop.devices or day.devices
             count = max(1, round(self.rng.gauss(dwell_s / 60.0 * stop.photo_rate_per_min, 2.0)))
+            # the person strolls from photo spot to photo spot around the stop (a logger and a phone record that walk)
+            previous, previous_t = there, t
             for moment in sorted(self.rng.uniform(t, t + dwell_s) for _ in range(count)):
-                angle, radius = self.rng.uniform(0, 2 * math.pi), JITTER_M * math.sqrt(self.rng.random())
-                position = offset_position(*there, radius * math.cos(angle), radius * math.sin(angle))
-                self.shoot(day, stop, moment, position, self.rng.choice(devices), day.situation, stop.trap, stop.place)
+                position = self.stroll(there, previous, moment - previous_t)
+                trajectory.add(previous_t, moment, previous, position)
+                previous, previous_t = position, moment
+                self.shoot(day, moment, position, self.rng.choice(devices), day.situation, stop.trap, stop.place)
+            trajectory.add(previous_t, t + dwell_s, previous, there)
             t += dwell_s
             here = there
+
+    def stroll(self, centre: tuple[float, float], start: tuple[float, float], seconds: float) -> tuple[float, float]:
+        """A spot within JITTER_M of the stop, reached from `start` on foot in `seconds` (towards a random spot)."""
+        angle, radius = self.rng.uniform(0, 2 * math.pi), JITTER_M * math.sqrt(self.rng.random())
+        goal = offset_position(*centre, radius * math.cos(angle), radius * math.sin(angle))
+        far = float(distance_m(*start, *goal))
+        reach = WALK_KMH / 3.6 * seconds
+        return goal if far <= reach else interpolate(*start, *goal, reach / far)
 
     def ride_photos(self, day: Day, trajectory: Trajectory, t0: float, t1: float, start: tuple, end: tuple) -> None:
         """The camera photographs the landscape from the train: far from both stations, so traps."""
@@ -131,7 +141,7 @@ class _Player:
             return
         count = max(2, round((t1 - t0) / 3600.0 * 3))
         for moment in sorted(self.rng.uniform(t0 + RIDE_MARGIN_S, t1 - RIDE_MARGIN_S) for _ in range(count)):
-            self.shoot(day, None, moment, trajectory.at(moment), self.rng.choice(cameras), day.situation,
+            self.shoot(day, moment, trajectory.at(moment), self.rng.choice(cameras), day.situation,
                        "taken on the train, hundreds of km from both stations", None)
 
     def log_track(self, day: Day, index: int) -> None:

@@ -7,6 +7,7 @@ apart is not a stay, however close the two photos are in time).
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -47,17 +48,17 @@ class Trajectory:
         self.legs.append(Leg(t0, t1, start[0], start[1], end[0], end[1]))
 
     def at(self, t: float) -> tuple[float, float]:
-        """The position at UTC second `t` (between legs: where the next one starts, the night's flight aside)."""
+        """The position at UTC second `t`; between two legs (the night, a flight) moving from one to the next."""
         if not self.legs:
             raise ValueError("an empty trajectory has no position")
-        previous = self.legs[0]
-        for leg in self.legs:
-            if t < leg.t0:  # between two legs: moving from the end of the last to the start of this one
-                return Leg(previous.t1, leg.t0, previous.lat1, previous.lon1, leg.lat0, leg.lon0).at(t)
-            if t <= leg.t1:
-                return leg.at(t)
-            previous = leg
-        return previous.lat1, previous.lon1
+        index = bisect.bisect_right([leg.t0 for leg in self.legs], t) - 1  # the last leg that started by t
+        if index < 0:
+            return self.legs[0].lat0, self.legs[0].lon0
+        leg = self.legs[index]
+        if t <= leg.t1 or index + 1 == len(self.legs):
+            return leg.at(t)
+        following = self.legs[index + 1]
+        return Leg(leg.t1, following.t0, leg.lat1, leg.lon1, following.lat0, following.lon0).at(t)
 
     def farthest_m(self, t_from: float, t_to: float, lat: float, lon: float) -> float:
         """How far from (lat, lon) the person got between the two times (sampled every minute, both ends included)."""
