@@ -156,3 +156,19 @@ def test_bad_tracks_and_offsets_are_reported_not_fatal(trip, tmp_path, tiny_mode
     assert main([str(trip), "-q", "--model", str(tiny_model), "--camera-offset", "Canon=+1"]) == 2
     assert "MAKE MODEL=+HH:MM" in capsys.readouterr().err
     assert main([str(trip), "-q", "--model", str(tiny_model), "--no-context", "--track", str(broken)]) == 2
+
+
+def test_positions_from_time_are_written_with_their_radius_and_source(trip, blind, tmp_path):
+    out = tmp_path / "tagged"
+    rows = _rows(tag_paths([trip], blind, progress=False, context=ContextConfig(), write_gps=True, out_dir=out))
+    between = rows["IMG_0002.JPG"]
+    assert between.written and Path(between.written).parent == out
+    assert not (out / "IMG_0004.JPG").exists()  # not placed: not written
+    read = subprocess.run(["exiftool", "-j", "-n", "-GPSLatitude", "-GPSLongitude", "-GPSHPositioningError", "-XMP:Subject", str(between.written)],
+                          check=True, capture_output=True, text=True).stdout
+    import json
+
+    [tags] = json.loads(read)
+    assert (tags["GPSLatitude"], tags["GPSLongitude"]) == pytest.approx((between.latitude, between.longitude), abs=1e-5)
+    assert tags["GPSHPositioningError"] == pytest.approx(between.radius_m, rel=0.01)
+    assert any("time" in keyword for keyword in np.atleast_1d(tags["Subject"]))

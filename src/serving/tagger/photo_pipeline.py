@@ -5,7 +5,8 @@ same write whichever engine runs it.
 * `Limits`: what one photo may cost (bytes read, pixels decoded, memory for the decodes at once);
 * `check_and_decode`: the bounded read, the photo's own GPS (which wins), the decode; never raises;
 * `row_from`: the report row of a recognised photo (name and place only where it is placed);
-* `write_place`: the landmark's place written into a copy, the photo or a sidecar; updates the row.
+* `write_place`: the landmark's place written into a copy, the photo or a sidecar; updates the row;
+* `write_position`: the same for a position the library context decided (time neighbours, a track).
 
 Nothing here loads a model: `check_and_decode` needs only the decoder's ``resize``.
 """
@@ -28,13 +29,14 @@ from src.data.images import (
 from src.data.landmarks import LandmarkInfo
 from src.serving.metadata.exif import ExistingGPSError, UnsupportedFormatError, read_gps
 from src.serving.tagger.photo_files import Found
+from src.serving.tagger import tag_writer
 from src.serving.tagger.tag_report import TagRow
 from src.serving.tagger.tag_writer import write_landmark
 
 if TYPE_CHECKING:  # annotations only: the Ray decoding tasks import this module without the model's code
     from src.serving.recognizer.recognize import Recognition, Recognizer
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "Limits", "check_and_decode", "row_from", "write_place"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "Limits", "check_and_decode", "row_from", "write_place", "write_position"]
 
 DEFAULT_MEMORY_BYTES = 1024 * 2**20
 
@@ -97,10 +99,23 @@ def write_place(row: TagRow, photo: Path, destination: Path | None, info: Landma
     if not info.has_coordinates:
         row.message += f"; not written: no coordinates are known for {info.name}"
         return
+    _write_guarded(row, lambda: write_landmark(photo, info, destination=destination, sidecar=sidecar,
+                                               radius_m=row.radius_m, source=row.source or None))
+
+
+def write_position(row: TagRow, photo: Path, destination: Path | None, sidecar: bool) -> None:
+    """Write a position the library context decided (the row's latitude, longitude, radius and source) into
+    destination, in place or a sidecar; the place's name comes from an offline reverse geocoder. Never raises."""
+    _write_guarded(row, lambda: tag_writer.write_position(photo, row.latitude, row.longitude, row.radius_m, row.source,
+                                                                destination=destination, sidecar=sidecar))
+
+
+def _write_guarded(row: TagRow, write: Callable[[], Path]) -> None:
     try:
-        written = write_landmark(photo, info, destination=destination, sidecar=sidecar)
+        written = write()
     except ExistingGPSError as error:  # it got a position since we looked (another run?): its metadata wins
         row.status, (row.latitude, row.longitude) = "has_gps", error.location
+        row.source, row.radius_m = "gps", None
         row.message = "already tagged: it got a GPS position since it was read (another run?); left unchanged"
     except UnsupportedFormatError as error:
         row.message += f"; not written: {error}"
