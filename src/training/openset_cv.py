@@ -22,7 +22,8 @@ nor as a negative.
 
 The left-out landmarks are also taught to each fold's model as a user would (`GALLERY_SHOTS` photos
 each, with reference photos of the fold's own classes; `src.evaluation.gallery_rule`), and their
-other photos scored: the gallery measured on landmarks new to the model that embeds them.
+other photos scored: the gallery measured on landmarks new to the model that embeds them
+(`src.training.openset_taught`).
 
 `other_landmarks` (a root whose train/ holds landmarks outside the data roots, e.g.
 ../shared/other_landmarks) joins every fold in one `other_role`: "references" (their embeddings are
@@ -52,19 +53,17 @@ from src.data.landmarks import sites
 from src.data.location import data_roots
 from src.data.synthetic import degenerate_tensors
 from src.evaluation.calibration import fit_temperature
-from src.evaluation.gallery_rule import ReferenceRule, combine_by_reference
+from src.evaluation.gallery_rule import ReferenceRule
 from src.evaluation.openset import BACKGROUND_CLASS
-from src.evaluation.openset_rule import best_landmark, is_landmark
 from src.evaluation.placement import class_roots_of, for_record, placement_report, save_fold_outputs
 from src.training.features import cached_activations, frozen_graph, run_in_batches
 from src.training.finetune import finetune_tail, normalized_tail
+from src.training.openset_taught import GALLERY_SHOTS, REFERENCES_PER_CLASS, taught_rates, teach_fold
 from src.training.recipes import TransferRecipe, evaluation_preprocessing, training_preprocessing
 from src.training.transfer import training_photos, zero_head
 
 RULES = ("max_probability", "max_logit", "energy", "nearest_photo", "nearest_prototype")
 GROUPS = ("known", "unknown", "objects", "generated")
-GALLERY_SHOTS = 5  # photos a user enrols per taught landmark
-REFERENCES_PER_CLASS = 40  # as `python -m src gallery references`
 
 
 def landmark_groups(n_classes: int, groups: int, seed: int, places: Optional[list[list[int]]] = None) -> list[list[int]]:
@@ -146,64 +145,6 @@ def wrong_position_curve(probability: dict[str, torch.Tensor], correct: torch.Te
         curve.append({"min_confidence": threshold, "worst_group_wrong": max(wrong.values()), **{f"{g}_wrong": v for g, v in wrong.items()},
                       "known_written_right": 1 - rates["known_rejected"] - rates["known_named_wrong"]})
     return curve
-
-
-def teach_fold(
-    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], temperature: float, train_features: torch.Tensor, train_labels: torch.Tensor,
-    background_features: torch.Tensor, unknown_labels: torch.Tensor, shots: int, seed: int, rule: ReferenceRule = ReferenceRule(),
-) -> dict[str, np.ndarray]:
-    """One fold's left-out landmarks taught from `shots` photos each: the combined probabilities
-    (`combine_by_reference`, trained classes then taught landmarks) of their other photos and of the
-    known, object and generated photos, with the model's own probabilities for comparison."""
-    rng = np.random.default_rng(seed)
-    landmarks = sorted(set(unknown_labels.tolist()))
-    shot_rows = np.concatenate([rng.permutation(np.flatnonzero(unknown_labels.numpy() == c))[:shots] for c in landmarks])
-    query_rows = np.setdiff1d(np.arange(len(unknown_labels)), shot_rows)
-    taught_labels = np.array([landmarks.index(c) for c in unknown_labels.numpy()])
-    unknown_logits, unknown_features = outputs["unknown"]
-    enrolled = F.normalize(unknown_features[shot_rows], dim=1).numpy()
-    keep = np.concatenate([np.flatnonzero(train_labels.numpy() == c)[:REFERENCES_PER_CLASS] for c in sorted(set(train_labels.tolist()))])
-    references = F.normalize(torch.cat([train_features[keep], background_features]), dim=1).numpy()
-
-    def combined(logits: torch.Tensor, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        probs = torch.softmax(logits / temperature, dim=1).numpy()
-        embedding = F.normalize(features, dim=1).numpy()
-        similarity = embedding @ enrolled.T
-        per_landmark = np.stack([similarity[:, taught_labels[shot_rows] == t].max(axis=1) for t in range(len(landmarks))], axis=1)
-        return combine_by_reference(probs, per_landmark, (embedding @ references.T).max(axis=1), rule), probs
-
-    out = {"taught_truth": unknown_logits.shape[1] + taught_labels[query_rows]}  # taught columns follow the trained ones
-    out["taught"], _ = combined(unknown_logits[query_rows], unknown_features[query_rows])
-    for group in ("known", "objects", "generated"):
-        out[group], out[f"{group}_alone"] = combined(*outputs[group])
-    return out
-
-
-def taught_rates(folds: list[dict[str, np.ndarray]], known_truth: list[torch.Tensor], threshold: float) -> dict[str, float]:
-    """Pooled over folds at the model's threshold: taught landmarks' photos named right, and what
-    teaching did to the known landmarks, objects and generated images (the background is the last
-    trained column)."""
-    counts: dict[str, list[float]] = {}
-
-    def add(key: str, values: np.ndarray) -> None:
-        counts.setdefault(key, []).extend(values.astype(float).tolist())
-
-    for fold, truth in zip(folds, known_truth):
-        background = [fold["known_alone"].shape[1] - 1]
-
-        def decide(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return best_landmark(probs, background), is_landmark(probs, background, threshold)
-
-        top, named = decide(fold["taught"])
-        add("taught_top1", top == fold["taught_truth"])
-        add("taught_named_correctly", named & (top == fold["taught_truth"]))
-        for when, key in (("before", "known_alone"), ("after", "known")):
-            top, named = decide(fold[key])
-            add(f"known_named_correctly_{when}", named & (top == truth.numpy()))
-        for group in ("objects", "generated"):
-            add(f"{group}_named_before", decide(fold[f"{group}_alone"])[1])
-            add(f"{group}_named_after", decide(fold[group])[1])
-    return {key: float(np.mean(values)) if values else None for key, values in counts.items()} | {"taught_photos_scored": len(counts["taught_top1"])}
 
 
 def _eval_rows(recipe: TransferRecipe, trunk: torch.nn.Module, images: list[torch.Tensor], identity: str, training: bool = False) -> torch.Tensor:
