@@ -174,3 +174,20 @@ def test_a_small_library_says_in_its_files_what_truth_csv_says(tmp_path):
     photos = {p.file: p for p in read_library(tmp_path / "lib")}
     assert set(photos) == set(truth)
     assert all((photos[n].position is not None) == (row["has_gps"] == "yes") for n, row in truth.items())
+
+
+def test_markdown_puts_methods_side_by_side_then_situations():
+    from src.trips.report import markdown
+
+    truths = [TruthPhoto("a", "train_ride", 28.0, 77.0, False, True, False), TruthPhoto("b", "home_camera", 52.5, 13.4, False, False, True)]
+    scores = {"rule": score_by_situation(truths, {"a": Answer("a", True, 28.0, 77.0), "b": Answer("b", True, 28.0, 77.0)})}
+    text = markdown(scores, "title")
+    assert "| rule | 2 | 1 | 100.0 % | 0.0 % | 0.0 % | 50.0 % | 1 of 1 | no radius | – |" in text
+    assert "| home_camera | 1 | 0 | – |" in text and "| **pooled** |" in text
+
+
+def test_evaluate_without_libraries_says_so(tmp_path, capsys):
+    from src.trips.__main__ import main
+
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "no library found" in capsys.readouterr().err

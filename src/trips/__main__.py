@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--shared", type=Path, default=SHARED_DEFAULT, help="the shared photo sets (default ../shared)")
     evaluate = commands.add_parser("evaluate", help="run the tagger (each mode) and the baselines on libraries and score them")
     evaluate.add_argument("libraries", nargs="+", type=Path, metavar="DIR", help="library folders (each with truth.csv), or folders of them")
-    evaluate.add_argument("--record", type=Path, metavar="PATH.json", help="write the JSON run record here")
+    evaluate.add_argument("--record", type=Path, metavar="PATH.json", help="write the JSON run record here (a folder: named like results/runs/ records)")
     evaluate.add_argument("--markdown", type=Path, metavar="PATH.md", help="write the tables here too")
     return parser
 
@@ -75,8 +75,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")
     if args.record:
-        write_record(record, args.record)
-        print(f"record: {args.record}", file=sys.stderr)
+        print(f"record: {write_record(record, args.record)}", file=sys.stderr)
     return 0
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from src.runs import command_line, portable, write_json_atomically
+from src.runs import command_line, portable, run_id, write_json_atomically
 from src.machine import machine_info
 from src.trips.score import FAR_KM, NEAR_KM, POOLED, Score
 from src.trips.truth import NEIGHBOUR_S, STAY_M, TIE_MOMENTS, TRACK_GAP_S
@@ -77,4 +77,8 @@ def run_record(scores: Mapping[str, Mapping[str, Score]], details: Mapping, libr
 
 
 def write_record(record: dict, path: Path) -> Path:
-    return write_json_atomically(Path(path), record)
+    """Write the record to `path`, or into the folder `path` as `<recipe_name>-<hash>.json` (`src.runs.run_id`)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{run_id(record['recipe_name'], record['recipe'], record['data'], record['machine'])}.json"
+    return write_json_atomically(path, record)
