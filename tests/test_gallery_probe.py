@@ -404,3 +404,9 @@ def test_a_store_holding_zero_zero_reads_as_no_position(model, tmp_path):
                                                model.model_id))
     landmark = Gallery.load(folder).landmarks["Old Zero"]
     assert (landmark.latitude, landmark.longitude) == (None, None) and not landmark.info.has_coordinates
+
+
+def test_the_service_takes_its_request_deadline_from_the_command_line(tiny_model):
+    app = create_app(tiny_model, request_deadline_s=7.0)
+    limits = [middleware.kwargs for middleware in app.user_middleware if middleware.cls is BodyLimit]
+    assert limits and limits[0]["deadline_s"] == 7.0

@@ -27,7 +27,8 @@ Untrusted uploads are checked before any pixel is decoded, and every bad input g
 * 422 -- an empty, truncated or corrupt image, a missing ``file`` field, two ``file`` parts,
   ``top_k`` out of range.
 * 400 -- the body is not multipart/form-data at all (e.g. no boundary in the Content-Type).
-* 408 -- the client stopped sending its body for ``body_timeout_s`` seconds (a stalled upload).
+* 408 -- the client stopped sending its body for ``body_timeout_s`` seconds (a stalled upload), or its
+  body was not complete ``request_deadline_s`` seconds after the request began (a trickle).
 
 Inference runs in worker threads (never on the event loop), at most ``max_concurrency`` at a time.
 That number is derived from a memory budget (``memory_bytes``, ``$LANDMARK_MEMORY_MB``, default
@@ -61,6 +62,7 @@ from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
 from src.serving.web.uploads import (
     BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
+    REQUEST_DEADLINE_S,
     SUPPORTED_FORMATS,
     BodyLimit,
     RejectedUpload,
@@ -161,7 +163,7 @@ def _error(description: str, example: str) -> dict:
 
 _ERRORS = {
     400: _error("not a multipart/form-data body (e.g. no boundary in the Content-Type)", "Missing boundary in multipart."),
-    408: _error("the upload stalled: no bytes for the body timeout", f"the upload stalled: no data for {BODY_TIMEOUT_S:g} s"),
+    408: _error("the upload stalled (no bytes for the body timeout) or was not complete by the request deadline", f"the upload stalled: no data for {BODY_TIMEOUT_S:g} s"),
     413: _error("upload larger than the byte limit, or too many pixels", "the upload is too large (31.5 MiB; limit 20.0 MiB)"),
     415: _error(f"not an image ({SUPPORTED_FORMATS}, sniffed from the bytes)",
                 f"the upload is not an image: expected {SUPPORTED_FORMATS} (checked from its bytes)"),
@@ -193,6 +195,7 @@ def create_app(
     max_concurrency: int | None = None,
     memory_bytes: int | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    request_deadline_s: float = REQUEST_DEADLINE_S,
     recognizer: Recognizer | None = None,
     runtime: str | None = None,
     precision: str | None = None,
@@ -207,6 +210,7 @@ def create_app(
         at most the number of CPU cores.
     memory_bytes: what decoding may use at once; None -> ``$LANDMARK_MEMORY_MB`` or 1024 MB.
     body_timeout_s: a request whose body sends nothing for this long is answered 408.
+    request_deadline_s: a request whose body is not complete this long after it began is answered 408.
     recognizer: an already loaded Recognizer to serve (tests, embedding); skips loading.
     runtime, precision: the model's engine (`src.serving.recognizer.runtime`); None -> ``$LANDMARK_RUNTIME`` or "auto".
     placement: when a named landmark's position is given (`Recognizer`); None -> the model's "strict" point.
@@ -242,7 +246,8 @@ def create_app(
     app.state.max_upload_bytes = max_upload_bytes
     app.state.max_pixels = max_pixels
     app.state.max_concurrency = max_concurrency
-    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s=body_timeout_s)
+    app.add_middleware(BodyLimit, max_body=max_upload_bytes + MULTIPART_OVERHEAD_BYTES, timeout_s=body_timeout_s,
+                       deadline_s=request_deadline_s)
     app.include_router(gallery_router())  # POST/GET /v1/landmarks, DELETE /v1/landmarks/{name}: taught landmarks
 
     async def get_recognizer() -> Recognizer:
@@ -327,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: from --memory-mb, at most the CPU cores)")
     parser.add_argument("--memory-mb", type=float, default=None, help="memory for decoding at once (default $LANDMARK_MEMORY_MB or 1024)")
     parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_S, help="seconds a stalled upload may send nothing (default %(default)g)")
+    parser.add_argument("--request-timeout", type=float, default=REQUEST_DEADLINE_S,
+                        help="seconds an upload may take in all, however it trickles in (default %(default)g)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
@@ -348,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_concurrency=args.max_concurrency,
         memory_bytes=int(args.memory_mb * 2**20) if args.memory_mb else None,
         body_timeout_s=args.body_timeout,
+        request_deadline_s=args.request_timeout,
         runtime=args.runtime,
         precision=args.precision,
         placement=args.placement,
