@@ -1,7 +1,7 @@
 """Long fuzz run of the trust boundaries: the property-based tests of tests/test_fuzz.py with many
 more examples and no deadline (the normal suite runs each with 20 examples).
 
-    python -m scripts.fuzz                       # 2000 examples per property (1.5 min on 2 busy cores)
+    python -m scripts.fuzz                       # 2000 examples per property (95 s of CPU: 1.6 min on a free core)
     python -m scripts.fuzz --examples 20000 -k archive   # one boundary, longer
 
 Covers the gallery archive and store readers, the upload parser and form/header checks, and the
