@@ -103,10 +103,11 @@ def add(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path | None, per_class: int = 40) -> tuple[Path, int]:
+def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path | None, per_class: int = 40,
+                    out: Path | None = None) -> tuple[Path, int]:
     """Embed reference photos of the model's own classes (`src.serving.gallery.references`): the first `per_class`
-    training photos of each class under `roots` and the training part of `no_landmark`; saved beside
-    the model. Returns the file and the number of photos."""
+    training photos of each class under `roots` and the training part of `no_landmark`; saved to `out`
+    (default: beside the model, as training does). Returns the file and the number of photos."""
     from src.data.folders import scan_split, split_no_landmark
     from src.data.images import BadImageError
     from src.evaluation.openset import BACKGROUND_CLASS
@@ -132,12 +133,16 @@ def make_references(model: Path | None, roots: Sequence[Path], no_landmark: Path
             labels.append(name)
         except BadImageError as error:
             print(f"skipped {path}: {error}", file=sys.stderr)
-    return save_references(recognizer.model_path, recognizer.model_id, recognizer.embed(images), labels), len(labels)
+    return save_references(recognizer.model_path, recognizer.model_id, recognizer.embed(images), labels, out), len(labels)
 
 
 def references(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    path, count = make_references(args.model, args.data, args.no_landmark, args.per_class)
+    from src.serving.gallery.references import user_references_path
+    from src.serving.recognizer.recognize import default_model_path
+
+    out = args.out or user_references_path(args.model or default_model_path())  # never the shipped file unless asked
+    path, count = make_references(args.model, args.data, args.no_landmark, args.per_class, out)
     print(f"wrote {path}: {count} reference photos ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -192,7 +197,7 @@ def import_(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src gallery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gallery", type=Path, default=None, help="gallery folder (default: $LANDMARK_HOME/gallery)")
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/transfer_exported.pt)")
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("add", help="teach a landmark from photos or folders of photos")
     p.add_argument("name", help='the landmark\'s name, e.g. "Sydney Opera House"')
@@ -220,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", required=True, help="the data roots the model was trained on (train/<class>/ photos)")
     p.add_argument("--no-landmark", default=None, help="the no-landmark photos it was trained on (their training part is used)")
     p.add_argument("--per-class", type=int, default=40, help="reference photos per class (default %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="file to write (default: $LANDMARK_HOME/references/MODEL.references.npz, read before the one beside the model; "
+                        "the shipped file: checkpoints/transfer_exported.references.npz)")
     p.set_defaults(run=references)
     return parser
 

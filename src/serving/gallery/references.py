@@ -3,7 +3,9 @@
 A photo of a landmark the model was never trained on often gets a confident trained class: its
 probabilities alone cannot tell "one of mine" from "one the user taught". Its embedding can. The
 references are embeddings of training photos of every trained class and of the background class,
-stored beside the model (`NAME.references.npz`, keyed to the model file's hash). A taught landmark
+stored beside the model (`NAME.references.npz`, keyed to the model file's hash; `python -m src train` and
+`gallery references --out` write there) or in $LANDMARK_HOME/references/ (`gallery references` by default,
+so a user's run never rewrites the file that ships; looked at first). A taught landmark
 wins a photo when the photo is closer to the landmark's nearest enrolled photo than to any reference,
 by a margin (`src.evaluation.gallery_rule`); otherwise the model decides alone, as if nothing were taught.
 Measured against the softmax rule (`GalleryRule`) in docs/gallery.md
@@ -21,17 +23,26 @@ from typing import Optional
 
 import numpy as np
 
+from src.home import user_output
+
 log = logging.getLogger(__name__)
 
 
 def references_path(model_path: str | Path) -> Path:
+    """Beside the model: `NAME.references.npz`."""
     path = Path(model_path)
     return path.with_name(path.stem + ".references.npz")
 
 
-def save_references(model_path: str | Path, model_id: str, vectors: np.ndarray, labels: list[str]) -> Path:
-    """Write the references beside the model, atomically."""
-    path = references_path(model_path)
+def user_references_path(model_path: str | Path) -> Path:
+    """The user's own copy: $LANDMARK_HOME/references/NAME.references.npz (`gallery references`' default)."""
+    return user_output("references", references_path(model_path).name)
+
+
+def save_references(model_path: str | Path, model_id: str, vectors: np.ndarray, labels: list[str], path: Optional[Path] = None) -> Path:
+    """Write the references to `path` (default: beside the model), atomically."""
+    path = Path(path) if path is not None else references_path(model_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, model_id=np.array(model_id), vectors=vectors.astype(np.float16), labels=np.array(labels))
     os.replace(tmp, path)
@@ -68,11 +79,17 @@ class References:
 
 
 def load_references(model_path: str | Path, model_id: str) -> Optional[References]:
-    """The references of exactly this model, or None (with a log line saying why) when there are none
-    or they belong to another version of the file."""
-    path = references_path(model_path)
-    if not path.exists():
-        return None
+    """The references of exactly this model: the user's ($LANDMARK_HOME/references/), else those beside the
+    model; None (with a log line saying why) when there are none or they belong to another version of the file."""
+    for path in (user_references_path(model_path), references_path(model_path)):
+        if path.exists():
+            found = _references_in(path, model_id)
+            if found is not None:
+                return found
+    return None
+
+
+def _references_in(path: Path, model_id: str) -> Optional[References]:
     try:
         with np.load(path) as data:
             made_by, vectors, labels = str(data["model_id"]), data["vectors"].astype(np.float32), data["labels"].tolist()
