@@ -51,7 +51,7 @@ from src.serving.gallery.store_format import (  # noqa: F401 - GALLERY_FILE, thu
     serialise_store,
     thumb_name,
 )
-from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, check_landmark, parse_tags, MAX_NAME: this module's API too
+from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, GalleryUnreadable, check_landmark, parse_tags, MAX_NAME: this module's API too
     MAX_NAME,
     GalleryError,
     GalleryStorageError,
