@@ -162,9 +162,10 @@ class Gallery:
         self.saved_photos, self.written_photos = self.photos, set()
         thumbs = self.folder / THUMBS
         if thumbs.is_dir():
-            for thumb in thumbs.glob("*.jpg"):
-                if thumb.name not in self.saved_photos:
-                    thumb.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the store is saved: a thumbnail left over is only clutter
+                for thumb in thumbs.glob("*.jpg"):
+                    if thumb.name not in self.saved_photos:
+                        thumb.unlink(missing_ok=True)
             remove_stale_temp_files(thumbs)
         remove_stale_temp_files(self.folder)
         return self.folder / GALLERY_FILE
