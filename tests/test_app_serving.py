@@ -323,7 +323,7 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
     print(f"\n[app serving] idle (server + {POOL_SIZE} pre-heated kernels): {idle_mb:.0f} MB PSS ({idle_rss:.0f} MB RSS); "
           f"one visitor: +{one_visitor_mb:.0f} MB PSS (+{one_visitor_rss:.0f} MB RSS)")
 
-    statuses, busy_pages, peak = [], [], 0
+    statuses, busy_pages, peak, peak_mb = [], [], 0, 0.0
     for load in range(30):
         if load % 3 == 0:  # a tab: half closed with the unload beacon, half as a crashed or killed tab
             context = browser.new_context()
@@ -339,7 +339,7 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
             if status == 503:
                 busy_pages.append(body)
         served["seen"].update(_tree(root))
-        peak = max(peak, len(_kernels(root)))
+        peak, peak_mb = max(peak, len(_kernels(root))), max(peak_mb, _memory_mb(root))
     last_load = time.monotonic()
     assert set(statuses) <= {200, 503} and statuses.count(200) > POOL_SIZE, statuses
     assert peak <= MAX_KERNELS, peak
@@ -353,7 +353,8 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
             break
         assert back_after <= BACK_TO_IDLE_S, f"{memory:.0f} MB and {kernels} kernels {back_after:.0f} s after the last load (idle {idle_mb:.0f} MB)"
         time.sleep(2)
-    print(f"[app serving] 30 loads ({statuses.count(200)} pages, {statuses.count(503)} busy pages, at most {peak} kernels); "
+    print(f"[app serving] 30 loads ({statuses.count(200)} pages, {statuses.count(503)} busy pages, at most {peak} kernels, "
+          f"{peak_mb:.0f} MB PSS); "
           f"back to {memory:.0f} MB and {kernels} kernels {back_after:.0f} s after the last load")
     _wait_warm(root, POOL_SIZE)
     status, _, seconds = _get(url)  # the pool refilled after the culls: a page at once again
