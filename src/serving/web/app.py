@@ -107,7 +107,7 @@ def _location(recognition: Recognition) -> str:
         )
     if not parts:
         parts.append(f'<span style="{_MUTED}">No location is known for this landmark.</span>')
-    # drawn offline, swapped for OpenStreetMap's tiles where the browser reaches them (`answer_map_html`)
+    # drawn here, nothing fetched from outside (`answer_map_html`); the link above opens the streets if clicked
     small_map = f'<div class="lt-map" style="margin-top:6px; position:relative;">{answer_map_html(info, height=200)}</div>' if info.has_coordinates else ""
     return '<div class="lt-location" style="margin:6px 0;">' + "<br>".join(parts) + small_map + "</div>"
 
