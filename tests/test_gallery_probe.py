@@ -410,3 +410,14 @@ def test_the_service_takes_its_request_deadline_from_the_command_line(tiny_model
     app = create_app(tiny_model, request_deadline_s=7.0)
     limits = [middleware.kwargs for middleware in app.user_middleware if middleware.cls is BodyLimit]
     assert limits and limits[0]["deadline_s"] == 7.0
+
+
+def test_an_import_that_fills_the_disk_while_unpacking_says_so(model, tmp_path, monkeypatch):
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    archive = _export(tmp_path / "in.zip", {thumb_name(_jpeg(seed)): _jpeg(seed) for seed in range(2)}, model)
+    monkeypatch.setattr(Path, "write_bytes", full)  # the unpacking writes each thumbnail with write_bytes
+    with pytest.raises(GalleryError, match="cannot be unpacked into .*: the disk is full"):
+        read_export(archive, tmp_path / "unpacked")
+    assert not (tmp_path / "unpacked").exists()

@@ -39,7 +39,7 @@ from src.serving.gallery.store_format import (
     read_member,
     thumb_name,
 )
-from src.serving.gallery.validation import GalleryError, check_not_trained
+from src.serving.gallery.validation import DISK_FULL, GalleryError, GalleryStorageError, check_not_trained
 
 
 @dataclass
@@ -118,6 +118,9 @@ def read_export(path: Path, into: Path) -> Gallery:
             shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, GalleryError):
             raise
+        if isinstance(error, OSError) and error.errno in DISK_FULL:  # unpacking into `into`, not reading the archive
+            raise GalleryStorageError(f"{where} cannot be unpacked into {into}: the disk is full; nothing was changed",
+                                      disk_full=True) from error
         if isinstance(error, (OSError, BadImageError)):
             raise GalleryError(f"{where} cannot be read ({getattr(error, 'strerror', None) or error})") from error
         if isinstance(error, Exception):  # BadZipFile, zlib.error, NotImplementedError (compression), RuntimeError (encrypted), ...
