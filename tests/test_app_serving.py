@@ -6,6 +6,7 @@ docs/serving.md quotes (`pytest -m slow -s tests/test_app_serving.py`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,16 +17,19 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import psutil
 import pytest
 from jupyter_core.paths import jupyter_path
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
 from src.data.landmarks import lookup
 from src.serving.recognizer.maps import answer_map_html
-from src.serving.web.app_kernels import BoundedKernelManager
+from src.serving.web.app_kernels import BUSY_REASON, AppBusy, BoundedKernelManager
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "landmark_samples" / "test"
@@ -90,6 +94,86 @@ def test_answer_map_is_drawn_here_and_loads_nothing():
     assert not re.search(r"""\s(src|srcset|data|poster)=["']?https?:""", html_text), html_text[:300]
     assert "<iframe" not in html_text and "<img" not in html_text
     assert answer_map_html(lookup("00.Red_Circle_Tower")) == ""  # no coordinates: no map
+
+
+class _FakeKernels:
+    """Stands in for jupyter_server's kernel start and shutdown (no process): each start takes `delay`."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay, self.started = delay, 0
+
+    async def start_kernel(self, manager, **kwargs) -> str:
+        await asyncio.sleep(self.delay)
+        self.started += 1
+        kernel_id = f"k{self.started}"
+        manager._kernels[kernel_id] = SimpleNamespace(last_activity=datetime(2000, 1, 1, tzinfo=timezone.utc))
+        return kernel_id
+
+    async def shutdown_kernel(self, manager, kernel_id, *args, **kwargs) -> None:
+        manager._kernels.pop(kernel_id)
+
+
+@pytest.fixture
+def fake_kernels(monkeypatch) -> _FakeKernels:
+    fake = _FakeKernels(delay=0.05)
+    monkeypatch.setattr(AsyncMappingKernelManager, "start_kernel", lambda self, **kw: fake.start_kernel(self, **kw))
+    monkeypatch.setattr(AsyncMappingKernelManager, "shutdown_kernel", lambda self, kid, *a, **kw: fake.shutdown_kernel(self, kid))
+    return fake
+
+
+def test_kernel_cap_refuses_with_a_busy_error_and_counts_starts_in_flight(fake_kernels):
+    manager = BoundedKernelManager(max_kernels=3)
+
+    async def scenario() -> list:
+        first = await manager.start_kernel()
+        # two visitors in the same instant with one place left: one gets it, one the busy page
+        results = await asyncio.gather(manager.start_kernel(), manager.start_kernel(), manager.start_kernel(), return_exceptions=True)
+        await manager.shutdown_kernel(first)  # a place frees up: the next visitor gets it
+        return [*results, await manager.start_kernel()]
+
+    *concurrent, after_shutdown = asyncio.run(scenario())
+    refused = [r for r in concurrent if isinstance(r, AppBusy)]
+    assert len(refused) == 1 and refused[0].status_code == 503 and refused[0].reason == BUSY_REASON
+    assert fake_kernels.started == 4 and isinstance(after_shutdown, str) and len(manager.list_kernel_ids()) == 3
+
+
+def test_kernel_handed_out_of_the_pool_counts_as_active_from_then_on(fake_kernels):
+    """A pooled kernel may have idled past the cull timeout; handed to a visitor, it must not be culled
+    before the visitor's page connects."""
+
+    class PreheatingManager(BoundedKernelManager):  # as Voila's factory subclasses the configured class
+        async def get_rendered_notebook(self, notebook_name: str, **kwargs):
+            return "render task", [], next(iter(self._kernels))
+
+    manager = PreheatingManager()
+    kernel_id = asyncio.run(manager.start_kernel())
+    before = datetime.now(timezone.utc)
+    _, _, handed = asyncio.run(manager.get_rendered_notebook("app.ipynb"))
+    assert handed == kernel_id and manager.get_kernel(kernel_id).last_activity >= before
+
+
+def test_pool_refilled_when_a_kernel_goes(fake_kernels):
+    """Voila refills its pool only when a visitor takes a kernel: a refill refused at the cap is
+    dropped and started again once culling frees a place."""
+    filled: list[str] = []
+
+    class PreheatingManager(BoundedKernelManager):
+        def fill_if_needed(self, delay=None, notebook_name=None, **kwargs):
+            filled.append(notebook_name)
+
+    manager = PreheatingManager(max_kernels=2)
+
+    async def scenario() -> list:
+        kernel_id = await manager.start_kernel()
+        await manager.start_kernel()
+        refused = asyncio.ensure_future(manager.start_kernel())  # the pool's refill, at the cap
+        manager._pools = {"app.ipynb": [refused]}
+        await asyncio.gather(refused, return_exceptions=True)
+        assert isinstance(refused.exception(), AppBusy)
+        await manager.shutdown_kernel(kernel_id)  # the culler's call
+        return manager._pools["app.ipynb"]
+
+    assert asyncio.run(scenario()) == [] and filled == ["app.ipynb"]
 
 
 # ---------------------------------------------------------------------------------------------------
