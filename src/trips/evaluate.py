@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from src.runs import REPO
 from src.trips.baselines import BASELINES, Answer, read_library
 from src.trips.library import library_tracks, read_truth
 from src.trips.score import Score, TruthPhoto, score_by_situation, truth_photo
@@ -42,7 +43,7 @@ MODES = (
 
 def tagger_has_context() -> bool:
     """Whether this checkout's tagger has the library context (it then offers --no-context)."""
-    done = subprocess.run([sys.executable, "-m", "src", "tag", "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "src", "tag", "--help"], capture_output=True, text=True, cwd=REPO)
     return "--no-context" in done.stdout
 
 
@@ -75,11 +76,12 @@ def read_report(path: Path) -> dict[str, Answer]:
 
 def run_tagger(library: Path, mode: TaggerMode, has_context: bool) -> tuple[dict[str, Answer], float]:
     """Tag one library in one mode; (answers, seconds). A tagger that fails outright stops the evaluation."""
+    library = Path(library).resolve()  # the tagger runs in the repository's root
     report = library / REPORTS / f"{mode.name.replace(' ', '_')}.csv"
     report.parent.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "src", "tag", str(library), "-o", str(report), "-q", *_mode_arguments(mode, has_context, library)]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)  # this checkout's tagger, wherever we run from
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 1) or not report.is_file():  # 1: some files failed, their rows say why
         raise RuntimeError(f"the tagger failed on {library} ({mode.name}, exit {done.returncode}): {done.stderr.strip()[-800:]}")
