@@ -70,7 +70,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     record = run_record(scores, details, libraries)
-    text = markdown(scores, f"{len(libraries)} simulated libraries, half {', '.join(record['data']['halves'])}")
+    count = f"{len(libraries)} simulated librar{'y' if len(libraries) == 1 else 'ies'}"
+    text = markdown(scores, f"{count}, half {', '.join(record['data']['halves'])}")
     print(text)
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")
