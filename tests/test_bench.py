@@ -14,7 +14,9 @@ from torch import nn
 
 from src.bench import main
 from src.bench.measure import embedded_training
-from src.bench.report import MODELS_TABLE_HEADER, TRAINING_TABLE_HEADER, models_table
+from src.bench.context_cost import write_library
+from src.bench.report import MODELS_TABLE_HEADER, TAGGER_TABLE_HEADER, TRAINING_TABLE_HEADER, models_table
+from src.bench.tagger import pipeline_limit
 from src.bench.settings import BenchSettings
 from src.bench.training import measure_feature_cache
 from src.data.transforms import Preprocessing
@@ -32,6 +34,7 @@ def test_quick_benchmark_writes_json_and_markdown(tiny_data, tiny_model, tmp_pat
     result = main([
         "--data", str(tiny_data), "--models", str(tiny_model), "--out", str(out), "--runs", str(runs), "--quick",
         "--threads", "1",  # one thread: far faster on a shared CI CPU
+        "--sections", "models", "training",  # the tagger section has its own test
     ])
     assert torch.get_num_threads() == threads  # the caller's thread setting is restored
 
@@ -143,3 +146,57 @@ def test_feature_cache_measurement(tiny_data):
     assert cache["train_photos"] > cache["photos_timed"]
     for key in ("backbone_ms_per_photo", "feature_pass_seconds_extrapolated", "head_epoch_seconds", "ratio"):
         assert _positive(cache[key]), key
+
+
+def test_quick_tagger_section_records_the_rates_and_the_ratio(tiny_data, tiny_model, tmp_path):
+    """`--sections tagger --quick`: the model alone, the decoder alone and the tagger on the same photos, the limit
+    and the ratio, the library context's cost and locate_library by size, in the run record and bench.md."""
+    out = tmp_path / "out"
+    result = main(["--data", str(tiny_data), "--models", str(tiny_model), "--out", str(out), "--quick", "--sections", "tagger",
+                   "--library-photos", "40"])
+    assert result["errors"] == {} and result["models"] == [] and result["training_throughput"] is None  # only the section asked for
+    (record,) = load_runs(out / "runs")
+    tagger = record["metrics"]["tagger"]
+    assert tagger["model"] == tiny_model.stem and tagger["photos"] == 12 and tagger["cores"] >= 1
+    assert tagger["photos_folder"] == portable_path(tiny_data / "test")
+    (row,) = tagger["precisions"]  # f32 only on this CPU, or its TorchScript engine
+    for key in ("model_images_per_second", "model_step_images_per_second", "decode_photos_per_second_one_core",
+                "decode_photos_per_second_workers", "tagger_photos_per_second", "limit_photos_per_second", "ratio"):
+        assert _positive(row[key]), key
+    model, decode = row["rounds"][0]["model"], row["rounds"][0]["decode_one_core"]
+    assert row["rounds"][0]["limit"] == pytest.approx(pipeline_limit(model, decode, tagger["cores"]))
+    assert row["rounds"][0]["limit"] < min(model, tagger["cores"] * decode)  # both costs are paid
+    assert row["ratio"] == pytest.approx(row["tagger_photos_per_second"] / row["limit_photos_per_second"])  # one round: its own ratio
+
+    context = tagger["context"]
+    assert context["library"]["photos"] == 40 and 0 < context["library"]["with_gps"] < 40
+    for kind in ("with", "without"):
+        assert context[kind]["photos"] == 40 and _positive(context[kind]["seconds"]) and _positive(context[kind]["peak_mb"])
+        assert context[kind]["sources"].get("gps") == context["library"]["with_gps"]  # a photo's own GPS always wins
+    assert math.isfinite(context["cost_percent"]) and math.isfinite(context["extra_bytes_per_photo"])
+    assert [row["photos"] for row in tagger["locate_library"]] == [100, 400]
+    assert all(_positive(row["us_per_photo"]) for row in tagger["locate_library"])
+
+    markdown = (out / "bench.md").read_text()
+    assert TAGGER_TABLE_HEADER in markdown and f"**{row['ratio']:.2f}**" in markdown and "Context cost:" in markdown
+
+
+def test_pipeline_limit_sums_the_core_seconds():
+    # The issue's numbers: a 448 img/s model and a 1,370 photos/s-per-core decoder on 2 cores allow ~385 photos/s.
+    assert pipeline_limit(448.0, 1370.0, 2) == pytest.approx(385.0, abs=1.0)
+    assert pipeline_limit(100.0, 1e12, 2) == pytest.approx(100.0)  # a free decoder: the model alone
+
+
+def test_the_generated_library_has_phone_and_camera_metadata(tmp_path):
+    from src.serving.locate.photo_meta import read_photo_meta
+
+    library = write_library(tmp_path / "library", 30, None)
+    assert library["photos"] == 30 and not library["from_real_photos"]
+    metas = [read_photo_meta(path.read_bytes(), path.name) for path in sorted((tmp_path / "library").iterdir())]
+    phones = [m for m in metas if m.model == "Pixel 7"]
+    cameras = [m for m in metas if m.model == "Canon EOS 80D"]
+    assert len(phones) + len(cameras) == 30 and phones and cameras
+    assert all(m.offset is not None and m.taken_local is not None for m in phones)
+    assert sum(m.position is not None and m.gps_utc is not None for m in phones) == library["with_gps"]
+    assert all(m.offset is None and m.position is None and m.taken_local is not None for m in cameras)
+    assert all(not m.problems for m in metas)

@@ -61,6 +61,50 @@ def training_table(training: dict) -> str:
     return "\n".join(lines)
 
 
+TAGGER_TABLE_HEADER = (
+    "| precision | engine | model alone (img/s) | model step as the tagger calls it (img/s) | decode, 1 core (photos/s) "
+    "| decode, N workers (photos/s) | tagger (photos/s) | limit (photos/s) | tagger / limit |"
+)
+
+
+def tagger_section(tagger: dict) -> list[str]:
+    """The tagger's rates against the limit, the library context's cost and locate_library by size (src.bench.tagger)."""
+    lines = [
+        f"`{tagger['model']}` on {tagger['photos']} photos of `{tagger.get('photos_folder', '?')}`, batch {tagger['batch_size']}, "
+        f"{tagger['workers']} decoding workers, {tagger['cores']} cores, medians of {tagger['repeats']} interleaved round(s); "
+        f"native bfloat16: {'yes' if tagger['bf16_native'] else 'no (bf16 not measured: OpenVINO would only emulate it)'}; "
+        f"load average before {tagger['load_average_before']}, after {tagger['load_average_after']}.",
+        "", TAGGER_TABLE_HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in tagger["precisions"]:
+        lines.append(
+            f"| {row['precision']} | {row['runtime']} ({row['requests']} request(s)) | {row['model_images_per_second']:.1f} "
+            f"| {row['model_step_images_per_second']:.1f} | {row['decode_photos_per_second_one_core']:.1f} "
+            f"| {row['decode_photos_per_second_workers']:.1f} | {row['tagger_photos_per_second']:.1f} "
+            f"| {row['limit_photos_per_second']:.1f} | **{row['ratio']:.2f}** |"
+        )
+    context = tagger.get("context")
+    if context:
+        library, without, with_ = context["library"], context["without"], context["with"]
+        lines += [
+            "", f"Library context: {library['photos']} generated JPEGs ({library['phone']} phone, {library['with_gps']} with GPS, "
+            f"{library['sites']} sites, {'real photos of the sites' if library['from_real_photos'] else 'generated pictures'}), "
+            f"tagged in a fresh process each, medians of {context['repeats']} round(s).", "",
+            "| context | wall time (s) | photos/s | peak RSS (MB) | sources |", "|---|---:|---:|---:|---|",
+        ]
+        for name, run in (("none (`context=None`)", without), ("`ContextConfig()`", with_)):
+            sources = ", ".join(f"{key} {value}" for key, value in sorted(run["sources"].items()))
+            lines.append(f"| {name} | {run['seconds']:.1f} | {run['photos'] / run['seconds']:.1f} | {run['peak_mb']:.0f} | {sources} |")
+        per_photo = context["extra_bytes_per_photo"]
+        lines += ["", f"Context cost: **{context['cost_percent']:+.1f} %** wall time (target <= 10 %), "
+                  f"{context['extra_peak_mb']:+.1f} MB peak ({_fmt(per_photo, '.0f')} bytes per photo)."]
+    scaling = tagger.get("locate_library")
+    if scaling:
+        lines += ["", "| locate_library alone: photos | seconds | µs per photo | placed by the context |", "|---:|---:|---:|---:|"]
+        lines += [f"| {row['photos']} | {row['seconds']:.2f} | {row['us_per_photo']:.0f} | {row['placed_by_context']} |" for row in scaling]
+    return lines
+
+
 def to_markdown(result: dict) -> str:
     """The whole report as Markdown (what bench.md holds)."""
     machine = result["machine"]
@@ -86,7 +130,9 @@ def to_markdown(result: dict) -> str:
         "## Models",
         "",
     ]
-    if result["models"]:
+    if "models" not in result.get("sections", ["models"]):
+        lines.append("Not measured (--sections).")
+    elif result["models"]:
         lines.append(models_table(result["models"]))
         for row in result["models"]:
             if row.get("training_source"):
@@ -128,6 +174,9 @@ def to_markdown(result: dict) -> str:
                 f"({cache['train_photos']} photos, extrapolated from {cache['photos_timed']}) | {_duration(cache['head_epoch_seconds'])} "
                 f"| {_fmt(cache['ratio'], '.0f', '×')} |"
             )
+    if "tagger" in result.get("sections", []):
+        lines += ["", "## Tagger: against the machine's limit, and the library context's cost", ""]
+        lines += tagger_section(result["tagger"]) if result.get("tagger") else ["Not measured: " + result.get("errors", {}).get("tagger", "?")]
     lines += ["", "## How each number is measured", ""] + [f"- {note}" for note in result["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -146,5 +195,14 @@ NOTES = [
     "src.serving.recognizer.recognize, loads the model and recognises one photo (the Python + torch import alone is import_rss_mb "
     "in the run record)."),
     "file: the exported file's size (MB = 10^6 bytes).",
+    ("tagger: model alone = OpenVINO's own loop (AsyncInferQueue, THROUGHPUT hint, as many requests as the plugin asks for, "
+    "pre-made random batches at the tagger's batch size and precision; TorchScript: a plain loop); model step = "
+    "Recognizer.recognize_squares (the engine as the tagger compiled it, the reference similarities and the decisions); "
+    "decode = the tagger's per-photo step (check_and_decode: bounded read, own-GPS check, load_rgb at the model's size); "
+    "tagger = tag_paths(context=None), nothing written. limit = 1 / (1/model + 1/(cores x decode on 1 core)): the "
+    "core-seconds a photo needs from the model and the decoder, summed. The ratio is taken per round, then the median."),
+    ("library context: the same generated library tagged by python -m src.bench.tagger_worker with context=None and with "
+    "ContextConfig(), alternating which goes first; peak RSS is each process's VmHWM; memory per photo = the peak's "
+    "difference over the photos. locate_library alone: synthetic LibraryPhotos of the same trip (no files)."),
     "Timings depend on what else runs on the machine: see the load average above.",
 ]

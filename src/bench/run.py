@@ -17,7 +17,7 @@ import torch
 
 from src.bench.measure import benchmark_model
 from src.bench.report import NOTES, to_markdown
-from src.bench.settings import CHECKPOINTS, DEFAULT_DATA, BenchSettings, bench_parser, default_bench_folder
+from src.bench.settings import CHECKPOINTS, DEFAULT_DATA, SECTIONS, BenchSettings, bench_parser, default_bench_folder
 from src.bench.training import measure_training_throughput
 from src.machine import machine_info, usable_cores
 from src.runs import portable, portable_path, run_id, write_json_atomically
@@ -36,7 +36,7 @@ def run_record(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     machine = dict(result["machine"])
     load_average_end = machine.pop("load_average_end", None)
     recipe_name = "quick" if result["settings"]["quick"] else "full"
-    recipe = {"settings": result["settings"], "models": [row["path"] for row in result["models"]]}
+    recipe = {"settings": result["settings"], "models": [row["path"] for row in result["models"]], "sections": result.get("sections")}
     data = {"roots": [result["data"]["display"]]}
     record = {
         "kind": "bench",
@@ -49,6 +49,7 @@ def run_record(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "metrics": {
             "models": result["models"],
             "training_throughput": result["training_throughput"],
+            "tagger": result.get("tagger"),
             "errors": result["errors"],
             "notes": result["notes"],
             "load_average_end": load_average_end,
@@ -66,8 +67,11 @@ def run_benchmark(
     command: str,
     runs: Path | None = None,
     training: bool = True,
+    sections: Sequence[str] = SECTIONS,
+    tag_photos: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure everything, write the run record into `runs` and `out/bench.md`, print the Markdown.
+    """Measure the `sections` asked for ("models", "training", "tagger"), write the run record into `runs` and
+    `out/bench.md`, print the Markdown. tag_photos: the tagger section's photos (default <data root>/test).
 
     Returns the result, with `record_path` (the run record) and `markdown_path`.
     """
@@ -93,21 +97,25 @@ def run_benchmark(
                 "settings": asdict(settings),
                 "models": [],
                 "training_throughput": None,
+                "tagger": None,
+                "sections": list(sections),
                 "errors": {},
                 "notes": list(NOTES),
             }
-            for path in model_paths:
+            for path in model_paths if "models" in sections else []:
                 if not path.exists():
                     result["errors"][str(path)] = "model file not found"
                     print(f"skipping {path}: not found", file=sys.stderr)
                     continue
                 result["models"].append(benchmark_model(path, data_root, settings))
-            if training:
+            if training and "training" in sections:
                 try:
                     result["training_throughput"] = measure_training_throughput(data_root, settings)
                 except Exception as error:  # noqa: BLE001 - keep the model rows
                     result["errors"]["training_throughput"] = f"{type(error).__name__}: {error}"
                     print(f"training throughput failed: {error}", file=sys.stderr)
+            if "tagger" in sections:
+                _tagger_section(result, list(models or []), Path(tag_photos) if tag_photos else data_root / "test", settings)
         try:
             result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         except OSError:  # pragma: no cover
@@ -129,6 +137,21 @@ def run_benchmark(
     return result
 
 
+def _tagger_section(result: dict[str, Any], model_paths: Sequence[Path], photos: Path, settings: BenchSettings) -> None:
+    """The tagger against the machine's limit and the library context's cost (`src.bench.tagger`), on the
+    tagger's default model (the first of --models when given); a failure is an error entry, the rest is kept."""
+    from src.bench.tagger import measure_tagger_section
+    from src.serving.recognizer.recognize import default_model_path
+
+    model = model_paths[0] if model_paths else default_model_path()
+    try:
+        result["tagger"] = measure_tagger_section(model, photos, settings, settings.runtime)
+        result["tagger"]["photos_folder"] = portable_path(photos)
+    except Exception as error:  # noqa: BLE001 - keep the other sections
+        result["errors"]["tagger"] = f"{type(error).__name__}: {error}"
+        print(f"tagger section failed: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = bench_parser()
     args = parser.parse_args(argv)
@@ -142,10 +165,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads is not None:
         settings.threads = max(1, args.threads)
     settings.runtime = args.runtime
+    if args.library_photos is not None:
+        settings.library_photos = max(1, args.library_photos)
+    if args.locate_sizes is not None:
+        settings.locate_sizes = tuple(max(1, size) for size in args.locate_sizes)
     raw = sys.argv[1:] if argv is None else list(argv)
     command = portable(shlex.join(["python", "-m", "src", "bench", *raw]))  # bench.md and the record: no machine paths
     out = Path(args.out) if args.out else default_bench_folder(args.quick)
     return run_benchmark(
         Path(args.data) if args.data else None, [Path(m) for m in args.models] if args.models else None, out,
         settings, command, runs=Path(args.runs) if args.runs else None, training=not args.no_training,
+        sections=args.sections, tag_photos=Path(args.tag_photos) if args.tag_photos else None,
     )

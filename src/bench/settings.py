@@ -17,6 +17,7 @@ CHECKPOINTS = REPO / "checkpoints"
 RESULTS = REPO / "results"  # the repository's measurements: written only when given (make bench: --out results --runs results/runs)
 RUNS = RESULTS / "runs"
 STARTER_CROP = 224  # the course starter trains at 224 px
+SECTIONS = ("models", "training", "tagger")
 
 
 @dataclass
@@ -37,6 +38,11 @@ class BenchSettings:
     feature_photos: int = 64  # photos for the frozen-backbone timing (extrapolated to the train split)
     threads: int | None = None  # torch threads for every measurement; None: all usable cores
     runtime: str | None = None  # the Recognizer's engine (src.serving.recognizer.runtime); None: $LANDMARK_RUNTIME or "auto"
+    tagger_repeats: int = 3  # interleaved rounds of model alone, decoder alone and tagger (medians reported)
+    tagger_max_photos: int | None = None  # None: every photo under the tag photos
+    library_photos: int = 10_000  # the generated library the context's cost is measured on
+    context_repeats: int = 2  # rounds of (without, with) context, alternating which runs first
+    locate_sizes: tuple[int, ...] = (10_000, 100_000)  # synthetic libraries for locate_library alone
     quick: bool = False
 
     @classmethod
@@ -44,7 +50,8 @@ class BenchSettings:
         return cls(
             batch1_min_iterations=3, batch32_min_iterations=1, min_seconds=0.0, warmup=2, e2e_runs=5,
             memory_recognitions=1, train_batches=3, train_epochs=1, train_batch_size=4, train_workers=0,
-            train_widths=(16, 32, 32, 64), feature_photos=8, quick=True,
+            train_widths=(16, 32, 32, 64), feature_photos=8, tagger_repeats=1, tagger_max_photos=12, library_photos=60,
+            context_repeats=1, locate_sizes=(100, 400), quick=True,
         )
 
 
@@ -71,5 +78,12 @@ def bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers for both recipes (default: ScratchRecipe.num_workers; --quick: 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable cores)")
     parser.add_argument("--no-training", action="store_true", help="skip the training-throughput comparison")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="what to measure (default: all): models, training (the data-loading comparison), tagger "
+                        "(the tagger against the machine's limit, the library context's cost)")
+    parser.add_argument("--tag-photos", default=None, help="photos for the tagger section (default: <data>/test, i.e. "
+                        f"{portable_path(DEFAULT_DATA / 'test')} when present, else the generated set's)")
+    parser.add_argument("--library-photos", type=int, default=None, help="photos in the generated library of the context's cost (default 10000)")
+    parser.add_argument("--locate-sizes", type=int, nargs="+", default=None, help="synthetic library sizes for locate_library alone (default 10000 100000)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="engine of the end-to-end and memory measures (default: $LANDMARK_RUNTIME or auto)")
     return parser

@@ -102,6 +102,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def compile_ir(xml: Path, precision: str, hint: str = "LATENCY", threads: int | None = None):
+    """The IR compiled for OpenVINO's CPU plugin: `precision` "f32"/"bf16", PERFORMANCE_HINT `hint`. The
+    runtime and the benchmark's model-alone loop (`src.bench.tagger`) compile through here, so they agree."""
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": hint}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return ov.Core().compile_model(str(xml), "CPU", config)
+
+
 class OpenVINORuntime:
     """The IR beside the `.pt` on OpenVINO's CPU plugin; one infer request per calling thread."""
 
@@ -122,17 +133,14 @@ class OpenVINORuntime:
         if model_path.exists() and self.metadata.get("source_sha256") != _sha256(model_path):
             raise RuntimeUnavailable(f"{xml.name} was converted from another version of {model_path.name} (re-exported since)")
         try:
-            import openvino as ov
+            import openvino  # noqa: F401 - installed at all? (compile_ir imports it again)
         except ImportError as error:
             raise RuntimeUnavailable(f"OpenVINO is not installed ({error})") from error
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+            self.compiled = compile_ir(xml, precision, "LATENCY", threads)
         except Exception as error:  # OpenVINO raises plain RuntimeErrors for unreadable or truncated files
             raise RuntimeUnavailable(f"OpenVINO cannot load {xml.name}: {str(error).strip().splitlines()[-1] if str(error).strip() else error}") from error
-        self.precision = precision
+        self.precision, self.xml = precision, xml
         self.can_embed = bool(self.metadata.get("embeds")) and any(EMBEDDING in o.get_names() for o in self.compiled.outputs)
         prep = self.metadata["preprocessing"]
         self.resize, self.crop = int(prep["resize"]), int(prep["crop"])
