@@ -44,7 +44,7 @@ test-all: venv
 app: venv
 	@echo "Serving the app at http://localhost:$(PORT)/  (model: $(MODEL))"
 	$(BIN)/jupyter trust app.ipynb >/dev/null & \
-	JUPYTER_PATH=$(CURDIR)/share/jupyter LANDMARK_MODEL=$(MODEL) $(BIN)/python -m voila app.ipynb --port=$(PORT) --no-browser
+	JUPYTER_PATH=$(CURDIR)/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} LANDMARK_MODEL=$(MODEL) $(BIN)/python -m voila app.ipynb --port=$(PORT) --no-browser
 
 service: venv
 	LANDMARK_MODEL=$(MODEL) $(BIN)/python -m src serve --model $(MODEL)
