@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "format_offset"]
+__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "narrow_per_day", "format_offset"]
 
 HOUR = 3600.0
 
@@ -34,13 +34,16 @@ class ClockLimits:
     latest_offset_s: float = 14.5 * HOUR
     same_time_s: float = 600.0  # a landmark photo and a known-time fix this close in time count as "the same time"
     same_place_m: float = 1500.0  # ... and this close in space as "the same place"
-    other_place_m: float = 25_000.0  # a fix this far away at the same time contradicts the offset
+    other_place_m: float = 5_000.0  # a fix this far away at the same time contradicts the offset
+    landmark_slack: int = 1  # offsets whose landmark score is within this of the best stay possible
     min_landmark_ties: int = 2  # landmark photos that must agree on the offset
     landmark_agreement: int = 4  # ... at least this many times as many as disagree (a misnamed landmark happens)
     max_uncertainty_s: float = 2 * HOUR  # a tie vaguer than this is no tie
     burst_window_s: float = 180.0  # a camera photo "lines up" with a known-time photo this close
     burst_step_s: float = 30.0
     refine_slack: int = 1  # narrowing a tie: offsets within this many photos of the best one stay possible
+    drift_search_s: float = 900.0  # a day is narrowed within this of the device's offset
+    drift_s_per_day: float = 180.0  # a camera's clock may wander this much per day (the simulated ones: 0.5-1.5 min)
     min_burst_matches: int = 10
     min_burst_share: float = 0.5  # of the device's photos inside the known-time photos' span
     burst_uniqueness: float = 1.4  # the best offset must match this many times more photos than any offset ...
@@ -54,10 +57,26 @@ class DeviceClock:
     uncertainty_s: float = 0.0  # the offset is known to +- this
     how: str = ""  # "offset tags", "GPS time", "3 landmark photos", "bursts (14 photos)", "--camera-offset"
     why: str = ""  # why a device is not tied
+    days: tuple[tuple[int, float, float], ...] = ()  # (day of the clock, offset, uncertainty) where a day was narrowed
+    drift_s_per_day: float = 0.0  # how far the offset may wander per day away from where it was measured
 
     @property
     def tied(self) -> bool:
         return self.offset_s is not None
+
+    def at(self, clock_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The offset and its uncertainty at each clock time: a camera drifts by minutes over a trip, so the offset
+        of the photo's own day where one was narrowed, else the nearest such day's (or the device's) plus drift."""
+        clock_s = np.asarray(clock_s, dtype=float)
+        if not self.days:
+            return np.full(clock_s.shape, self.offset_s, dtype=float), np.full(clock_s.shape, self.uncertainty_s, dtype=float)
+        days = np.array([d for d, _, _ in self.days], dtype=float)
+        offsets = np.array([o for _, o, _ in self.days])
+        uncertainties = np.array([u for _, _, u in self.days])
+        photo_day = np.floor(clock_s / 86400.0)
+        nearest = np.abs(photo_day[:, None] - days[None, :]).argmin(axis=1) if clock_s.ndim else None
+        apart = np.abs(photo_day - days[nearest])
+        return offsets[nearest], uncertainties[nearest] + apart * self.drift_s_per_day
 
 
 def format_offset(seconds: float | None) -> str:
@@ -134,29 +153,33 @@ def tie_by_landmarks(
         return None
     plausible = (candidate_offsets >= limits.earliest_offset_s) & (candidate_offsets <= limits.latest_offset_s)
     candidates = np.unique(np.round(candidate_offsets[plausible] / 60.0) * 60.0)
-    best_score, best_offsets, best_against = 0, [], 0
+    scores, againsts = [], []
     for offset in candidates:
         agree = against = 0
         for clock, lat, lon in zip(clock_s, latitudes, longitudes):
             fix_lat, fix_lon = fixes_near(clock - offset, limits.same_time_s)
-            if len(fix_lat) == 0:
+            if len(fix_lat) == 0:  # no fix then (a gap in the track): says nothing either way
                 continue
             distances = distance_m(lat, lon, fix_lat, fix_lon)
             if distances.min() <= limits.same_place_m:
                 agree += 1
             elif distances.min() > limits.other_place_m:
                 against += 1
-        score = agree - 2 * against
-        if score > best_score:
-            best_score, best_offsets, best_against = score, [offset], against
-        elif score == best_score and score > 0:
-            best_offsets.append(offset)
-    if best_score < limits.min_landmark_ties:
+        scores.append(agree - 2 * against)
+        againsts.append(against)
+    scores_a, againsts_a = np.array(scores), np.array(againsts)
+    best = int(scores_a.max()) if len(scores_a) else 0
+    if best < limits.min_landmark_ties:
         return DeviceClock(device, None, why=f"its {len(clock_s)} landmark photos agree with the known-time evidence under no single clock offset")
-    if best_against * limits.landmark_agreement > best_score + 2 * best_against:  # one misnamed landmark may disagree, not more
+    best_against = int(againsts_a[scores_a == best].min())
+    if best_against * limits.landmark_agreement > best + 2 * best_against:  # one misnamed landmark may disagree, not more
         return DeviceClock(device, None, why="its landmark photos fit no single clock offset (two devices under one name?)")
-    low, high = min(best_offsets), max(best_offsets)
+    # The true offset need not score best: a photo taken in a gap of the track agrees with nothing there, and
+    # under a wrong offset it may fall on a fix at the site. Every offset nearly as good stays possible.
+    plausible_offsets = candidates[scores_a >= best - limits.landmark_slack]
+    low, high = float(plausible_offsets.min()), float(plausible_offsets.max())
     uncertainty = (high - low) / 2 + 60.0  # each photo's window was already widened by same_time_s
+    best_score = best
     if uncertainty > limits.max_uncertainty_s:
         return DeviceClock(device, None, why=f"its landmark photos fit offsets from {format_offset(low)} to {format_offset(high)}: too vague")
     return DeviceClock(device, (low + high) / 2, uncertainty, f"{best_score} landmark photos at the same place and time as known-time evidence")
@@ -177,6 +200,27 @@ def refine_by_bursts(clock: DeviceClock, clock_s: np.ndarray, known_utc_s: np.nd
         return clock
     low, high = float(plateau.min()), float(plateau.max())
     return DeviceClock(clock.device, (low + high) / 2, (high - low) / 2 + limits.burst_window_s, clock.how + ", narrowed by bursts", clock.why)
+
+
+def narrow_per_day(clock: DeviceClock, clock_s: np.ndarray, narrow: Callable[[DeviceClock, np.ndarray], DeviceClock],
+                   limits: ClockLimits = ClockLimits()) -> DeviceClock:
+    """A tied clock narrowed day by day (`narrow`: `refine_by_bursts` or a landmark tie, on one day's photos): a drifting
+    camera is minutes off by the end of a trip. Days that cannot be narrowed take the nearest narrowed day's offset,
+    with the drift allowance per day apart."""
+    if not clock.tied:
+        return clock
+    finite = clock_s[np.isfinite(clock_s)]
+    narrowed = []
+    for day in np.unique(np.floor(finite / 86400.0)):
+        todays = finite[np.floor(finite / 86400.0) == day]
+        wide = DeviceClock(clock.device, clock.offset_s, max(clock.uncertainty_s, limits.drift_search_s), clock.how)
+        result = narrow(wide, todays)
+        if result.tied and result.uncertainty_s < wide.uncertainty_s:
+            narrowed.append((int(day), float(result.offset_s), float(result.uncertainty_s)))
+    if not narrowed:
+        return DeviceClock(clock.device, clock.offset_s, clock.uncertainty_s, clock.how, clock.why, (), 0.0)
+    return DeviceClock(clock.device, float(np.median([o for _, o, _ in narrowed])), clock.uncertainty_s, clock.how + f", {len(narrowed)} days narrowed",
+                       clock.why, tuple(narrowed), limits.drift_s_per_day)
 
 
 def tie_by_bursts(device: str, clock_s: np.ndarray, known_utc_s: np.ndarray, limits: ClockLimits = ClockLimits()) -> DeviceClock:

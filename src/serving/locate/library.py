@@ -19,7 +19,7 @@ from datetime import timezone
 
 import numpy as np
 
-from src.serving.locate.clocks import ClockLimits, DeviceClock, known_clock, refine_by_bursts, tie_by_bursts, tie_by_landmarks
+from src.serving.locate.clocks import ClockLimits, DeviceClock, known_clock, narrow_per_day, refine_by_bursts, tie_by_bursts, tie_by_landmarks
 from src.serving.locate.decide import Decision, decide
 from src.serving.locate.evidence import (
     Fixes,
@@ -99,8 +99,9 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
         clock = _tie(device, members_a, photos, clock_s, fixes, known_times, config)
         clocks[device] = clock
         if clock.tied:
-            utc_s[members_a] = clock_s[members_a] - clock.offset_s
-            uncertainty[members_a] = clock.uncertainty_s
+            offsets, uncertainties = clock.at(clock_s[members_a])
+            utc_s[members_a] = clock_s[members_a] - offsets
+            uncertainty[members_a] = uncertainties
 
     everywhere = _with_tracks(fixes, config.tracks)
     own_fixes = {device: _own_clock_fixes(photos, members, clock_s) for device, members in by_device.items() if not clocks[device].tied}
@@ -147,22 +148,35 @@ def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixe
 
 def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
          known_times: np.ndarray, config: ContextConfig) -> DeviceClock:
-    """Tie an unknown clock by its landmark photos, else by its bursts."""
-    landmarks = [i for i in members if photos[i].landmark is not None and np.isfinite(clock_s[i])]
-    if landmarks and (len(fixes) or config.tracks):
-        lats = np.array([photos[i].landmark[0] for i in landmarks])
-        lons = np.array([photos[i].landmark[1] for i in landmarks])
-        clocks = clock_s[landmarks]
-        candidates = _candidate_offsets(clocks, lats, lons, fixes, config)
-        tied = tie_by_landmarks(device, clocks, lats, lons, candidates, lambda t, w: _fixes_near(fixes, config.tracks, t, w), config.clocks)
+    """Tie an unknown clock by its landmark photos, else by its bursts; then narrow it day by day (cameras drift)."""
+    landmarks = np.array([i for i in members if photos[i].landmark is not None and np.isfinite(clock_s[i])], dtype=int)
+    clocks = clock_s[members]
+    by_bursts = lambda clock, times: refine_by_bursts(clock, times, known_times, config.clocks)
+    if len(landmarks) and (len(fixes) or config.tracks):
+        tied = _landmark_tie(device, landmarks, photos, clock_s, fixes, config)
         if tied is not None and tied.tied:
-            clocks_all = clock_s[members]
-            return refine_by_bursts(tied, clocks_all, known_times, config.clocks)
+            if len(known_times):
+                return narrow_per_day(by_bursts(tied, clocks), clocks, by_bursts, config.clocks)
+            by_landmarks = lambda clock, times: _landmark_tie(device, landmarks[np.isin(clock_s[landmarks], times)], photos, clock_s,
+                                                               fixes, config, around=clock) or clock
+            return narrow_per_day(tied, clocks, by_landmarks, config.clocks)
     if len(known_times) == 0:
         return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
-    clocks = clock_s[members]
-    bursts = tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks)
-    return bursts
+    return narrow_per_day(tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks), clocks, by_bursts, config.clocks)
+
+
+def _landmark_tie(device: str, landmarks: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
+                  config: ContextConfig, around: DeviceClock | None = None) -> DeviceClock | None:
+    """tie_by_landmarks over these landmark photos; ``around``: only offsets within its uncertainty."""
+    if len(landmarks) == 0:
+        return None
+    lats = np.array([photos[i].landmark[0] for i in landmarks])
+    lons = np.array([photos[i].landmark[1] for i in landmarks])
+    clocks = clock_s[landmarks]
+    candidates = _candidate_offsets(clocks, lats, lons, fixes, config)
+    if around is not None:
+        candidates = candidates[np.abs(candidates - around.offset_s) <= around.uncertainty_s]
+    return tie_by_landmarks(device, clocks, lats, lons, candidates, lambda t, w: _fixes_near(fixes, config.tracks, t, w), config.clocks)
 
 
 def _candidate_offsets(clocks, lats, lons, fixes: Fixes, config: ContextConfig) -> np.ndarray:
