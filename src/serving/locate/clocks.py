@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "narrow_per_day", "format_offset"]
+__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "narrow_per_day", "refine_by_stillness", "format_offset"]
 
 HOUR = 3600.0
 
@@ -35,13 +35,13 @@ class ClockLimits:
     same_time_s: float = 600.0  # a landmark photo and a known-time fix this close in time count as "the same time"
     same_place_m: float = 1500.0  # ... and this close in space as "the same place"
     other_place_m: float = 5_000.0  # a fix this far away at the same time contradicts the offset
-    landmark_slack: int = 1  # offsets whose landmark score is within this of the best stay possible
     min_landmark_ties: int = 2  # landmark photos that must agree on the offset
     landmark_agreement: int = 4  # ... at least this many times as many as disagree (a misnamed landmark happens)
     max_uncertainty_s: float = 2 * HOUR  # a tie vaguer than this is no tie
     burst_window_s: float = 180.0  # a camera photo "lines up" with a known-time photo this close
     burst_step_s: float = 30.0
     refine_slack: int = 1  # narrowing a tie: offsets within this many photos of the best one stay possible
+    still_window_s: float = 60.0  # a photo "falls on" a still fix of the track this close
     drift_search_s: float = 900.0  # a day is narrowed within this of the device's offset
     drift_s_per_day: float = 180.0  # a camera's clock may wander this much per day (the simulated ones: 0.5-1.5 min)
     min_burst_matches: int = 10
@@ -152,34 +152,46 @@ def tie_by_landmarks(
     if len(clock_s) < limits.min_landmark_ties or len(candidate_offsets) == 0:
         return None
     plausible = (candidate_offsets >= limits.earliest_offset_s) & (candidate_offsets <= limits.latest_offset_s)
-    candidates = np.unique(np.round(candidate_offsets[plausible] / 60.0) * 60.0)
-    scores, againsts = [], []
+    # Each fix near a landmark makes the offsets within same_time_s of it possible: a minute grid over those.
+    spread = np.arange(-limits.same_time_s, limits.same_time_s + 1, 60.0)
+    candidates = np.unique(np.round((candidate_offsets[plausible][:, None] + spread[None, :]) / 60.0) * 60.0)
+    agrees, disagrees, againsts = [], [], []
     for offset in candidates:
-        agree = against = 0
+        agree = disagree = against = 0
         for clock, lat, lon in zip(clock_s, latitudes, longitudes):
             fix_lat, fix_lon = fixes_near(clock - offset, limits.same_time_s)
             if len(fix_lat) == 0:  # no fix then (a gap in the track): says nothing either way
                 continue
-            distances = distance_m(lat, lon, fix_lat, fix_lon)
-            if distances.min() <= limits.same_place_m:
-                agree += 1
-            elif distances.min() > limits.other_place_m:
-                against += 1
-        scores.append(agree - 2 * against)
+            nearest = float(distance_m(lat, lon, fix_lat, fix_lon).min())
+            agree += nearest <= limits.same_place_m
+            disagree += nearest > limits.same_place_m
+            against += nearest > limits.other_place_m
+        agrees.append(agree)
+        disagrees.append(disagree)
         againsts.append(against)
-    scores_a, againsts_a = np.array(scores), np.array(againsts)
-    best = int(scores_a.max()) if len(scores_a) else 0
-    if best < limits.min_landmark_ties:
+    agree_a, disagree_a, against_a = np.array(agrees), np.array(disagrees), np.array(againsts)
+    scores = agree_a - 2 * against_a
+    best = int(np.argmax(scores)) if len(scores) else 0
+    if not len(scores) or agree_a[best] < limits.min_landmark_ties:
         return DeviceClock(device, None, why=f"its {len(clock_s)} landmark photos agree with the known-time evidence under no single clock offset")
-    best_against = int(againsts_a[scores_a == best].min())
-    if best_against * limits.landmark_agreement > best + 2 * best_against:  # one misnamed landmark may disagree, not more
+    if against_a[best] * limits.landmark_agreement > agree_a[best]:  # one misnamed landmark in four may disagree, not more
         return DeviceClock(device, None, why="its landmark photos fit no single clock offset (two devices under one name?)")
-    # The true offset need not score best: a photo taken in a gap of the track agrees with nothing there, and
-    # under a wrong offset it may fall on a fix at the site. Every offset nearly as good stays possible.
-    plausible_offsets = candidates[scores_a >= best - limits.landmark_slack]
-    low, high = float(plausible_offsets.min()), float(plausible_offsets.max())
+    # The best-scoring offset need not be the true one: while the person lingers at a landmark every offset that
+    # keeps the photos there agrees, and a photo in a gap of the track agrees with nothing. Every offset that
+    # contradicts (almost) none of them and joins the best one without a break stays possible.
+    feasible = (agree_a >= limits.min_landmark_ties) & (disagree_a * limits.landmark_agreement <= agree_a)
+    low = high = float(candidates[best])
+    ordered = np.flatnonzero(feasible)
+    for index in ordered[ordered > best]:
+        if candidates[index] - high > 2 * limits.same_time_s:
+            break
+        high = float(candidates[index])
+    for index in ordered[ordered < best][::-1]:
+        if low - candidates[index] > 2 * limits.same_time_s:
+            break
+        low = float(candidates[index])
     uncertainty = (high - low) / 2 + 60.0  # each photo's window was already widened by same_time_s
-    best_score = best
+    best_score = int(agree_a[best])
     if uncertainty > limits.max_uncertainty_s:
         return DeviceClock(device, None, why=f"its landmark photos fit offsets from {format_offset(low)} to {format_offset(high)}: too vague")
     return DeviceClock(device, (low + high) / 2, uncertainty, f"{best_score} landmark photos at the same place and time as known-time evidence")
@@ -200,6 +212,22 @@ def refine_by_bursts(clock: DeviceClock, clock_s: np.ndarray, known_utc_s: np.nd
         return clock
     low, high = float(plateau.min()), float(plateau.max())
     return DeviceClock(clock.device, (low + high) / 2, (high - low) / 2 + limits.burst_window_s, clock.how + ", narrowed by bursts", clock.why)
+
+
+def refine_by_stillness(clock: DeviceClock, clock_s: np.ndarray, still_utc_s: np.ndarray, limits: ClockLimits = ClockLimits()) -> DeviceClock:
+    """A tie narrowed with a track alone: people stop to take photos, so under the true offset the photos fall on
+    the track's still stretches (``still_utc_s``: times of fixes where the person stood or strolled), not on the road."""
+    clock_s = np.sort(clock_s[np.isfinite(clock_s)])
+    if not clock.tied or len(still_utc_s) == 0 or len(clock_s) < limits.min_landmark_ties:
+        return clock
+    offsets = np.arange(clock.offset_s - clock.uncertainty_s, clock.offset_s + clock.uncertainty_s + 1, limits.burst_step_s)
+    scores = np.array([_matches(clock_s - offset, still_utc_s, limits.still_window_s) for offset in offsets])
+    plateau = offsets[scores >= scores.max() - limits.refine_slack]
+    low, high = float(plateau.min()), float(plateau.max())
+    if high - low >= offsets[-1] - offsets[0] - limits.burst_step_s:
+        return clock
+    return DeviceClock(clock.device, (low + high) / 2, (high - low) / 2 + limits.still_window_s, clock.how + ", narrowed by the track's stops",
+                       clock.why)
 
 
 def narrow_per_day(clock: DeviceClock, clock_s: np.ndarray, narrow: Callable[[DeviceClock, np.ndarray], DeviceClock],

@@ -19,7 +19,16 @@ from datetime import timezone
 
 import numpy as np
 
-from src.serving.locate.clocks import ClockLimits, DeviceClock, known_clock, narrow_per_day, refine_by_bursts, tie_by_bursts, tie_by_landmarks
+from src.serving.locate.clocks import (
+    ClockLimits,
+    DeviceClock,
+    known_clock,
+    narrow_per_day,
+    refine_by_bursts,
+    refine_by_stillness,
+    tie_by_bursts,
+    tie_by_landmarks,
+)
 from src.serving.locate.decide import Decision, decide
 from src.serving.locate.evidence import (
     Fixes,
@@ -137,7 +146,7 @@ def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixe
             proposals.append(by_time)
         if config.tracks:
             by_track = track_proposal(config.tracks, time, uncertainty, config.track_limits)
-            if by_track is not None:
+            if by_track is not None and by_track.radius_m <= config.time.max_radius_m:
                 proposals.append(by_track)
     elif own is not None and len(own) and np.isfinite(clock):  # an untied device's own GPS photos share its clock
         by_time = time_proposal(own, clock, 0.0, config.time, what="this device's GPS photos")
@@ -157,12 +166,26 @@ def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock
         if tied is not None and tied.tied:
             if len(known_times):
                 return narrow_per_day(by_bursts(tied, clocks), clocks, by_bursts, config.clocks)
-            by_landmarks = lambda clock, times: _landmark_tie(device, landmarks[np.isin(clock_s[landmarks], times)], photos, clock_s,
-                                                               fixes, config, around=clock) or clock
-            return narrow_per_day(tied, clocks, by_landmarks, config.clocks)
+            # Only tracks know the time: the camera's photos were taken where the person stood or strolled, not on the road.
+            still = _still_fixes(config.tracks)
+            by_stillness = lambda clock, times: refine_by_stillness(clock, times, still, config.clocks)
+            return narrow_per_day(by_stillness(tied, clocks), clocks, by_stillness, config.clocks)
     if len(known_times) == 0:
         return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
     return narrow_per_day(tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks), clocks, by_bursts, config.clocks)
+
+
+def _still_fixes(tracks: Sequence[Track], still_mps: float = 2.5) -> np.ndarray:
+    """The times of track fixes where the person stood or strolled (slower than ``still_mps`` both ways), sorted."""
+    times = []
+    for track in tracks:
+        if len(track) < 3:
+            continue
+        speed = distance_m(track.latitudes[:-1], track.longitudes[:-1], track.latitudes[1:], track.longitudes[1:]) / np.maximum(np.diff(track.times), 1.0)
+        slow = np.minimum(np.r_[speed[0], speed], np.r_[speed, speed[-1]]) < still_mps
+        slow &= np.maximum(np.r_[speed[0], speed], np.r_[speed, speed[-1]]) < still_mps
+        times.append(track.times[slow])
+    return np.sort(np.concatenate(times)) if times else np.array([])
 
 
 def _landmark_tie(device: str, landmarks: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
