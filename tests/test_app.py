@@ -22,6 +22,7 @@ from PIL import Image
 from src.data.landmarks import LandmarkInfo, lookup
 from src.serving.web.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
 from src.serving.recognizer.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
+from src.serving.tagger.tag import tag_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
@@ -525,10 +526,11 @@ def test_browser_phone_width_shows_the_whole_card(voila, e2e_setup):
 
 @pytest.mark.slow
 @NEEDS_CHROMIUM
-def test_browser_teach_then_landmarks_i_know(voila, e2e_setup):
+def test_browser_teach_then_landmarks_i_know(voila, e2e_setup, tmp_path):
     """Issue 29's afternoon: teach a landmark (photos of one the model knows: the page says so), then the
-    counts say one more and "Landmarks I know" draws its map with the new one. Last of the browser tests:
-    the taught landmark stays in this server's gallery."""
+    counts say one more and "Landmarks I know" draws its map with the new one. Issue 38: it is taught
+    without a position (the fields left empty), so its photos are named, never placed: no position in the
+    page, none written by the tagger. Last of the browser tests: the taught landmark stays in this server's gallery."""
     sync_api = pytest.importorskip("playwright.sync_api")
     known = e2e_setup["known"]
     with sync_api.sync_playwright() as p:
@@ -536,10 +538,12 @@ def test_browser_teach_then_landmarks_i_know(voila, e2e_setup):
         try:
             page = _open_app(browser, voila)
             page.get_by_text("Teach a new landmark").click()
-            for label, value in (("Name", "Our Monument"), ("Latitude", "48.8584"), ("Longitude", "2.2945")):
+            for label in ("Latitude", "Longitude"):  # empty and optional, not 0
                 field = page.locator(".widget-text", has=page.locator("label", has_text=label)).locator("input")
-                field.fill(value)
-                field.press("Tab")
+                assert field.input_value() == "" and "optional" in field.get_attribute("placeholder")
+            field = page.locator(".widget-text", has=page.locator("label", has_text="Name")).locator("input")
+            field.fill("Our Monument")
+            field.press("Tab")
             with page.expect_file_chooser() as chooser:
                 page.locator(".widget-upload:not(.lt-upload)").click()  # the panel's, not the page's upload button
             chooser.value.set_files([str(photo) for photo in e2e_setup["teach"]])
@@ -549,6 +553,7 @@ def test_browser_teach_then_landmarks_i_know(voila, e2e_setup):
             learned.wait_for()
             status = learned.inner_text()
             assert f"from {len(e2e_setup['teach'])} photo" in status and "photo(s)" not in status, status
+            assert "named, never placed" in status, status
             if e2e_setup["teach_named"]:  # photos of a landmark the model names: the page says so
                 assert "which I already know" in status, status
             # the header and status lines follow in the widgets' next messages: wait for them, then read the page
@@ -561,9 +566,23 @@ def test_browser_teach_then_landmarks_i_know(voila, e2e_setup):
             image = page.locator(".widget-image").first
             assert image.evaluate("img => img.naturalWidth") > 100  # the map was drawn
             assert "Our Monument" in page.locator(".lt-names").inner_text()
+            # one of its own photos: named as it, and no position anywhere on its card
+            cards = page.locator(".lt-result").count()
+            _choose_file(page, e2e_setup["teach"][0])
+            page.locator(".lt-result").nth(cards).wait_for()
+            card = page.locator(".lt-card").first.inner_text()
+            assert "Our Monument — named, never placed" in card, card
+            for place in ("Latitude", "Open in a map", "Suggested tags"):
+                assert place not in card, card
             assert "Traceback" not in page.content()
         finally:
             browser.close()
+    # the tagger, with this server's gallery: nothing written for it, never a 0,0
+    gallery = e2e_setup["folder"] / "home" / "gallery"
+    rows = tag_paths(list(e2e_setup["teach"]), Recognizer(e2e_setup["model"], gallery_dir=gallery), write_gps=True,
+                     out_dir=tmp_path / "tagged", progress=False)
+    ours = [row for row in rows if row.guess == "Our Monument"]
+    assert ours and all(row.status == "guess" and not row.written and row.latitude is None for row in ours)
 
 
 def test_result_card_shows_the_place_on_a_small_map_and_keeps_the_link():
