@@ -162,7 +162,8 @@ def test_write_gps_into_copies_keeps_originals(photos, geo_recognizer, tmp_path)
         assert latitude == pytest.approx(info.latitude, abs=1e-6)
         assert longitude == pytest.approx(info.longitude, abs=1e-6)
         assert (row.latitude, row.longitude) == (info.latitude, info.longitude)
-        assert read_keywords(copy) == [tag.lstrip("#") for tag in info.hashtags]
+        # the landmark's hashtags, then what placed it (tag_writer.source_keyword)
+        assert read_keywords(copy) == [tag.lstrip("#") for tag in info.hashtags] + ["geotag:landmark"]
         assert row.tags.split() == info.hashtags
         with Image.open(copy) as tagged, Image.open(row.file) as original:
             assert tagged.tobytes() == original.tobytes()  # pixels are not re-encoded
