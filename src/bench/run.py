@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings.runtime = args.runtime
     if args.library_photos is not None:
         settings.library_photos = max(1, args.library_photos)
+    if args.context_repeats is not None:
+        settings.context_repeats = max(1, args.context_repeats)
     if args.locate_sizes is not None:
         settings.locate_sizes = tuple(max(1, size) for size in args.locate_sizes)
     raw = sys.argv[1:] if argv is None else list(argv)

@@ -84,6 +84,7 @@ def bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tag-photos", default=None, help="photos for the tagger section (default: <data>/test, i.e. "
                         f"{portable_path(DEFAULT_DATA / 'test')} when present, else the generated set's)")
     parser.add_argument("--library-photos", type=int, default=None, help="photos in the generated library of the context's cost (default 10000)")
+    parser.add_argument("--context-repeats", type=int, default=None, help="rounds of (without, with) the library context (default 2)")
     parser.add_argument("--locate-sizes", type=int, nargs="+", default=None, help="synthetic library sizes for locate_library alone (default 10000 100000)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="engine of the end-to-end and memory measures (default: $LANDMARK_RUNTIME or auto)")
     return parser

@@ -30,6 +30,11 @@ PRECISIONS = ("auto", "f32", "bf16")
 DEFAULT_PRECISION = "auto"
 # Mirrors src.export_openvino (not imported: it imports torch).
 PROBABILITIES, EMBEDDING, INPUT, IR_FORMAT = "probabilities", "embedding", "photos", 1
+HINTS = ("auto", "LATENCY", "THROUGHPUT")
+# From this many photos a call goes to the THROUGHPUT compile (the tagger's batches of 32: 1.26x its photos/s on a
+# loaded 2-core EPYC, scripts/tagger_levers.py); below, the LATENCY one, whose single request uses every core (the
+# app's and the service's single photos).
+SPLIT_MIN_BATCH = 8
 
 
 def resolve_precision(precision: str | None = None) -> str:
@@ -118,7 +123,12 @@ class OpenVINORuntime:
 
     name = "openvino"
 
-    def __init__(self, model_path: Path, precision: str | None = None, threads: int | None = None):
+    def __init__(self, model_path: Path, precision: str | None = None, threads: int | None = None, hint: str = "auto"):
+        """hint: "auto" (default): small batches (the app, the service) on the LATENCY compile, batches of at least
+        `SPLIT_MIN_BATCH` (the tagger) on a THROUGHPUT compile made on the first one, the batch split over as many
+        requests as it has streams, run at once; "LATENCY" or "THROUGHPUT": always that compile."""
+        if hint not in HINTS:
+            raise ValueError(f"hint must be one of {HINTS}, got {hint!r}")
         precision = resolve_precision(precision)
         xml, bin_, sidecar = ir_files(model_path)
         missing = [p.name for p in (xml, bin_, sidecar) if not p.exists()]
@@ -137,24 +147,53 @@ class OpenVINORuntime:
         except ImportError as error:
             raise RuntimeUnavailable(f"OpenVINO is not installed ({error})") from error
         try:
-            self.compiled = compile_ir(xml, precision, "LATENCY", threads)
+            self.compiled = compile_ir(xml, precision, "THROUGHPUT" if hint == "THROUGHPUT" else "LATENCY", threads)
         except Exception as error:  # OpenVINO raises plain RuntimeErrors for unreadable or truncated files
             raise RuntimeUnavailable(f"OpenVINO cannot load {xml.name}: {str(error).strip().splitlines()[-1] if str(error).strip() else error}") from error
-        self.precision, self.xml = precision, xml
+        self.precision, self.xml, self.hint, self.threads = precision, xml, hint, threads
+        self._throughput = self.compiled if hint == "THROUGHPUT" else None  # auto: compiled on the first big batch
+        self._compile_lock = threading.Lock()
         self.can_embed = bool(self.metadata.get("embeds")) and any(EMBEDDING in o.get_names() for o in self.compiled.outputs)
         prep = self.metadata["preprocessing"]
         self.resize, self.crop = int(prep["resize"]), int(prep["crop"])
         self._local = threading.local()
 
+    def _throughput_model(self):
+        with self._compile_lock:
+            if self._throughput is None:
+                self._throughput = compile_ir(self.xml, self.precision, "THROUGHPUT", self.threads)
+        return self._throughput
+
+    def _requests(self, big: bool) -> list:
+        """This thread's requests: one on the LATENCY compile, or one per stream of the THROUGHPUT compile."""
+        key = "throughput_requests" if big else "latency_requests"
+        requests = getattr(self._local, key, None)
+        if requests is None:
+            compiled = self._throughput_model() if big else self.compiled
+            count = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if big else 1
+            requests = [compiled.create_infer_request() for _ in range(count)]
+            setattr(self._local, key, requests)
+        return requests
+
     def _infer(self, squares: np.ndarray) -> dict:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
         side = squares.shape[1]
         top = round((side - self.crop) / 2.0)  # the exported model's centre crop (a view)
         crops = squares if side == self.crop else squares[:, top : top + self.crop, top : top + self.crop]
-        request.infer({INPUT: np.ascontiguousarray(crops)})
-        return {name: request.get_tensor(name).data.copy() for name in ((PROBABILITIES, EMBEDDING) if self.can_embed else (PROBABILITIES,))}
+        names = (PROBABILITIES, EMBEDDING) if self.can_embed else (PROBABILITIES,)
+        big = self.hint == "THROUGHPUT" or (self.hint == "auto" and len(crops) >= SPLIT_MIN_BATCH)
+        requests = self._requests(big)
+        if len(requests) == 1 or len(crops) < 2:
+            requests[0].infer({INPUT: np.ascontiguousarray(crops)})
+            return {name: requests[0].get_tensor(name).data.copy() for name in names}
+        # Each stream takes a slice of the batch, all at once: one whole-batch request keeps the cores in lock-step
+        # layer by layer (a stall on one, e.g. a decoding thread, stalls all), and one request per stream leaves none idle.
+        parts = np.array_split(np.arange(len(crops)), min(len(requests), len(crops)))
+        used = requests[: len(parts)]
+        for request, part in zip(used, parts):
+            request.start_async({INPUT: np.ascontiguousarray(crops[part[0] : part[-1] + 1])})
+        for request in used:
+            request.wait()
+        return {name: np.concatenate([request.get_tensor(name).data for request in used]) for name in names}
 
     def probabilities(self, squares: np.ndarray) -> np.ndarray:
         return self._infer(squares)[PROBABILITIES]
