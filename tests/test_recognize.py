@@ -183,12 +183,9 @@ def test_a_taught_landmark_without_a_position_is_named_never_placed(tiny_model, 
 
     recognizer = Recognizer(tiny_model, gallery_dir=tmp_path / "gallery", placement=0.0)
     photos = sorted((tiny_data / "train" / "01.Green_Square_Gate").iterdir())[:3]
-    try:
-        with edit(recognizer.gallery_dir) as gallery:  # a store written before "no position" existed holds 0, 0
-            gallery.add("Big Ben", photos, recognizer.embed, recognizer.model_id, latitude=latitude, longitude=longitude,
-                        trained=recognizer.class_names)
-    except Exception as error:  # the store takes (None, None) once it accepts "no position"
-        pytest.skip(f"the gallery store does not take this position yet: {error}")
+    with edit(recognizer.gallery_dir) as gallery:  # 0, 0: what the app's form gave before; None: no position
+        gallery.add("Big Ben", photos, recognizer.embed, recognizer.model_id, latitude=latitude, longitude=longitude,
+                    trained=recognizer.class_names)
     answers = [r for r in recognizer.recognize_many(photos) if r.status == "landmark" and r.top[0].class_name == "Big Ben"]
     assert answers, "the taught photos are named as the taught landmark"
     for answer in answers:
@@ -207,6 +204,9 @@ def test_lookalike_pairs_and_the_margin_a_trained_landmark_must_win_by():
     per_class = [np.array([[0.2, 0.8, 0.1], [0.7, 0.1, 0.3]]), np.array([[0.1, 0.2, 0.9]])]
     pairs = lookalike_pairs(per_class, candidates=[0, 1])
     assert pairs == {0: [0], 1: [0, 1]}  # among the classes that can be placed only
+    three_of_four = [np.array([[0.9, 0.1, 0.0]] * 3 + [[0.1, 0.9, 0.0]])]
+    assert lookalike_pairs(three_of_four, [0, 1, 2], share=0.5) == {0: [0]}  # 1 photo of 4 is not half
+    assert lookalike_pairs(three_of_four, [0, 1, 2], share=0.0) == {0: [0], 1: [0]}
     rule = LookalikeRule(margin=0.1)
     # resemblance: trained classes 0..2, then taught 0..1
     close = np.array([0.80, 0.30, 0.1, 0.75, 0.2])

@@ -213,7 +213,8 @@ class Recognizer:
         trained = [i for i in range(n) if i not in self.background]
         self.landmark_indices = trained + [n + j for j in range(len(self.gallery_names))]
         self.lookalikes = {} if self.gallery is None or self.references is None else lookalike_pairs(
-            [self.references.nearest(self.gallery.embeddings[name], self.class_names)[1] for name in self.gallery_names], trained)
+            [self.references.nearest(self.gallery.embeddings[name], self.class_names)[1] for name in self.gallery_names], trained,
+            self.lookalike_rule.share)
 
     def require_embeddings(self) -> None:
         if not self.can_embed:
