@@ -340,6 +340,18 @@ def test_unreadable_and_non_image_files(tmp_path: Path) -> None:
         has_gps(empty)
 
 
+def test_bytes_that_are_no_image_get_a_readable_message(tmp_path: Path) -> None:
+    """The tagger reads a file's bytes once and writes "Cannot read this file: <reason>": the reason must
+    read as a sentence, not as a placeholder name for the bytes."""
+    with pytest.raises(BadImageError) as raised:
+        read_gps(b"not a photo at all")
+    assert str(raised.value) == "not an image file (format not recognised)"
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    with pytest.raises(BadImageError, match=r"notes\.jpg: not an image file"):  # given a path, the message names it
+        read_gps(text)
+
+
 def test_big_endian_exif_is_patched_in_its_own_byte_order(tmp_path: Path) -> None:
     # Pillow writes big-endian ("MM") EXIF; piexif writes little-endian. Cover the other order too.
     photo = tmp_path / "photo.jpg"
