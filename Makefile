@@ -37,14 +37,12 @@ test-all: venv
 # model already loaded when a visitor comes), kernels culled a minute after their page is gone, a cap on
 # live kernels (src/serving/web/app_kernels.py, a "busy" page past it), the websocket message limit for
 # large uploads (a number there: on the command line traitlets would make it a string), and the
-# template in share/jupyter (JUPYTER_PATH), which fetches nothing from the internet.
-# `python -m voila` so that the kernel manager in src/ is importable. `jupyter trust` beside it, not
-# before it: Voila warns about an untrusted notebook (it has no outputs to trust; the trust is kept for
-# later starts), and waiting for it cost 1-2 s of every start. docs/serving.md: what it costs.
+# template in share/jupyter, which fetches nothing from the internet. src/serving/web/app_server.py
+# starts it: the template on JUPYTER_PATH, the notebook trusted, Voila's start-up 3 s shorter.
+# docs/serving.md: what a visitor costs, how fast.
 app: venv
 	@echo "Serving the app at http://localhost:$(PORT)/  (model: $(MODEL))"
-	$(BIN)/jupyter trust app.ipynb >/dev/null & \
-	JUPYTER_PATH=$(CURDIR)/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} LANDMARK_MODEL=$(MODEL) $(BIN)/python -m voila app.ipynb --port=$(PORT) --no-browser
+	LANDMARK_MODEL=$(MODEL) $(BIN)/python -m src.serving.web.app_server --port=$(PORT) --no-browser
 
 service: venv
 	LANDMARK_MODEL=$(MODEL) $(BIN)/python -m src serve --model $(MODEL)

@@ -30,6 +30,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from src.data.landmarks import lookup
 from src.serving.recognizer.maps import answer_map_html
 from src.serving.web.app_kernels import BUSY_REASON, AppBusy, BoundedKernelManager
+from src.serving.web.app_server import APP_JUPYTER_PATH, trust, with_app_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "landmark_samples" / "test"
@@ -94,6 +95,32 @@ def test_answer_map_is_drawn_here_and_loads_nothing():
     assert not re.search(r"""\s(src|srcset|data|poster)=["']?https?:""", html_text), html_text[:300]
     assert "<iframe" not in html_text and "<img" not in html_text
     assert answer_map_html(lookup("00.Red_Circle_Tower")) == ""  # no coordinates: no map
+
+
+def test_app_server_puts_the_app_s_templates_first_and_keeps_the_user_s(monkeypatch):
+    assert with_app_templates("") == str(APP_JUPYTER_PATH) and (APP_JUPYTER_PATH / "voila" / "templates" / TEMPLATE.name).is_dir()
+    mine = os.pathsep.join(["/opt/jupyter", "/home/me/jupyter"])
+    assert with_app_templates(mine) == os.pathsep.join([str(APP_JUPYTER_PATH), mine])
+    assert with_app_templates(with_app_templates(mine)) == with_app_templates(mine)  # not twice
+
+
+def test_app_server_trusts_the_notebook_once(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))  # this test's own signature store
+    notebook = tmp_path / "app.ipynb"
+    shutil.copy(ROOT / "app.ipynb", notebook)
+    assert not NotebookNotary().check_signature(nbformat.read(str(notebook), as_version=4))
+    trust(notebook)
+    trust(notebook)  # already signed: nothing to do, no error
+    assert NotebookNotary().check_signature(nbformat.read(str(notebook), as_version=4))
+    assert notebook.read_bytes() == (ROOT / "app.ipynb").read_bytes()  # signed in the store, the file untouched
+
+
+def test_app_server_trust_failure_is_a_warning_not_a_crash(tmp_path, caplog):
+    trust(tmp_path / "missing.ipynb")
+    assert "could not trust missing.ipynb" in caplog.text
 
 
 class _FakeKernels:

@@ -16,12 +16,12 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
-
-from matplotlib.collections import PolyCollection
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from src.data.landmarks import LandmarkInfo, display_name, lookup
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: 40 % of an app kernel's warm-up otherwise
+    from matplotlib.figure import Figure
 
 WORLD_OUTLINE = Path(__file__).resolve().parents[2] / "data" / "world_outline.json"
 SKETCH_SPAN_DEGREES = 9.0  # half the height of the offline map's box: the region around the landmark
@@ -45,6 +45,9 @@ def plot_known_landmarks(landmarks: Sequence[LandmarkInfo], title: Optional[str]
     """A world map with a dot per landmark that has coordinates, and beside it their names by
     country (names on the map itself would pile up where landmarks cluster: Delhi, Paris).
     with_names=False: the map alone (the app lists the names as text, readable at a phone's width)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
     placed = [info for info in landmarks if info.has_coordinates]
     figure = Figure(figsize=(13, 5.0) if with_names else (9.5, 4.2))
     grid = figure.add_gridspec(1, 2 if with_names else 1, width_ratios=(2.6, 1) if with_names else None)
