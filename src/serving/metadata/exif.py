@@ -9,7 +9,8 @@ Design choices, because the photo is someone's original:
 * Pixels are never re-encoded. Only the EXIF block and the XMP packet are replaced (JPEG APP1
   segments, WebP EXIF/XMP chunks); every other byte of the file stays as it was. A TIFF or DNG file
   is itself a TIFF block and is patched the same way (its XMP in IFD0); PNG is written by exiv2
-  (`src.serving.metadata.xmp`); HEIC cannot be written (use a sidecar, `src.serving.metadata.xmp`).
+  (both in `src.serving.metadata.whole_file_writers`); HEIC cannot be written (use a sidecar,
+  `src.serving.tagger.tag_writer`).
 * Copies validate as cleanly as their originals (`exiftool -validate`, tests/test_valid_files.py).
 * Existing EXIF is patched append-only rather than decoded and re-serialised: a new IFD0 and GPS
   IFD are appended to the old TIFF block and the header is pointed at them. Everything else (maker
