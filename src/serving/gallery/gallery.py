@@ -67,11 +67,8 @@ from src.serving.gallery.validation import (  # noqa: F401 - GalleryError, Galle
     storage_error,
     unreadable,
 )
+from src.home import landmark_home  # $LANDMARK_HOME, defined once for every user file (imported from here too)
 from src.serving.metadata.safe_write import remove_stale_temp_files, write_atomically
-
-def landmark_home() -> Path:
-    """$LANDMARK_HOME, else ~/.local/share/landmark_tagger (user data: never the repository)."""
-    return Path(os.environ.get("LANDMARK_HOME") or Path.home() / ".local" / "share" / "landmark_tagger")
 
 
 def default_gallery_dir() -> Path:
