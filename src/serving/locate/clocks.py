@@ -42,6 +42,7 @@ class ClockLimits:
     burst_step_s: float = 30.0
     refine_slack: int = 1  # narrowing a tie: offsets within this many photos of the best one stay possible
     still_window_s: float = 60.0  # a photo "falls on" a still fix of the track this close
+    sharp_day_s: float = 450.0  # a burst tie must narrow most of its days to +- this
     drift_search_s: float = 900.0  # a day is narrowed within this of the device's offset
     drift_s_per_day: float = 180.0  # a camera's clock may wander this much per day (the simulated ones: 0.5-1.5 min)
     min_burst_matches: int = 10
@@ -251,13 +252,20 @@ def narrow_per_day(clock: DeviceClock, clock_s: np.ndarray, narrow: Callable[[De
                        clock.why, tuple(narrowed), limits.drift_s_per_day)
 
 
-def tie_by_bursts(device: str, clock_s: np.ndarray, known_utc_s: np.ndarray, limits: ClockLimits = ClockLimits()) -> DeviceClock:
-    """The offset under which the device's photos line up with the known-time photos' bursts, if one stands out."""
+def tie_by_bursts(device: str, clock_s: np.ndarray, known_utc_s: np.ndarray, limits: ClockLimits = ClockLimits(),
+                  zones: Sequence[float] = ()) -> DeviceClock:
+    """The offset under which the device's photos line up with the known-time photos' bursts, if one stands out.
+
+    zones: the UTC offsets the library's known clocks kept (a phone's home zone before the trip, the zones it
+    crossed). A camera is set at home like the phone was and then left alone, so its offset is one of those plus
+    its error and drift: with zones, only offsets within drift_search_s of one compete."""
     clock_s = np.sort(clock_s[np.isfinite(clock_s)])
     known = np.sort(known_utc_s[np.isfinite(known_utc_s)])
     if len(clock_s) < limits.min_burst_matches or len(known) < limits.min_burst_matches:
         return DeviceClock(device, None, why="too few photos to line up its bursts with a GPS device's")
     offsets = np.arange(limits.earliest_offset_s, limits.latest_offset_s + limits.burst_step_s, limits.burst_step_s)
+    if len(zones):
+        offsets = offsets[np.abs(offsets[:, None] - np.asarray(zones, dtype=float)[None, :]).min(axis=1) <= limits.drift_search_s]
     scores = np.array([_matches(clock_s - offset, known, limits.burst_window_s) for offset in offsets])
     best = int(np.argmax(scores))
     top = int(scores[best])

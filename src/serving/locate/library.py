@@ -103,9 +103,12 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
 
     fixes = _photo_fixes(photos, utc_s)
     known_times = utc_s[np.isfinite(utc_s)]
+    # The zones the known clocks kept (to the quarter hour): where an untied camera's offset is looked for.
+    told = np.isfinite(clock_s) & np.isfinite(utc_s)
+    zones = np.unique(np.round((clock_s[told] - utc_s[told]) / 900.0) * 900.0)
     for device in pending:
         members_a = np.array(by_device[device])
-        clock = _tie(device, members_a, photos, clock_s, fixes, known_times, config)
+        clock = _tie(device, members_a, photos, clock_s, fixes, known_times, zones, config)
         clocks[device] = clock
         if clock.tied:
             offsets, uncertainties = clock.at(clock_s[members_a])
@@ -156,7 +159,7 @@ def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixe
 
 
 def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
-         known_times: np.ndarray, config: ContextConfig) -> DeviceClock:
+         known_times: np.ndarray, zones: np.ndarray, config: ContextConfig) -> DeviceClock:
     """Tie an unknown clock by its landmark photos, else by its bursts; then narrow it day by day (cameras drift)."""
     landmarks = np.array([i for i in members if photos[i].landmark is not None and np.isfinite(clock_s[i])], dtype=int)
     clocks = clock_s[members]
@@ -172,7 +175,12 @@ def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock
             return narrow_per_day(by_stillness(tied, clocks), clocks, by_stillness, config.clocks)
     if len(known_times) == 0:
         return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
-    return narrow_per_day(tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks), clocks, by_bursts, config.clocks)
+    tied = narrow_per_day(tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks, zones), clocks, by_bursts, config.clocks)
+    sharp = sum(uncertainty <= config.clocks.sharp_day_s for _, _, uncertainty in tied.days)
+    if tied.tied and sharp * 2 <= len(np.unique(np.floor(clocks[np.isfinite(clocks)] / 86400.0))):
+        # Bursts that line up by chance (a camera at home while the phone travels) do so loosely, day after day.
+        return DeviceClock(device, None, why=f"its bursts line up sharply on {sharp} of its days only")
+    return tied
 
 
 def _still_fixes(tracks: Sequence[Track], still_mps: float = 2.5) -> np.ndarray:
