@@ -42,11 +42,12 @@ class ClockLimits:
     burst_step_s: float = 30.0
     refine_slack: int = 1  # narrowing a tie: offsets within this many photos of the best one stay possible
     still_window_s: float = 60.0  # a photo "falls on" a still fix of the track this close
-    sharp_day_s: float = 450.0  # a burst tie must narrow most of its days to +- this
+    sharp_day_s: float = 450.0  # a burst tie must narrow at least one day in ... to +- this
+    sharp_day_share_inverse: int = 3  # ... this many (with no sharp day, bursts lined up by chance)
     drift_search_s: float = 900.0  # a day is narrowed within this of the device's offset
     drift_s_per_day: float = 180.0  # a camera's clock may wander this much per day (the simulated ones: 0.5-1.5 min)
     min_burst_matches: int = 10
-    min_burst_share: float = 0.5  # of the device's photos inside the known-time photos' span
+    min_burst_share: float = 0.4  # of the device's photos inside the known-time photos' span
     burst_uniqueness: float = 1.4  # the best offset must match this many times more photos than any offset ...
     burst_separation_s: float = 2700.0  # ... this far from it
 

@@ -103,9 +103,11 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
 
     fixes = _photo_fixes(photos, utc_s)
     known_times = utc_s[np.isfinite(utc_s)]
-    # The zones the known clocks kept (to the quarter hour): where an untied camera's offset is looked for.
-    told = np.isfinite(clock_s) & np.isfinite(utc_s)
-    zones = np.unique(np.round((clock_s[told] - utc_s[told]) / 900.0) * 900.0)
+    # A camera is set at home, like the phone, and left alone: its offset is looked for near the home zone, the one
+    # the library's earliest known-time photo kept (to the quarter hour). A library that starts abroad has none.
+    told = np.flatnonzero(np.isfinite(clock_s) & np.isfinite(utc_s))
+    first = told[np.argmin(utc_s[told])] if len(told) else None
+    zones = np.array([np.round((clock_s[first] - utc_s[first]) / 900.0) * 900.0]) if first is not None else np.array([])
     for device in pending:
         members_a = np.array(by_device[device])
         clock = _tie(device, members_a, photos, clock_s, fixes, known_times, zones, config)
@@ -177,7 +179,7 @@ def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock
         return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
     tied = narrow_per_day(tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks, zones), clocks, by_bursts, config.clocks)
     sharp = sum(uncertainty <= config.clocks.sharp_day_s for _, _, uncertainty in tied.days)
-    if tied.tied and sharp * 2 <= len(np.unique(np.floor(clocks[np.isfinite(clocks)] / 86400.0))):
+    if tied.tied and sharp * config.clocks.sharp_day_share_inverse < len(np.unique(np.floor(clocks[np.isfinite(clocks)] / 86400.0))):
         # Bursts that line up by chance (a camera at home while the phone travels) do so loosely, day after day.
         return DeviceClock(device, None, why=f"its bursts line up sharply on {sharp} of its days only")
     return tied
