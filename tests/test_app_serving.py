@@ -339,6 +339,9 @@ def served(tmp_path_factory):
             seen.update(_tree(root))
             _stop(process, seen)
             browser.close()
+    log = log_path.read_text(errors="replace")  # busy pages and culls are logged; nothing may go wrong
+    for trouble in ("Traceback", "never retrieved", "is not trusted"):
+        assert trouble not in log, log[-3000:]
 
 
 def _stop(process: subprocess.Popen, seen: set[psutil.Process]) -> None:

@@ -1,8 +1,9 @@
 """The Voila app's kernels: at most `max_kernels` alive, pre-heated ones included; past that a visitor
 gets a "busy, try again" page (HTTP 503, drawn by the app's Voila template) instead of one more
-230-290 MB process. Named in voila.json as Voila's `multi_kernel_manager_class`; Voila wraps it in its
-pre-heating manager (a pool of kernels that have already run app.ipynb, so a visitor's page is ready at
-once) and jupyter_server's culler shuts down kernels whose page is gone (voila.json's cull settings).
+process holding the model. Named in voila.json as Voila's `multi_kernel_manager_class`; Voila wraps it
+in its pre-heating manager (a pool of kernels that have already run app.ipynb, so a visitor's page is
+ready at once) and jupyter_server's culler shuts down kernels whose page is gone (voila.json's cull
+settings).
 
 What this class adds to those two:
 - the cap, counted over running kernels and those still starting (two visitors in the same second
@@ -62,7 +63,8 @@ class BoundedKernelManager(AsyncMappingKernelManager):
     max_kernels = Int(
         8,
         config=True,
-        help="Most kernels alive at once, pre-heated ones included (each holds the model: ~250 MB). "
+        help="Most kernels alive at once, pre-heated ones included (each holds the model: about 100 MB PSS, "
+        "190 MB RSS; docs/serving.md). "
         "Past it a visitor gets a 'busy, try again' page. 0 or less: no cap.",
     )
 
