@@ -90,7 +90,7 @@ def test_the_app_panel_teaches_a_landmark(tiny_model, tmp_path, photos):
     recognizer = Recognizer(tiny_model, gallery_dir=tmp_path / "gallery")
     panel = TeachPanel(recognizer)
     assert not panel.teach() and "photos" in panel.status.value
-    panel.name.value, panel.latitude.value, panel.longitude.value = "Test Tower", 10.0, 20.0
+    panel.name.value, panel.latitude.value, panel.longitude.value = "Test Tower", "10.0", "20.0"  # text fields: optional
     panel.photos.value = tuple({"name": f"{i}.jpg", "type": "image/jpeg", "size": len(data), "content": memoryview(data),
                                 "last_modified": datetime.datetime.now(datetime.UTC)}
                                for i, data in enumerate(photos))
