@@ -109,3 +109,46 @@ def test_decide_refuses_conflicts_and_names_the_agreeing_evidence():
     agreed = decide([landmark, phone_nearby])
     assert agreed.source == "time" and agreed.radius_m == 150.0 and "Lotus Temple" in agreed.message
     assert decide([]).source == "" and not decide([]).placed
+
+
+def test_bursts_look_near_the_home_zone_only():
+    rng = np.random.default_rng(2)
+    phone_utc = _bursts(rng, 1.7e9, 10)
+    camera_utc = phone_utc[rng.random(len(phone_utc)) < 0.6] + rng.uniform(-60, 60)
+    offset = 5.5 * 3600 - 90  # set at home in Mumbai, 90 s slow
+    assert tie_by_bursts("camera", camera_utc + offset, phone_utc, zones=[5.5 * 3600]).tied
+    assert not tie_by_bursts("camera", camera_utc + offset, phone_utc, zones=[1 * 3600]).tied  # not where it was set
+
+
+def test_a_drifting_camera_is_narrowed_day_by_day():
+    from src.serving.locate.clocks import DeviceClock, narrow_per_day, refine_by_bursts
+
+    rng = np.random.default_rng(3)
+    phone_utc = np.concatenate([_bursts(rng, 1.7e9 + day * 86400, 6) for day in range(4)])
+    camera_utc = phone_utc[rng.random(len(phone_utc)) < 0.7]
+    drift = 120.0  # two minutes a day
+    clocks = camera_utc + 3600 + drift * (camera_utc - camera_utc[0]) / 86400
+    start = DeviceClock("camera", 3600 + 1.5 * drift, 600.0, "test")
+    narrowed = narrow_per_day(start, clocks, lambda clock, times: refine_by_bursts(clock, times, phone_utc))
+    offsets, uncertainties = narrowed.at(clocks)
+    truth = clocks - camera_utc
+    assert len(narrowed.days) >= 3 and np.mean(np.abs(offsets - truth) <= uncertainties + 60) >= 0.9
+
+
+def test_a_track_narrows_a_camera_to_where_the_person_stood():
+    from src.serving.locate.clocks import DeviceClock, refine_by_stillness
+
+    still = np.concatenate([np.arange(0, 1800, 30.0), np.arange(3600, 5400, 30.0)])  # two stops, a drive between
+    photos_utc = np.array([300.0, 900, 1500, 3900, 4500, 5100])
+    clock = DeviceClock("camera", 3600.0, 1500.0, "landmarks")
+    narrowed = refine_by_stillness(clock, photos_utc + 3600.0 + 240, still)
+    assert narrowed.uncertainty_s < clock.uncertainty_s and abs(narrowed.offset_s - 3840.0) <= narrowed.uncertainty_s
+
+
+def test_a_library_of_100_000_photos_without_any_time_places_nothing():
+    from src.serving.locate.library import LibraryPhoto, locate_library
+    from src.serving.locate.photo_meta import PhotoMeta
+
+    photos = [LibraryPhoto(f"IMG_{i:06d}.JPG", PhotoMeta(problems=("no date",)), "IMG_######.JPG") for i in range(100_000)]
+    located = locate_library(photos)  # its cost is measured by `python -m src bench`, not here
+    assert all(not answer.decision.placed for answer in located) and len(located) == len(photos)
