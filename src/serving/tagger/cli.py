@@ -52,7 +52,7 @@ from src.serving.recognizer.recognize import Recognizer
 from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
 from src.serving.tagger.library_context import apply_library_context, read_facts
 from src.serving.tagger.photo_pipeline import DEFAULT_MEMORY_BYTES, Limits
-from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths
+from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths, write_row
 from src.serving.tagger.tag_report import TagStats, csv_text, write_report
 
 __all__ = ["main"]
@@ -127,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage(f"--output must end in .csv or .json (or .parquet), got {args.output!r}")
     if args.engine != "ray" and (args.address or args.actors != 1 or args.ray_batch_size != 32):
         return usage("--address, --actors and --ray-batch-size apply with --engine ray")
-    if args.engine == "ray" and args.write_gps and not args.no_context:
-        return usage("--engine ray writes while it recognises, before the library context has seen every photo: add --no-context to write, or leave out --write-gps for the report")
     if args.engine == "ray" and args.sidecar:
         return usage("--sidecar is not available with --engine ray yet: use --out-dir or --in-place")
     args.write_gps = args.write_gps or args.sidecar
@@ -186,14 +184,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             return usage(str(error))
         try:
+            # With the library context the actors only recognise; positions are written here, after the decision.
+            writes_in_actors = args.write_gps and context is None
             rows = tag_paths_ray(
-                args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=args.write_gps,
-                out_dir=args.out_dir, in_place=args.in_place, config=config, stats=stats, placement=placement,
+                args.paths, recognizer.model_path, threshold=args.threshold, top_k=args.top_k, write_gps=writes_in_actors,
+                out_dir=args.out_dir if writes_in_actors else None, in_place=args.in_place and writes_in_actors,
+                config=config, stats=stats, placement=placement,
             )
         except ValueError as error:  # a listing without a photo column (bad photos are rows, never raised)
             return usage(str(error))
         if context is not None:  # recognition ran in parallel; the context is one pass over the whole library
-            apply_library_context(rows, read_facts([row.file for row in rows]), context)
+            facts = read_facts([row.file for row in rows])
+            apply_library_context(rows, facts, context)
+            if args.write_gps:
+                from src.serving.tagger.ray_tag import destinations
+
+                where = destinations(args.paths, args.out_dir, args.in_place)
+                infos = {info.class_name: info for info in recognizer.landmark_infos()}
+                for row in rows:
+                    facts[row.file].landmark = infos.get(row.landmark)
+                    destination = None if args.in_place else where.get(row.file)  # None: into the photo itself
+                    write_row(row, Path(destination) if destination else None, False, facts[row.file])
     else:
         rows = tag_paths(
             args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,

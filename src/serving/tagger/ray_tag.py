@@ -238,6 +238,32 @@ def _photo_dataset(group: Sequence[str | Path], out_dir: Path | None, in_place: 
     return ray.data.from_items(items) if items else None
 
 
+def destinations(paths: Sequence[str | Path], out_dir: str | Path | None, in_place: bool) -> dict[str, str]:
+    """Where each photo's tagged copy goes, as the Ray pipeline computes it (for writing after the library context)."""
+    out = Path(out_dir).resolve() if out_dir is not None else None
+    found: dict[str, str] = {}
+    for group in _groups(paths):
+        if is_listing(group[0]):
+            column = listing_column(group[0])
+            if Path(group[0]).suffix.lower() == ".parquet":
+                import pyarrow.parquet as pq
+
+                files = [str(f) for f in pq.read_table(group[0], columns=[column]).column(column).to_pylist()]
+            else:
+                import csv
+
+                with Path(group[0]).open(newline="", encoding="utf-8") as handle:
+                    files = [row[column] for row in csv.DictReader(handle)]
+            for file in files:
+                found[file] = file if in_place else _listing_destination(file, out) if out is not None else ""
+        else:
+            photos = find_images(group, exclude=out)
+            roots = sorted({item.root for item in photos}, key=str)
+            for item in photos:
+                found[str(item.photo)] = str(item.photo) if in_place else str(out / relative_destination(item, roots)) if out is not None else ""
+    return found
+
+
 def tag_paths_ray(
     paths: Sequence[str | Path],
     model_path: str | Path,

@@ -26,7 +26,7 @@ from src.serving.tagger.photo_files import Found, find_images, relative_destinat
 from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place, write_position
 from src.serving.tagger.tag_report import TagRow, TagStats
 
-__all__ = ["DEFAULT_WORKERS", "tag_paths"]
+__all__ = ["DEFAULT_WORKERS", "tag_paths", "write_row"]
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # decoding threads of the command line
 
@@ -145,13 +145,13 @@ def tag_paths(
     if write_gps:
         t3 = time.perf_counter()
         for row in rows:
-            _write(row, destinations.get(Path(row.file)), sidecar, facts.get(row.file))
+            write_row(row, destinations.get(Path(row.file)), sidecar, facts.get(row.file))
         stats.write_s += time.perf_counter() - t3
     stats.count(rows, time.perf_counter() - started)
     return rows
 
 
-def _write(row: TagRow, destination: Path | None, sidecar: bool, fact: PhotoFacts | None) -> None:
+def write_row(row: TagRow, destination: Path | None, sidecar: bool, fact: PhotoFacts | None) -> None:
     """Write a placed row's position into its photo (copy, in place or sidecar); updates the row. Never raises."""
     if row.placed != "yes" or row.latitude is None or row.status in ("has_gps", "error"):
         return
