@@ -44,16 +44,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from src.data.images import MAX_FILE_BYTES, MAX_PIXELS
 from src.serving.locate.clocks import parse_camera_offsets
-from src.serving.locate.library import ContextConfig
-from src.serving.locate.tracks import read_track
-from src.serving.recognizer.recognize import Recognizer
 from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
-from src.serving.tagger.library_context import apply_library_context, read_facts
-from src.serving.tagger.photo_pipeline import DEFAULT_MEMORY_BYTES, Limits
-from src.serving.tagger.tag import DEFAULT_WORKERS, tag_paths, write_row
+from src.serving.tagger.photo_pipeline import DEFAULT_MEMORY_BYTES, DEFAULT_WORKERS, Limits
 from src.serving.tagger.tag_report import TagStats, csv_text, write_report
+
+if TYPE_CHECKING:  # the model, the tagger and the library context load after the arguments are checked (--help stays fast)
+    from src.serving.locate.library import ContextConfig
 
 __all__ = ["main"]
 
@@ -162,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         return usage("no such file or folder: " + ", ".join(missing))
     placement = args.min_confidence if args.min_confidence is not None else args.placement
+    from src.serving.recognizer.recognize import Recognizer
+    from src.serving.tagger.library_context import apply_library_context, read_facts
+    from src.serving.tagger.tag import tag_paths, write_row
+
     try:
         recognizer = Recognizer(args.model, threshold=args.threshold, runtime=args.runtime, precision=args.precision, placement=placement)
     except (FileNotFoundError, ValueError) as error:
@@ -242,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _context(track_files: Sequence[str], camera_offsets: dict[str, float]) -> tuple[ContextConfig, list[str]]:
     """The library context's configuration; every track file's problems on stderr. Returns the files that gave
     no usable fix at all (they count as failed files for the exit status)."""
+    from src.serving.locate.library import ContextConfig
+    from src.serving.locate.tracks import read_track
+
     tracks, failed = [], []
     for file in track_files:
         read = read_track(file)

@@ -13,6 +13,7 @@ Nothing here loads a model: `check_and_decode` needs only the decoder's ``resize
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,10 @@ from src.serving.tagger.tag_writer import write_landmark
 if TYPE_CHECKING:  # annotations only: the Ray decoding tasks import this module without the model's code
     from src.serving.recognizer.recognize import Recognition, Recognizer
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "Limits", "check_and_decode", "row_from", "write_place", "write_position"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "DEFAULT_WORKERS", "Limits", "check_and_decode", "row_from", "write_place", "write_position"]
 
 DEFAULT_MEMORY_BYTES = 1024 * 2**20
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # decoding threads of the command line
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,11 @@ from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.recognizer.recognize import Recognizer
 from src.serving.tagger.library_context import PhotoFacts, apply_library_context, read_meta
 from src.serving.tagger.photo_files import Found, find_images, relative_destination
-from src.serving.tagger.photo_pipeline import Limits, check_and_decode, row_from, write_place, write_position
+from src.serving.tagger.photo_pipeline import DEFAULT_WORKERS, Limits, check_and_decode, row_from, write_place, write_position
 from src.serving.tagger.tag_report import TagRow, TagStats
 
 __all__ = ["DEFAULT_WORKERS", "tag_paths", "write_row"]
 
-DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # decoding threads of the command line
 
 
 def tag_paths(
