@@ -172,3 +172,23 @@ def test_positions_from_time_are_written_with_their_radius_and_source(trip, blin
     assert (tags["GPSLatitude"], tags["GPSLongitude"]) == pytest.approx((between.latitude, between.longitude), abs=1e-5)
     assert tags["GPSHPositioningError"] == pytest.approx(between.radius_m, rel=0.01)
     assert any("time" in keyword for keyword in np.atleast_1d(tags["Subject"]))
+
+
+def test_photos_uploaded_to_the_app_together_are_one_library(trip, blind):
+    """The app's cards say what placed a photo (the photos around it, with the radius) or why nothing did."""
+    import ipywidgets as widgets
+
+    from src.serving.web.app import build_app, iter_widgets
+    from tests.test_app import _cards, _upload
+
+    app = build_app(blind)
+    _upload(app, *[(path.name, path.read_bytes()) for path in sorted(trip.glob("*.JPG"))])
+    cards = {}
+    for card in _cards(app):
+        text = card.children[-1].value
+        cards[text.split('class="lt-file"', 1)[1].split(">", 1)[1].split(".JPG", 1)[0]] = text  # the card's file name
+    assert "Placed by the photos taken shortly before and after it" in cards["IMG_0002"] and "within" in cards["IMG_0002"]
+    assert "Own GPS" in cards["IMG_0001"]
+    assert "not tied" in cards["DSC_0001"] and "Placed by" not in cards["DSC_0001"]
+    status = "\n".join(w.value for w in iter_widgets(app) if isinstance(w, widgets.HTML))
+    assert "1 photo placed by the photos around it" in status

@@ -19,6 +19,7 @@ import ipywidgets as widgets
 from src.data.images import BadImageError, load_rgb
 from src.data.landmarks import LandmarkInfo
 from src.evaluation.openset_rule import too_small
+from src.serving.web.app_context import as_shown, context_html, locate_uploads
 from src.serving.web.app_teach import TeachPanel, plural, uploaded_files
 from src.serving.recognizer.maps import (
     answer_map_html,
@@ -190,9 +191,10 @@ def _message_html(text: str, colour: str = "#b71c1c") -> str:
     return f'<div style="{_FONT} color:{colour}; font-weight:600; margin:8px 0;">{_e(text)}</div>'
 
 
-def _card(name: str, content: bytes, recognition: Recognition) -> widgets.Widget:
+def _card(name: str, content: bytes, recognition: Recognition, context: str = "") -> widgets.Widget:
+    """context: the library's line on what placed the photo (`app_context.context_html`)."""
     # the text takes 280 px or the whole row: on a phone the photo sits above it instead of squeezing it
-    text = widgets.HTML(render_result_html(name, recognition), layout=widgets.Layout(flex="1 1 280px"))
+    text = widgets.HTML(render_result_html(name, recognition) + context, layout=widgets.Layout(flex="1 1 280px"))
     text.add_class("lt-text")
     children: list[widgets.Widget] = [text]
     thumb = thumbnail_bytes(content) if recognition.status != "error" else None
@@ -279,21 +281,26 @@ class LandmarkApp:
         start = time.perf_counter()
         contents = [bytes(item.get("content") or b"") for item in files]
         recognitions = self.recognizer.recognize_many(contents, top_k=TOP_K)
+        names = [str(item.get("name") or "photo") for item in files]
+        # Photos uploaded together are one library: the others' GPS and times may place a photo, or contradict it.
+        located = locate_uploads(names, contents, recognitions)
+        recognitions = [as_shown(recognition, answer) for recognition, answer in zip(recognitions, located)]
         cards = []
-        for item, content, recognition in zip(files, contents, recognitions):
-            name = str(item.get("name") or "photo")
+        for name, content, recognition, answer in zip(names, contents, recognitions, located):
             try:
-                cards.append(_card(name, content, recognition))
+                cards.append(_card(name, content, recognition, context_html(answer)))
             except Exception as error:  # one odd file must not hide the others' results
                 log.warning("could not show %s: %r", name, error)
                 cards.append(widgets.HTML(render_result_html(name, Recognition(status="error", message=f"Could not show this photo ({type(error).__name__})."))))
         self.results.children = tuple(cards + list(self.results.children))[: self.max_cards]
         seconds = time.perf_counter() - start
         placed = sum(r.verdict == "placed" for r in recognitions)  # a guess is not a recognition
+        by_library = sum(a.decision.placed and a.decision.source not in ("gps", "landmark") for a in located)
         guesses = sum(r.verdict == "guess" for r in recognitions)
         self.status.value = (
             f'<div style="{_FONT} {_MUTED}">{plural(count, "photo")}, {plural(placed, "landmark")} recognized'
             + (f", {guesses} {'guess' if guesses == 1 else 'guesses'} not placed" if guesses else "")
+            + (f", {plural(by_library, 'photo')} placed by the photos around {'it' if by_library == 1 else 'them'}" if by_library else "")
             + f" ({seconds:.1f} s).</div>"
         )
         self.refresh_counts()  # another process may have taught one meanwhile
