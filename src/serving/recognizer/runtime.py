@@ -31,9 +31,9 @@ DEFAULT_PRECISION = "auto"
 # Mirrors src.export_openvino (not imported: it imports torch).
 PROBABILITIES, EMBEDDING, INPUT, IR_FORMAT = "probabilities", "embedding", "photos", 1
 HINTS = ("auto", "LATENCY", "THROUGHPUT")
-# From this many photos a call goes to the THROUGHPUT compile (the tagger's batches of 32: 1.26x its photos/s on a
-# loaded 2-core EPYC, scripts/tagger_levers.py); below, the LATENCY one, whose single request uses every core (the
-# app's and the service's single photos).
+# From this many photos a call goes to the THROUGHPUT compile (the tagger's batches of 32: 1.26-1.68x its photos/s on
+# a shared 2-core EPYC, scripts/tagger_levers.py, docs/openvino.md); below, the LATENCY one, whose single request
+# uses every core (the app's and the service's single photos).
 SPLIT_MIN_BATCH = 8
 
 
