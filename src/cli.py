@@ -208,7 +208,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "crossval": ("cross-validate a transfer recipe on the training photos", crossval_command),
     "evaluate": ("score exported models on a test folder: accuracy, top-k, per-class F1, calibration, figures", _delegate("src.evaluation.evaluate", "src.evaluation.evaluate_options:evaluate_parser")),
     "tag": ("recognise the landmark in photos and write the place into them (or a report)", _delegate("src.serving.tagger.cli")),
-    "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.web.service")),
+    "serve": ("the HTTP service (FastAPI): POST /v1/predict", _delegate("src.serving.web.service", "src.serving.web.service_options:serve_parser")),
     "gallery": ("teach landmarks from a few photos (add, list, remove, export, import): no retraining", _delegate("src.serving.gallery.gallery_cli")),
     "bench": ("benchmark the exported models: accuracy, latency, throughput, memory", _delegate("src.bench.run", "src.bench.settings:bench_parser")),
     "map": ("draw the landmarks a model knows on a world map (PNG)", _delegate("src.serving.recognizer.maps")),

@@ -39,7 +39,6 @@ send 56 Mpx PNGs at once, decoding stays within the budget; the others wait thei
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import threading
@@ -58,7 +57,7 @@ from pydantic import BaseModel, Field
 from src.data.images import MAX_PIXELS, decodes_within
 from src.serving.web.gallery_api import gallery_router
 from src.serving.recognizer.recognize import MAX_UPLOAD_BYTES, Recognizer, default_model_path
-from src.serving.recognizer.runtime import PRECISIONS, RUNTIMES
+from src.serving.web.service_options import serve_parser
 from src.serving.web.uploads import (
     BODY_TIMEOUT_S,
     MULTIPART_OVERHEAD_BYTES,
@@ -323,25 +322,7 @@ app = create_app()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src serve", description="Serve the landmark recogniser over HTTP.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default: %(default)s)")
-    parser.add_argument("--model", type=Path, default=None, help="exported model (default: $LANDMARK_MODEL or checkpoints/transfer_exported.pt)")
-    parser.add_argument("--max-upload-mb", type=float, default=None, help="largest accepted upload (default 20)")
-    parser.add_argument("--max-pixels", type=int, default=None, help=f"largest accepted image (default {MAX_PIXELS})")
-    parser.add_argument("--max-concurrency", type=int, default=None, help="recognitions at once (default: from --memory-mb, at most the CPU cores)")
-    parser.add_argument("--memory-mb", type=float, default=None, help="memory for decoding at once (default $LANDMARK_MEMORY_MB or 1024)")
-    parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_S, help="seconds a stalled upload may send nothing (default %(default)g)")
-    parser.add_argument("--request-timeout", type=float, default=REQUEST_DEADLINE_S,
-                        help="seconds an upload may take in all, however it trickles in (default %(default)g)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
-                        help="engine: openvino (the .xml beside the model; no torch), torchscript, or auto (default: $LANDMARK_RUNTIME or auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="OpenVINO inference precision (default auto: bf16 where the CPU computes bfloat16 natively, else f32; docs/openvino.md)")
-    parser.add_argument("--placement", default=None, metavar="POINT_OR_P",
-                        help="when a position is given: 'strict' (default: at most 1 %% of photos of landmarks the model never saw get one), "
-                             "'balanced', or a probability (docs/unknown.md)")
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"],
-                        help="uvicorn's log level (default: %(default)s)")
+    parser = serve_parser()
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.exists():
         parser.error(f"no model at {args.model}")

@@ -13,16 +13,13 @@ import anyio
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
+from src.serving.web.service_options import BODY_TIMEOUT_S, REQUEST_DEADLINE_S
+
 # Multipart framing (boundaries, part headers, a field or two) on top of the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC"
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
-# A client that sends no byte of its body for this long is cut off (uvicorn itself never times out a body).
-BODY_TIMEOUT_S = 30.0
-# However it trickles in (one byte every few seconds resets no clock), a body must be complete this many
-# seconds after the request started: a 20 MB photo at 2 Mbit/s takes 80 s.
-REQUEST_DEADLINE_S = 120.0
 # Huffman-coded JPEG scans spend at least one bit on every 8x8 block of every component (its DC code).
 BLOCK = 8
 ARITHMETIC_SOF = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # arithmetic-coded JPEGs may spend less: not checked
