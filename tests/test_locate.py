@@ -77,10 +77,10 @@ def test_landmarks_tie_a_camera_and_refuse_two_cameras_under_one_name():
     clocks = np.array([900.0, 8100.0]) + offset
     lats, lons = np.array([DELHI[0], AGRA[0]]), np.array([DELHI[1], AGRA[1]])
     candidates = np.concatenate([clocks[0] - fixes.times[:2], clocks[1] - fixes.times[2:]])
-    tied = tie_by_landmarks("camera", clocks, lats, lons, candidates, fixes.near)
+    tied = tie_by_landmarks("camera", clocks, lats, lons, candidates, fixes.times, fixes.latitudes, fixes.longitudes)
     assert tied.tied and abs(tied.offset_s - offset) <= tied.uncertainty_s <= 2 * 3600
     # One landmark photo alone never ties a clock
-    assert tie_by_landmarks("camera", clocks[:1], lats[:1], lons[:1], candidates, fixes.near) is None
+    assert tie_by_landmarks("camera", clocks[:1], lats[:1], lons[:1], candidates, fixes.times, fixes.latitudes, fixes.longitudes) is None
 
 
 def test_time_neighbours_interpolate_and_state_a_radius_that_holds():

@@ -134,21 +134,21 @@ def known_clock(device: str, clock_s: np.ndarray, utc_s: np.ndarray, how: str) -
     return DeviceClock(device, float(np.median(known_offsets)), 60.0, how), utc
 
 
-FixesNear = Callable[[float, float], tuple[np.ndarray, np.ndarray]]  # (utc, window) -> latitudes, longitudes of known-time fixes
-
-
 def tie_by_landmarks(
     device: str,
     clock_s: np.ndarray,
     latitudes: np.ndarray,
     longitudes: np.ndarray,
     candidate_offsets: np.ndarray,
-    fixes_near: FixesNear,
+    fix_times: np.ndarray,
+    fix_latitudes: np.ndarray,
+    fix_longitudes: np.ndarray,
     limits: ClockLimits = ClockLimits(),
 ) -> DeviceClock | None:
     """The offset under which the device's landmark-placed photos (clock_s, positions) are where the known-time
-    evidence was at the same time. candidate_offsets: clock - utc of every known-time fix near one of the
-    landmarks (the only offsets that can make a photo agree). None when the device has too few landmark photos."""
+    evidence (fix_*: GPS photos and track points, sorted by UTC time) was at the same time. candidate_offsets:
+    clock - utc of every known-time fix near one of the landmarks (the only offsets that can make a photo
+    agree). None when the device has too few landmark photos."""
     from src.serving.locate.geo import distance_m
 
     if len(clock_s) < limits.min_landmark_ties or len(candidate_offsets) == 0:
@@ -157,21 +157,24 @@ def tie_by_landmarks(
     # Each fix near a landmark makes the offsets within same_time_s of it possible: a minute grid over those.
     spread = np.arange(-limits.same_time_s, limits.same_time_s + 1, 60.0)
     candidates = np.unique(np.round((candidate_offsets[plausible][:, None] + spread[None, :]) / 60.0) * 60.0)
-    agrees, disagrees, againsts = [], [], []
-    for offset in candidates:
-        agree = disagree = against = 0
-        for clock, lat, lon in zip(clock_s, latitudes, longitudes):
-            fix_lat, fix_lon = fixes_near(clock - offset, limits.same_time_s)
-            if len(fix_lat) == 0:  # no fix then (a gap in the track): says nothing either way
-                continue
-            nearest = float(distance_m(lat, lon, fix_lat, fix_lon).min())
-            agree += nearest <= limits.same_place_m
-            disagree += nearest > limits.same_place_m
-            against += nearest > limits.other_place_m
-        agrees.append(agree)
-        disagrees.append(disagree)
-        againsts.append(against)
-    agree_a, disagree_a, against_a = np.array(agrees), np.array(disagrees), np.array(againsts)
+    agree_a = np.zeros(len(candidates), dtype=int)
+    disagree_a = np.zeros(len(candidates), dtype=int)
+    against_a = np.zeros(len(candidates), dtype=int)
+    for clock, lat, lon in zip(clock_s, latitudes, longitudes):
+        # For every candidate offset at once: the fixes within same_time_s of the photo's UTC time under it,
+        # counted by prefix sums (how many lie at the landmark, how many far from it). No fix then (a gap
+        # in the track) says nothing either way.
+        distances = distance_m(lat, lon, fix_latitudes, fix_longitudes)
+        near = np.concatenate([[0], np.cumsum(distances <= limits.same_place_m)])
+        far = np.concatenate([[0], np.cumsum(distances > limits.other_place_m)])
+        times = clock - candidates
+        low = np.searchsorted(fix_times, times - limits.same_time_s, "left")
+        high = np.searchsorted(fix_times, times + limits.same_time_s, "right")
+        seen = high > low
+        at_landmark = near[high] - near[low]
+        agree_a += seen & (at_landmark > 0)
+        disagree_a += seen & (at_landmark == 0)
+        against_a += seen & (far[high] - far[low] == high - low)
     scores = agree_a - 2 * against_a
     best = int(np.argmax(scores)) if len(scores) else 0
     if not len(scores) or agree_a[best] < limits.min_landmark_ties:

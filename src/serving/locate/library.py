@@ -102,6 +102,7 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
         uncertainty[members_a] = clocks[device].uncertainty_s
 
     fixes = _photo_fixes(photos, utc_s)
+    everywhere = _with_tracks(fixes, config.tracks)
     known_times = utc_s[np.isfinite(utc_s)]
     # A camera is set at home, like the phone, and left alone: its offset is looked for near the home zone, the one
     # the library's earliest known-time photo kept (to the quarter hour). A library that starts abroad has none.
@@ -110,14 +111,13 @@ def locate_library(photos: Sequence[LibraryPhoto], config: ContextConfig = Conte
     zones = np.array([np.round((clock_s[first] - utc_s[first]) / 900.0) * 900.0]) if first is not None else np.array([])
     for device in pending:
         members_a = np.array(by_device[device])
-        clock = _tie(device, members_a, photos, clock_s, fixes, known_times, zones, config)
+        clock = _tie(device, members_a, photos, clock_s, everywhere, known_times, zones, config)
         clocks[device] = clock
         if clock.tied:
             offsets, uncertainties = clock.at(clock_s[members_a])
             utc_s[members_a] = clock_s[members_a] - offsets
             uncertainty[members_a] = uncertainties
 
-    everywhere = _with_tracks(fixes, config.tracks)
     own_fixes = {device: _own_clock_fixes(photos, members, clock_s) for device, members in by_device.items() if not clocks[device].tied}
     located = []
     for index, photo in enumerate(photos):
@@ -160,14 +160,14 @@ def _proposals(photo: LibraryPhoto, time: float | None, uncertainty: float, fixe
     return proposals
 
 
-def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
+def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, everywhere: Fixes,
          known_times: np.ndarray, zones: np.ndarray, config: ContextConfig) -> DeviceClock:
     """Tie an unknown clock by its landmark photos, else by its bursts; then narrow it day by day (cameras drift)."""
     landmarks = np.array([i for i in members if photos[i].landmark is not None and np.isfinite(clock_s[i])], dtype=int)
     clocks = clock_s[members]
     by_bursts = lambda clock, times: refine_by_bursts(clock, times, known_times, config.clocks)
-    if len(landmarks) and (len(fixes) or config.tracks):
-        tied = _landmark_tie(device, landmarks, photos, clock_s, fixes, config)
+    if len(landmarks) and len(everywhere):
+        tied = _landmark_tie(device, landmarks, photos, clock_s, everywhere, config)
         if tied is not None and tied.tied:
             if len(known_times):
                 return narrow_per_day(by_bursts(tied, clocks), clocks, by_bursts, config.clocks)
@@ -198,41 +198,23 @@ def _still_fixes(tracks: Sequence[Track], still_mps: float = 2.5) -> np.ndarray:
     return np.sort(np.concatenate(times)) if times else np.array([])
 
 
-def _landmark_tie(device: str, landmarks: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, fixes: Fixes,
-                  config: ContextConfig, around: DeviceClock | None = None) -> DeviceClock | None:
-    """tie_by_landmarks over these landmark photos; ``around``: only offsets within its uncertainty."""
+def _landmark_tie(device: str, landmarks: np.ndarray, photos: Sequence[LibraryPhoto], clock_s: np.ndarray, everywhere: Fixes,
+                  config: ContextConfig) -> DeviceClock | None:
+    """tie_by_landmarks over these landmark photos against every known-time fix (GPS photos and track points)."""
     if len(landmarks) == 0:
         return None
     lats = np.array([photos[i].landmark[0] for i in landmarks])
     lons = np.array([photos[i].landmark[1] for i in landmarks])
     clocks = clock_s[landmarks]
-    candidates = _candidate_offsets(clocks, lats, lons, fixes, config)
-    if around is not None:
-        candidates = candidates[np.abs(candidates - around.offset_s) <= around.uncertainty_s]
-    return tie_by_landmarks(device, clocks, lats, lons, candidates, lambda t, w: _fixes_near(fixes, config.tracks, t, w), config.clocks)
+    candidates = _candidate_offsets(clocks, lats, lons, everywhere, config)
+    return tie_by_landmarks(device, clocks, lats, lons, candidates, everywhere.times, everywhere.latitudes, everywhere.longitudes, config.clocks)
 
 
-def _candidate_offsets(clocks, lats, lons, fixes: Fixes, config: ContextConfig) -> np.ndarray:
+def _candidate_offsets(clocks, lats, lons, everywhere: Fixes, config: ContextConfig) -> np.ndarray:
     """clock - utc for every known-time fix (photo or track point) near one of the landmark photos."""
-    near = config.clocks.same_place_m
-    offsets = []
-    sources = [(fixes.times, fixes.latitudes, fixes.longitudes)] + [(t.times, t.latitudes, t.longitudes) for t in config.tracks]
-    for times, f_lats, f_lons in sources:
-        if len(times) == 0:
-            continue
-        for clock, lat, lon in zip(clocks, lats, lons):
-            close = distance_m(lat, lon, f_lats, f_lons) <= near
-            offsets.append(clock - np.asarray(times)[close])
+    offsets = [clock - everywhere.times[distance_m(lat, lon, everywhere.latitudes, everywhere.longitudes) <= config.clocks.same_place_m]
+               for clock, lat, lon in zip(clocks, lats, lons)]
     return np.concatenate(offsets) if offsets else np.array([])
-
-
-def _fixes_near(fixes: Fixes, tracks: Sequence[Track], time: float, window: float) -> tuple[np.ndarray, np.ndarray]:
-    lats, lons = [fixes.near(time, window)[0]], [fixes.near(time, window)[1]]
-    for track in tracks:
-        span = slice(int(np.searchsorted(track.times, time - window)), int(np.searchsorted(track.times, time + window, "right")))
-        lats.append(np.asarray(track.latitudes[span], dtype=float))
-        lons.append(np.asarray(track.longitudes[span], dtype=float))
-    return np.concatenate(lats), np.concatenate(lons)
 
 
 def _with_tracks(fixes: Fixes, tracks: Sequence[Track]) -> Fixes:
