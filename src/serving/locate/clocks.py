@@ -36,6 +36,7 @@ class ClockLimits:
     same_place_m: float = 1500.0  # ... and this close in space as "the same place"
     other_place_m: float = 5_000.0  # a fix this far away at the same time contradicts the offset
     min_landmark_ties: int = 2  # landmark photos that must agree on the offset
+    max_landmark_photos: int = 200  # a tie weighs at most this many of a device's landmark photos, spread over time
     landmark_agreement: int = 4  # ... at least this many times as many as disagree (a misnamed landmark happens)
     max_uncertainty_s: float = 2 * HOUR  # a tie vaguer than this is no tie
     burst_window_s: float = 180.0  # a camera photo "lines up" with a known-time photo this close
@@ -164,12 +165,15 @@ def tie_by_landmarks(
         # For every candidate offset at once: the fixes within same_time_s of the photo's UTC time under it,
         # counted by prefix sums (how many lie at the landmark, how many far from it). No fix then (a gap
         # in the track) says nothing either way.
-        distances = distance_m(lat, lon, fix_latitudes, fix_longitudes)
+        times = clock - candidates
+        # Only the fixes some candidate offset can reach (a library may hold a year of them).
+        span = slice(int(np.searchsorted(fix_times, times.min() - limits.same_time_s, "left")),
+                     int(np.searchsorted(fix_times, times.max() + limits.same_time_s, "right")))
+        distances = distance_m(lat, lon, fix_latitudes[span], fix_longitudes[span])
         near = np.concatenate([[0], np.cumsum(distances <= limits.same_place_m)])
         far = np.concatenate([[0], np.cumsum(distances > limits.other_place_m)])
-        times = clock - candidates
-        low = np.searchsorted(fix_times, times - limits.same_time_s, "left")
-        high = np.searchsorted(fix_times, times + limits.same_time_s, "right")
+        low = np.searchsorted(fix_times[span], times - limits.same_time_s, "left")
+        high = np.searchsorted(fix_times[span], times + limits.same_time_s, "right")
         seen = high > low
         at_landmark = near[high] - near[low]
         agree_a += seen & (at_landmark > 0)

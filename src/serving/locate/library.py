@@ -203,6 +203,8 @@ def _landmark_tie(device: str, landmarks: np.ndarray, photos: Sequence[LibraryPh
     """tie_by_landmarks over these landmark photos against every known-time fix (GPS photos and track points)."""
     if len(landmarks) == 0:
         return None
+    if len(landmarks) > config.clocks.max_landmark_photos:  # evenly over the device's time: enough to tie, linear cost
+        landmarks = landmarks[np.argsort(clock_s[landmarks])][np.linspace(0, len(landmarks) - 1, config.clocks.max_landmark_photos).astype(int)]
     lats = np.array([photos[i].landmark[0] for i in landmarks])
     lons = np.array([photos[i].landmark[1] for i in landmarks])
     clocks = clock_s[landmarks]
@@ -212,8 +214,11 @@ def _landmark_tie(device: str, landmarks: np.ndarray, photos: Sequence[LibraryPh
 
 def _candidate_offsets(clocks, lats, lons, everywhere: Fixes, config: ContextConfig) -> np.ndarray:
     """clock - utc for every known-time fix (photo or track point) near one of the landmark photos."""
-    offsets = [clock - everywhere.times[distance_m(lat, lon, everywhere.latitudes, everywhere.longitudes) <= config.clocks.same_place_m]
-               for clock, lat, lon in zip(clocks, lats, lons)]
+    offsets = []
+    for clock, lat, lon in zip(clocks, lats, lons):  # only fixes a plausible clock offset can reach
+        span = everywhere.window(clock - config.clocks.latest_offset_s, clock - config.clocks.earliest_offset_s)
+        close = distance_m(lat, lon, everywhere.latitudes[span], everywhere.longitudes[span]) <= config.clocks.same_place_m
+        offsets.append(clock - everywhere.times[span][close])
     return np.concatenate(offsets) if offsets else np.array([])
 
 
