@@ -7,9 +7,10 @@ instead) and `with_sidecar` fills what the photo itself lacks; the photo's own v
 
 from __future__ import annotations
 
-import glob
 import json
+import os
 import re
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,22 +23,37 @@ MAX_SIDECAR_BYTES = 1024 * 1024  # a real sidecar is about 1 kB
 _DUPLICATE = re.compile(r"(.+)(\(\d+\))")  # "photo(1)": the second photo of that name in an album
 
 
-def find_takeout_sidecar(photo: Path) -> Path | None:
+def find_takeout_sidecar(photo: Path, json_names: Collection[str] | None = None) -> Path | None:
     """The Takeout JSON beside a photo: ``photo.jpg.json``, ``photo.jpg.supplemental-metadata.json``
     (also cut short, as Takeout does to long names), ``photo.json``, and for a duplicate
-    ``photo(1).jpg`` Takeout's ``photo.jpg(1).json``; None when there is none."""
+    ``photo(1).jpg`` Takeout's ``photo.jpg(1).json``; None when there is none.
+
+    json_names: the names of the .json files in the photo's folder, listed once by the caller (`json_files_in`):
+    for a library of thousands of photos in one folder, looking per photo would list the folder per photo."""
     photo = Path(photo)
+    if json_names is None:
+        json_names = json_files_in(photo.parent)
     names = [photo.name + ".json", photo.name + ".supplemental-metadata.json"]
     duplicate = _DUPLICATE.fullmatch(photo.stem)
     if duplicate:
         names.append(f"{duplicate.group(1)}{photo.suffix}{duplicate.group(2)}.json")
-    for candidate in (photo.with_name(name) for name in names):
-        if candidate.is_file():
-            return candidate
-    for candidate in sorted(photo.parent.glob(f"{glob.escape(photo.name)}.supp*.json")):
-        return candidate
-    candidate = photo.with_suffix(".json")
-    return candidate if candidate.is_file() and candidate != photo else None
+    for name in names:
+        if name in json_names:
+            return photo.with_name(name)
+    cut_short = sorted(name for name in json_names if name.startswith(photo.name + ".supp"))
+    if cut_short:
+        return photo.with_name(cut_short[0])
+    plain = photo.with_suffix(".json")
+    return plain if plain.name in json_names and plain != photo else None
+
+
+def json_files_in(folder: Path) -> frozenset[str]:
+    """The names of the .json files in a folder (none if it cannot be listed)."""
+    try:
+        with os.scandir(folder) as entries:
+            return frozenset(entry.name for entry in entries if entry.name.lower().endswith(".json") and entry.is_file())
+    except OSError:
+        return frozenset()
 
 
 def read_takeout_sidecar(path: Path, now: datetime | None = None) -> PhotoMeta:

@@ -9,7 +9,8 @@ A landmark placement that the library contradicts is withdrawn ("conflict"): the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,10 +20,10 @@ from src.data.landmarks import LandmarkInfo
 from src.serving.locate.clocks import format_offset
 from src.serving.locate.library import ContextConfig, LibraryPhoto, Located, locate_library
 from src.serving.locate.photo_meta import PhotoMeta, device_key, read_photo_meta
-from src.serving.locate.photo_meta_takeout import find_takeout_sidecar, read_takeout_sidecar, with_sidecar
+from src.serving.locate.photo_meta_takeout import find_takeout_sidecar, json_files_in, read_takeout_sidecar, with_sidecar
 from src.serving.tagger.tag_report import TagRow
 
-__all__ = ["PhotoFacts", "apply_library_context", "read_facts", "read_meta"]
+__all__ = ["JsonFiles", "PhotoFacts", "apply_library_context", "read_facts", "read_meta"]
 
 
 @dataclass
@@ -42,19 +43,35 @@ def apply_library_context(rows: Sequence[TagRow], facts: Mapping[str, PhotoFacts
     return located
 
 
-def read_meta(photo: Path, data: bytes) -> PhotoMeta:
-    """The photo's time, device and own GPS, with what it lacks from a Google Takeout sidecar beside it."""
+def read_meta(photo: Path, data: bytes, json_names: Collection[str] | None = None) -> PhotoMeta:
+    """The photo's time, device and own GPS, with what it lacks from a Google Takeout sidecar beside it.
+    json_names: the .json files of its folder (`JsonFiles`), so that a folder is listed once, not per photo."""
     meta = read_photo_meta(data, photo.name)
-    sidecar = find_takeout_sidecar(photo)
+    sidecar = find_takeout_sidecar(photo, json_names)
     return with_sidecar(meta, read_takeout_sidecar(sidecar)) if sidecar is not None else meta
+
+
+class JsonFiles:
+    """Each folder's .json file names, listed on first use (the decoding threads share one)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, folder: Path) -> frozenset[str]:
+        with self._lock:
+            if folder not in self._folders:
+                self._folders[folder] = json_files_in(folder)
+            return self._folders[folder]
 
 
 def read_facts(files: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, PhotoFacts]:
     """Each photo's metadata, read again (engines that did not keep it: Ray); an unreadable file has none."""
     facts = {}
+    json_files = JsonFiles()
     for file in files:
         try:
-            facts[file] = PhotoFacts(meta=read_meta(Path(file), read_photo_file(file, max_bytes)))
+            facts[file] = PhotoFacts(meta=read_meta(Path(file), read_photo_file(file, max_bytes), json_files(Path(file).parent)))
         except (BadImageError, OSError):
             facts[file] = PhotoFacts()
     return facts

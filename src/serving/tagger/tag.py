@@ -21,7 +21,7 @@ from src.serving.locate.evidence import LANDMARK_RADIUS_M
 from src.serving.locate.library import ContextConfig
 from src.serving.metadata.safe_write import remove_stale_temp_files
 from src.serving.recognizer.recognize import Recognizer
-from src.serving.tagger.library_context import PhotoFacts, apply_library_context, read_meta
+from src.serving.tagger.library_context import JsonFiles, PhotoFacts, apply_library_context, read_meta
 from src.serving.tagger.photo_files import Found, find_images, relative_destination
 from src.serving.tagger.photo_pipeline import DEFAULT_WORKERS, Limits, check_and_decode, row_from, write_place, write_position
 from src.serving.tagger.tag_report import TagRow, TagStats
@@ -89,12 +89,14 @@ def tag_paths(
     # The next batch is decoded while the model runs this one (decoding is about half of a photo's time).
     prefetch = ThreadPoolExecutor(max_workers=1)
     facts: dict[str, PhotoFacts] = {}
+    json_files = JsonFiles()  # Takeout sidecars: each folder listed once
 
     def check(item: Found):
         if context is None:
             return check_and_decode(recognizer, item, limits)
         fact = facts.setdefault(str(item.photo), PhotoFacts())
-        return check_and_decode(recognizer, item, limits, on_data=lambda data: setattr(fact, "meta", read_meta(item.photo, data)))
+        json_names = json_files(item.photo.parent)
+        return check_and_decode(recognizer, item, limits, on_data=lambda data: setattr(fact, "meta", read_meta(item.photo, data, json_names)))
 
     decode = lambda batch: list(pool.map(check, batch)) if pool is not None else [check(item) for item in batch]
     batches = [photos[start : start + batch_size] for start in range(0, len(photos), batch_size)]
