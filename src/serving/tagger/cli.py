@@ -209,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     facts[row.file].landmark = infos.get(row.landmark)
                     destination = None if args.in_place else where.get(row.file)  # None: into the photo itself
                     write_row(row, Path(destination) if destination else None, False, facts[row.file])
+            stats.recount(rows)
     else:
         rows = tag_paths(
             args.paths, recognizer, batch_size=args.batch_size, top_k=args.top_k, write_gps=args.write_gps,

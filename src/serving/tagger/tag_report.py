@@ -63,6 +63,14 @@ class TagStats:
         """Add a finished run's rows (per status, and those written) and its wall-clock time."""
         self.files += len(rows)
         self.total_s += seconds
+        self._tally(rows)
+
+    def recount(self, rows: Sequence[TagRow]) -> None:
+        """The counts again, for rows a later step changed (the library context after the Ray engine)."""
+        self.counts = {}
+        self._tally(rows)
+
+    def _tally(self, rows: Sequence[TagRow]) -> None:
         for row in rows:
             self.counts[row.status] = self.counts.get(row.status, 0) + 1
             if row.written:
