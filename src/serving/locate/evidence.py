@@ -67,10 +67,6 @@ class Fixes:
     def window(self, start: float, end: float) -> slice:
         return slice(int(np.searchsorted(self.times, start, "left")), int(np.searchsorted(self.times, end, "right")))
 
-    def near(self, time: float, window: float) -> tuple[np.ndarray, np.ndarray]:
-        span = self.window(time - window, time + window)
-        return self.latitudes[span], self.longitudes[span]
-
 
 def time_proposal(fixes: Fixes, time: float, uncertainty: float, limits: TimeLimits = TimeLimits(), what: str = "GPS photos") -> Proposal | None:
     """The position between the fixes nearest before and after ``time`` (known to +- ``uncertainty``)."""
