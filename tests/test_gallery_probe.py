@@ -138,7 +138,7 @@ def test_an_export_whose_store_inflates_past_the_cap_is_refused_fast_with_little
         read_export(archive, tmp_path / "unpacked")
     seconds, (_, peak) = time.perf_counter() - start, tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert seconds < 2 and peak < 16 * 2**20, (seconds, peak)
+    assert seconds < 10 and peak < 16 * 2**20, (seconds, peak)  # unpacking it would take minutes and GBs
     assert not (tmp_path / "unpacked").exists()
 
 
