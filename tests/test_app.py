@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
+from src.bench.app_pages import CHROMIUM, CHROMIUM_ARGS, free_port
 from src.data.landmarks import LandmarkInfo, lookup
 from src.serving.web.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
 from src.serving.recognizer.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
@@ -272,9 +272,6 @@ def test_notebook_is_thin_and_has_no_outputs():
 # ---------------------------------------------------------------------------------------------------
 # a real browser against a real Voila server
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 TAJ_MAHAL = SHARED / "indian_monuments" / "test" / "22.Taj_Mahal"
 # The README's screenshot is refreshed only on request (LANDMARK_UPDATE_SCREENSHOT=1 make test): a test
 # run must not rewrite tracked files. Otherwise it goes to a temporary folder.
@@ -282,12 +279,6 @@ SCREENSHOT = ROOT / "static_images" / "app_screenshot.png"
 UPDATE_SCREENSHOT = os.environ.get("LANDMARK_UPDATE_SCREENSHOT") == "1"
 # The tiny model's classes renamed to landmarks in the metadata file, so its answers carry locations.
 RENAMED = ["22.Taj_Mahal", "16.Eiffel_Tower", "07.Stonehenge"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _renamed_copy(model: Path, target: Path) -> Path:
@@ -336,7 +327,7 @@ def e2e_setup(tiny_model, tiny_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def voila(e2e_setup):
     """A Voila server on a free port serving app.ipynb; always stopped (with its kernel) at the end."""
-    folder, port = e2e_setup["folder"], _free_port()
+    folder, port = e2e_setup["folder"], free_port()
     runtime = folder / "runtime"
     # Landmarks taught in the browser go to this test's own gallery; the notebook is trusted in its own store.
     env = dict(os.environ, LANDMARK_MODEL=str(e2e_setup["model"]), HF_HUB_OFFLINE="1", JUPYTER_RUNTIME_DIR=str(runtime),

@@ -11,9 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,11 +19,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import psutil
 import pytest
 from jupyter_core.paths import jupyter_path
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
+from src.bench.app_pages import (CHROMIUM, CHROMIUM_ARGS, FIRST_PAGE_BUDGET_S, FRESH_PAGE_BUDGET_S, AppPagesError,
+                                  close_all, kernels as kernels_of, machine_busy, memory_mb, open_page, process_tree, served_app, wait_warm, watch_usable)
 from src.data.landmarks import lookup
 from src.serving.recognizer.maps import answer_map_html
 from src.serving.web.app_kernels import BUSY_REASON, AppBusy, BoundedKernelManager
@@ -35,9 +33,6 @@ from src.serving.web.app_server import APP_JUPYTER_PATH, trust, with_app_templat
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "landmark_samples" / "test"
 TEMPLATE = ROOT / "share" / "jupyter" / "voila" / "templates" / "landmark"
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 NEEDS_BROWSER_AND_MAKE = pytest.mark.skipif(
     CHROMIUM is None or shutil.which("make") is None,
     reason="needs Debian chromium (`apt-get install -y chromium`; .ci/run does it) and make",
@@ -47,18 +42,8 @@ SETTINGS = json.loads((ROOT / "voila.json").read_text())
 POOL_SIZE = SETTINGS["VoilaConfiguration"]["default_pool_size"]
 MAX_KERNELS = SETTINGS["BoundedKernelManager"]["max_kernels"]
 CULL = SETTINGS["MappingKernelManager"]
-# The brief's budgets (issue 39 item 3, issue 38 item 3).
-FIRST_PAGE_AFTER_START_S = 8.0
-FRESH_PAGE_S = 1.5
 BACK_TO_IDLE_S = 120.0
 IDLE_MARGIN_MB = 75  # "near idle": Voila's own heap grows a little (up to +37 MB seen); one kernel is ~95 MB PSS
-
-
-def _machine_busy() -> str:
-    """Why timings taken now would measure other jobs rather than the app ("" when the machine is quiet
-    enough: a 1-minute load average no higher than the cores)."""
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    return f"load average {load:.1f} on {cores} cores" if load > cores else ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -208,63 +193,6 @@ def test_pool_refilled_when_a_kernel_goes(fake_kernels):
 # slow: `make app` itself
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tree(root: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _kernels(root: psutil.Process) -> list[psutil.Process]:
-    return [p for p in _tree(root) if _is_kernel(p)]
-
-
-def _is_kernel(process: psutil.Process) -> bool:
-    try:
-        return "ipykernel_launcher" in " ".join(process.cmdline())
-    except psutil.Error:
-        return False
-
-
-def _memory_mb(root: psutil.Process, field: str = "pss") -> float:
-    """Voila's server and its kernels together: the sum of their proportional set sizes (PSS: shared
-    libraries counted once across the processes, as the machine pays for them; field="rss": as `top`
-    shows them, shared pages counted in every process)."""
-    total = 0
-    for process in _tree(root):
-        try:
-            total += getattr(process.memory_full_info(), field)
-        except psutil.Error:
-            pass
-    return total / 2**20
-
-
-def _wait_warm(root: psutil.Process, kernels: int, timeout: float = 90.0) -> float:
-    """Wait until `kernels` kernels run and all of them are idle (the pool has run app.ipynb); the
-    memory then, in MB."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = _kernels(root)
-        if len(found) == kernels:
-            try:
-                before = [p.cpu_times() for p in found]
-                time.sleep(1.0)
-                busy = [sum(p.cpu_times()[:2]) - sum(b[:2]) for p, b in zip(found, before)]
-            except psutil.Error:
-                continue
-            if max(busy) < 0.05:
-                return _memory_mb(root)
-        else:
-            time.sleep(0.5)
-    pytest.fail(f"the kernel pool did not settle at {kernels} idle kernels within {timeout:.0f} s (found {len(_kernels(root))})")
-
-
 def _get(url: str) -> tuple[int, str, float]:
     start = time.perf_counter()
     try:
@@ -274,95 +202,25 @@ def _get(url: str) -> tuple[int, str, float]:
         return error.code, error.read().decode(errors="replace"), time.perf_counter() - start
 
 
-def _open(context, url: str) -> tuple[object, int, float]:
-    """A new tab on the app: the page, its HTTP status and the seconds until it was usable (the upload
-    button shown; a busy page counts when it has loaded)."""
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    start = time.perf_counter()
-    status = page.goto(url, wait_until="domcontentloaded").status
-    if status == 200:
-        page.wait_for_selector(".widget-upload", state="visible")
-    return page, status, time.perf_counter() - start
-
-
-def _close_all(context) -> None:
-    """Close every tab as a browser does (their unload beacons shut their kernels down), then the context."""
-    for page in context.pages:
-        page.close(run_before_unload=True)
-    context.close()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """`make app` on a free port, as a user starts it; a browser asks for the page from the moment make
-    starts until it is usable (that delay is `first_usable_s`). Always stopped, kernels included."""
+    """`make app` as a user starts it (src.bench.app_pages.served_app: the first usable page timed from
+    the moment make starts; always stopped, kernels included). Its log: nothing may go wrong."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if CHROMIUM is None or shutil.which("make") is None:
         pytest.skip("needs Debian chromium (`apt-get install -y chromium`; .ci/run does it) and make")
-    folder = tmp_path_factory.mktemp("served")
-    port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", LANDMARK_HOME=str(folder / "home"),
-               JUPYTER_DATA_DIR=str(folder / "jupyter"), JUPYTER_RUNTIME_DIR=str(folder / "runtime"))
-    # -o: never rebuild .venv here (a fresh requirements.txt would send pip to the network)
-    command = ["make", "--no-print-directory", "-o", ".venv/bin/activate", "app", f"PORT={port}"]
-    url = f"http://localhost:{port}/"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        log_path = folder / "make_app.log"
-        with open(log_path, "wb") as log:
-            started = time.perf_counter()
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        root = psutil.Process(process.pid)
-        seen: set[psutil.Process] = set()
         try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"make app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-                if time.perf_counter() - started > 90:
-                    pytest.fail(f"make app served no page within 90 s:\n{log_path.read_text()[-3000:]}")
-                try:
-                    page.goto(url, wait_until="domcontentloaded")
-                    break
-                except sync_api.Error:  # not listening yet
-                    time.sleep(0.1)
-            page.wait_for_selector(".widget-upload", state="visible")
-            first_usable_s = time.perf_counter() - started
-            busy_at_start = _machine_busy()
-            seen.update(_tree(root))
-            _close_all(context)
-            yield {"url": url, "port": port, "browser": browser, "root": root, "log": log_path, "seen": seen,
-                   "first_usable_s": first_usable_s, "busy_at_start": busy_at_start, "sync_api": sync_api}
+            with served_app(browser, tmp_path_factory.mktemp("served")) as app:
+                yield app
+        except AppPagesError as error:
+            pytest.fail(str(error))
         finally:
-            seen.update(_tree(root))
-            _stop(process, seen)
             browser.close()
-    log = log_path.read_text(errors="replace")  # busy pages and culls are logged; nothing may go wrong
+    log = app.log()  # busy pages and culls are logged; nothing may go wrong
     for trouble in ("Traceback", "never retrieved", "is not trusted"):
         assert trouble not in log, log[-3000:]
-
-
-def _stop(process: subprocess.Popen, seen: set[psutil.Process]) -> None:
-    """Stop make (its process group: make, the shell, Voila), then any kernel left (kernels run in their
-    own session; Voila stops them on SIGTERM, this only makes sure)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        if process.poll() is not None:
-            break
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-    time.sleep(1)
-    for leftover in seen:
-        try:
-            if leftover.is_running() and _is_kernel(leftover):
-                leftover.kill()
-        except psutil.Error:
-            pass
 
 
 @pytest.mark.slow
@@ -373,22 +231,23 @@ def test_make_app_serves_fresh_pages_and_nothing_leaves_the_machine(served):
     I know" opened; every request the page made, websockets included, went to this machine. The times
     are printed beside their budgets; the benchmark (`python -m src bench --sections app`) measures them
     on a quiet machine, since a unit test on a shared CI runner cannot."""
-    root, url = served["root"], served["url"]
+    root, url = served.root, served.url
     requests: list[str] = []
-    context = served["browser"].new_context(viewport={"width": 1000, "height": 900})
+    context = served.browser.new_context(viewport={"width": 1000, "height": 900})
+    watch_usable(context)
     context.on("request", lambda request: requests.append(request.url))
     context.on("websocket", lambda socket_: requests.append(socket_.url))
     try:
         fresh = []
         for _ in range(3):  # each visitor takes a pre-heated kernel; the pool refills before the next
-            _wait_warm(root, POOL_SIZE + len(fresh))
-            page, status, seconds = _open(context, url)
+            wait_warm(root, POOL_SIZE + len(fresh))
+            page, status, seconds = open_page(context, url)
             assert status == 200, status
             fresh.append(seconds)
-        print(f"\n[app serving] make app -> first usable page: {served['first_usable_s']:.1f} s "
-              f"(budget {FIRST_PAGE_AFTER_START_S:.0f} s; {served['busy_at_start'] or 'quiet machine'}); "
+        print(f"\n[app serving] make app -> first usable page: {served.first_usable_s:.1f} s "
+              f"(budget {FIRST_PAGE_BUDGET_S:.0f} s; {served.busy_at_start or 'quiet machine'}); "
               f"fresh page usable (pool warm): {', '.join(f'{s:.2f}' for s in fresh)} s "
-              f"(budget {FRESH_PAGE_S} s; {_machine_busy() or 'quiet machine'})")
+              f"(budget {FRESH_PAGE_BUDGET_S} s; {machine_busy() or 'quiet machine'})")
 
         icon = page.locator(".lt-upload i").first  # ipywidgets' Font Awesome icon, from Voila's own bundle
         assert "Font Awesome" in icon.evaluate("i => getComputedStyle(i, '::before').fontFamily")
@@ -408,7 +267,7 @@ def test_make_app_serves_fresh_pages_and_nothing_leaves_the_machine(served):
         page.wait_for_timeout(1500)  # anything the page would fetch late (fonts, tiles, frames) gets its chance
         assert "Traceback" not in page.content()
     finally:
-        _close_all(context)
+        close_all(context)
     outside = sorted({u for u in requests if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS})
     assert requests and not outside, outside
     if not SAMPLES.is_dir():  # everything else was checked; say what was not, and why
@@ -421,16 +280,16 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
     """One visitor's cost; then 30 page loads (browser tabs closed with and without their unload beacon,
     and plain GETs that never connect, the case that leaked): never more than the cap's kernels, a
     "busy, try again" page past it, and memory back near idle within 2 minutes of the last load."""
-    root, url, browser = served["root"], served["url"], served["browser"]
-    idle_mb = _wait_warm(root, POOL_SIZE)
-    idle_rss = _memory_mb(root, "rss")
+    root, url, browser = served.root, served.url, served.browser
+    idle_mb = wait_warm(root, POOL_SIZE)
+    idle_rss = memory_mb(root, "rss")
     context = browser.new_context()
-    _open(context, url)
-    one_visitor_mb = _wait_warm(root, POOL_SIZE + 1) - idle_mb
-    one_visitor_rss = _memory_mb(root, "rss") - idle_rss
-    _close_all(context)  # with its unload beacon: the kernel goes at once, not a minute later by the culler
+    open_page(context, url)
+    one_visitor_mb = wait_warm(root, POOL_SIZE + 1) - idle_mb
+    one_visitor_rss = memory_mb(root, "rss") - idle_rss
+    close_all(context)  # with its unload beacon: the kernel goes at once, not a minute later by the culler
     beacon_deadline = time.monotonic() + CULL["cull_idle_timeout"] / 3
-    while len(_kernels(root)) > POOL_SIZE:
+    while len(kernels_of(root)) > POOL_SIZE:
         assert time.monotonic() < beacon_deadline, "a tab closed normally left its kernel to the culler: was its unload beacon refused?"
         time.sleep(0.5)
     print(f"\n[app serving] idle (server + {POOL_SIZE} pre-heated kernels): {idle_mb:.0f} MB PSS ({idle_rss:.0f} MB RSS); "
@@ -440,7 +299,7 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
     for load in range(30):
         if load % 3 == 0:  # a tab: half closed with the unload beacon, half as a crashed or killed tab
             context = browser.new_context()
-            page, status, _ = _open(context, url)
+            page, status, _ = open_page(context, url)
             statuses.append(status)
             if status == 503:
                 busy_pages.append(page.content())
@@ -451,8 +310,8 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
             statuses.append(status)
             if status == 503:
                 busy_pages.append(body)
-        served["seen"].update(_tree(root))
-        peak, peak_mb = max(peak, len(_kernels(root))), max(peak_mb, _memory_mb(root))
+        served.seen.update(process_tree(root))
+        peak, peak_mb = max(peak, len(kernels_of(root))), max(peak_mb, memory_mb(root))
     last_load = time.monotonic()
     assert set(statuses) <= {200, 503} and statuses.count(200) > POOL_SIZE, statuses
     assert peak <= MAX_KERNELS, peak
@@ -460,15 +319,15 @@ def test_thirty_page_loads_come_back_to_idle_memory(served):
     assert "try again" in busy_pages[0] and "Traceback" not in busy_pages[0] and "://" not in busy_pages[0]
 
     while True:
-        memory, kernels = _memory_mb(root), len(_kernels(root))
+        memory, running = memory_mb(root), len(kernels_of(root))
         back_after = time.monotonic() - last_load
-        if memory <= idle_mb + IDLE_MARGIN_MB and kernels == POOL_SIZE:
+        if memory <= idle_mb + IDLE_MARGIN_MB and running == POOL_SIZE:
             break
-        assert back_after <= BACK_TO_IDLE_S, f"{memory:.0f} MB and {kernels} kernels {back_after:.0f} s after the last load (idle {idle_mb:.0f} MB)"
+        assert back_after <= BACK_TO_IDLE_S, f"{memory:.0f} MB and {running} kernels {back_after:.0f} s after the last load (idle {idle_mb:.0f} MB)"
         time.sleep(2)
     print(f"[app serving] 30 loads ({statuses.count(200)} pages, {statuses.count(503)} busy pages, at most {peak} kernels, "
           f"{peak_mb:.0f} MB PSS); "
-          f"back to {memory:.0f} MB and {kernels} kernels {back_after:.0f} s after the last load")
-    _wait_warm(root, POOL_SIZE)
+          f"back to {memory:.0f} MB and {running} kernels {back_after:.0f} s after the last load")
+    wait_warm(root, POOL_SIZE)
     status, _, seconds = _get(url)  # the pool refilled after the culls: a page at once again
     assert status == 200, (status, seconds)

@@ -177,6 +177,11 @@ def to_markdown(result: dict) -> str:
     if "tagger" in result.get("sections", []):
         lines += ["", "## Tagger: against the machine's limit, and the library context's cost", ""]
         lines += tagger_section(result["tagger"]) if result.get("tagger") else ["Not measured: " + result.get("errors", {}).get("tagger", "?")]
+    if "app" in result.get("sections", []):
+        from src.bench.app_pages import app_section
+
+        lines += ["", "## The app: `make app` and a visitor's page (headless Chromium)", ""]
+        lines += app_section(result["app"]) if result.get("app") else ["Not measured: " + result.get("errors", {}).get("app", "?")]
     lines += ["", "## How each number is measured", ""] + [f"- {note}" for note in result["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -204,5 +209,8 @@ NOTES = [
     ("library context: the same generated library tagged by python -m src.bench.tagger_worker with context=None and with "
     "ContextConfig(), alternating which goes first; peak RSS is each process's VmHWM; memory per photo = the peak's "
     "difference over the photos. locate_library alone: synthetic LibraryPhotos of the same trip (no files)."),
+    ("app: src.bench.app_pages: `make app` started on a free port while headless Chromium asks for the page until the upload "
+    "button shows (first usable page); then one visitor after another in one browser (its cache warm after the first visit, "
+    "as for a returning visitor), each once the pool of pre-heated kernels is full and idle again."),
     "Timings depend on what else runs on the machine: see the load average above.",
 ]

@@ -50,6 +50,7 @@ def run_record(result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             "models": result["models"],
             "training_throughput": result["training_throughput"],
             "tagger": result.get("tagger"),
+            "app": result.get("app"),
             "errors": result["errors"],
             "notes": result["notes"],
             "load_average_end": load_average_end,
@@ -69,8 +70,10 @@ def run_benchmark(
     training: bool = True,
     sections: Sequence[str] = SECTIONS,
     tag_photos: Path | None = None,
+    app_visits: int = 5,
+    app_starts: int = 1,
 ) -> dict[str, Any]:
-    """Measure the `sections` asked for ("models", "training", "tagger"), write the run record into `runs` and
+    """Measure the `sections` asked for ("models", "training", "tagger", "app"), write the run record into `runs` and
     `out/bench.md`, print the Markdown. tag_photos: the tagger section's photos (default <data root>/test).
 
     Returns the result, with `record_path` (the run record) and `markdown_path`.
@@ -98,6 +101,7 @@ def run_benchmark(
                 "models": [],
                 "training_throughput": None,
                 "tagger": None,
+                "app": None,
                 "sections": list(sections),
                 "errors": {},
                 "notes": list(NOTES),
@@ -116,6 +120,8 @@ def run_benchmark(
                     print(f"training throughput failed: {error}", file=sys.stderr)
             if "tagger" in sections:
                 _tagger_section(result, list(models or []), Path(tag_photos) if tag_photos else data_root / "test", settings)
+            if "app" in sections:
+                _app_section(result, app_visits, app_starts)
         try:
             result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         except OSError:  # pragma: no cover
@@ -152,6 +158,18 @@ def _tagger_section(result: dict[str, Any], model_paths: Sequence[Path], photos:
         print(f"tagger section failed: {error}", file=sys.stderr)
 
 
+def _app_section(result: dict[str, Any], visits: int, starts: int) -> None:
+    """`make app` and a visitor's page in headless Chromium (`src.bench.app_pages`); a failure (no
+    Chromium, a server that never answered) is an error entry, the rest is kept."""
+    from src.bench.app_pages import measure_app_pages
+
+    try:
+        result["app"] = measure_app_pages(visits=max(2, visits), starts=max(1, starts))
+    except Exception as error:  # noqa: BLE001 - keep the other sections
+        result["errors"]["app"] = f"{type(error).__name__}: {error}"
+        print(f"app section failed: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = bench_parser()
     args = parser.parse_args(argv)
@@ -178,4 +196,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         Path(args.data) if args.data else None, [Path(m) for m in args.models] if args.models else None, out,
         settings, command, runs=Path(args.runs) if args.runs else None, training=not args.no_training,
         sections=args.sections, tag_photos=Path(args.tag_photos) if args.tag_photos else None,
+        app_visits=args.app_visits, app_starts=args.app_starts,
     )

@@ -17,7 +17,7 @@ CHECKPOINTS = REPO / "checkpoints"
 RESULTS = REPO / "results"  # the repository's measurements: written only when given (make bench: --out results --runs results/runs)
 RUNS = RESULTS / "runs"
 STARTER_CROP = 224  # the course starter trains at 224 px
-SECTIONS = ("models", "training", "tagger")
+SECTIONS = ("models", "training", "tagger", "app")
 
 
 @dataclass
@@ -80,11 +80,14 @@ def bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-training", action="store_true", help="skip the training-throughput comparison")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="what to measure (default: all): models, training (the data-loading comparison), tagger "
-                        "(the tagger against the machine's limit, the library context's cost)")
+                        "(the tagger against the machine's limit, the library context's cost), app (`make app` and a "
+                        "visitor's page in headless Chromium)")
     parser.add_argument("--tag-photos", default=None, help="photos for the tagger section (default: <data>/test, i.e. "
                         f"{portable_path(DEFAULT_DATA / 'test')} when present, else the generated set's)")
     parser.add_argument("--library-photos", type=int, default=None, help="photos in the generated library of the context's cost (default 10000)")
     parser.add_argument("--context-repeats", type=int, default=None, help="rounds of (without, with) the library context (default 2)")
     parser.add_argument("--locate-sizes", type=int, nargs="+", default=None, help="synthetic library sizes for locate_library alone (default 10000 100000)")
+    parser.add_argument("--app-visits", type=int, default=5, help="app section: visitors per start, one after another (default 5)")
+    parser.add_argument("--app-starts", type=int, default=1, help="app section: times `make app` is started (default 1)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="engine of the end-to-end and memory measures (default: $LANDMARK_RUNTIME or auto)")
     return parser
