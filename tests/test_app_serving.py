@@ -61,6 +61,22 @@ def test_voila_json_preheats_culls_and_caps():
     assert SETTINGS["KernelManager"]["transport"] == "ipc"  # no TCP port to collide with another program's
 
 
+def test_extension_files_cached_as_immutable_are_named_by_their_content():
+    """voila.json lets browsers keep Voila's extension files for a year without asking again; safe only
+    because the page loads each extension by a file named with its content hash (a new version is a new
+    URL). Fails if an installed extension would be loaded from a name without one."""
+    from jupyterlab_server.config import get_federated_extensions
+    from voila.utils import get_voila_labextensions_path
+
+    assert SETTINGS["Voila"]["tornado_settings"]["static_immutable_cache"] == ["/voila/labextensions/"]
+    extensions = get_federated_extensions(get_voila_labextensions_path())
+    assert "@jupyter-widgets/jupyterlab-manager" in extensions
+    for name, extension in extensions.items():
+        load = extension["jupyterlab"]["_build"]["load"]
+        assert re.fullmatch(r"static/remoteEntry\.[0-9a-f]{16,}\.js", load), (name, load)
+    assert SETTINGS["VoilaKernelManager"]["fill_delay"] > 1  # the refill waits for the visitor's page to settle
+
+
 def test_template_cuts_every_cdn_link_of_voila_s_lab_template():
     """The app's template removes the parent's CDN links by their exact text: if Voila changes or adds
     one, this fails instead of the page quietly fetching from a CDN again."""
