@@ -36,6 +36,38 @@ except ImportError:  # pragma: no cover - depends on the environment
 ImageSource = str | Path | bytes | bytearray | memoryview
 
 
+# Brands in an ISO-BMFF `ftyp` box (bytes 8-12) that make a file HEIF (HEIC) or AVIF. mif1/msf1 are the
+# generic image/sequence brands both use; read as HEIF, which pillow-heif opens either way.
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+AVIF_BRANDS = {b"avif", b"avis"}
+BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_format(head: bytes) -> str | None:
+    """The image format a file's first bytes say (magic numbers; 32 bytes are enough), as Pillow names
+    it: JPEG, PNG, GIF, WEBP, TIFF (DNG too), HEIF, AVIF or BMP; None if none matches. Never the name's
+    word: a photo named .jpg that is a PNG is a PNG."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(PNG_SIGNATURE):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "HEIF"
+    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS:
+        return "AVIF"
+    # "BM" alone is too weak (plenty of text starts with it): also require a known DIB header size.
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in BMP_HEADER_SIZES:
+        return "BMP"
+    return None
+
+
 class BadImageError(ValueError):
     """A file or upload that cannot be used as a photo; the message says why."""
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from src.data.images import BadImageError
+from src.data.images import BadImageError, image_format
 from src.serving.locate.photo_meta_exif import (
     GPS_DATE_STAMP,
     GPS_LATITUDE,
@@ -71,10 +71,9 @@ XMP_TAKEN = ("exif:DateTimeOriginal", "photoshop:DateCreated", "xmp:CreateDate")
 
 # The container a file's first bytes say it is, and the one its name says (to report mislabelled files).
 _EXTENSION_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WebP", ".tif": "TIFF",
-    ".tiff": "TIFF", ".dng": "TIFF", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "HEIF",
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
+    ".tiff": "TIFF", ".dng": "TIFF", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
 }
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def _tags_and_packet(data: bytes, found: _Found) -> tuple[ExifTags | None, str |
             found.note(f"broken {container} structure ({error}): its EXIF could not be read")
             tiff = None
         return (read_tags(tiff) if tiff else None), (jpeg_xmp(data) if container == "JPEG" else embedded_xmp(data))
-    if _container(data) == "TIFF":  # TIFF, DNG: the file is the EXIF structure, with XMP as a tag
+    if image_format(data[:32]) == "TIFF":  # TIFF, DNG: the file is the EXIF structure, with XMP as a tag
         tags = read_tags(data)
         packet = tags.ifd0.get(TAG_XMP) if tags is not None else None
         return tags, (packet.decode("utf-8", errors="replace") if isinstance(packet, bytes) else None)
@@ -266,24 +265,10 @@ def _read_xmp_taken(properties: dict[str, str], found: _Found, limits: TimeLimit
         found.note(problem)
 
 
-def _container(data: bytes) -> str | None:
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data.startswith(PNG_SIGNATURE):
-        return "PNG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
-        return "HEIF"
-    return None
-
-
 def _mislabelled(data: bytes, name: str) -> str | None:
     named = _EXTENSION_FORMATS.get(Path(name).suffix.lower())
-    actual = _container(data)
-    if named is None or actual is None or named == actual:
+    actual = image_format(data[:32])
+    if named is None or actual is None or named == actual or {named, actual} <= {"HEIF", "AVIF"}:
         return None
     return f"the file is a {actual} named {Path(name).suffix}: read as a {actual}"
 

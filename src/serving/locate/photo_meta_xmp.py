@@ -15,11 +15,11 @@ import re
 import struct
 import zlib
 
+from src.data.images import PNG_SIGNATURE
 from src.serving.metadata.xmp import XMP_JPEG_HEADER
 
 # A packet larger than this is not a camera's or photo manager's: refuse it rather than scan it.
 MAX_XMP_BYTES = 2 * 1024 * 1024
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The namespaces read, by the prefix their properties are named with here.
 NAMESPACES = {

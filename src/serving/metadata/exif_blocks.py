@@ -10,7 +10,7 @@ from pathlib import Path
 
 import piexif
 
-from src.data.images import BadImageError
+from src.data.images import BadImageError, image_format
 from src.serving.metadata.place_values import radius_rational
 
 # EXIF tag numbers (IFD0 and GPS IFD) this module reads or writes.
@@ -65,11 +65,9 @@ class _ExifLocation:
 
 
 def container_of(data: bytes) -> str | None:
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+    """JPEG or WEBP: the containers whose EXIF block this module can find and replace; None for others."""
+    found = image_format(data[:32])
+    return found if found in ("JPEG", "WEBP") else None
 
 
 def find_exif(data: bytes, container: str) -> _ExifLocation:

@@ -13,13 +13,12 @@ import anyio
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
+from src.data.images import image_format
 from src.serving.web.service_options import BODY_TIMEOUT_S, REQUEST_DEADLINE_S
 
 # Multipart framing (boundaries, part headers, a field or two) on top of the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC"
-HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
-BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF"
 # Huffman-coded JPEG scans spend at least one bit on every 8x8 block of every component (its DC code).
 BLOCK = 8
 ARITHMETIC_SOF = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # arithmetic-coded JPEGs may spend less: not checked
@@ -48,26 +47,6 @@ class BodyStalled(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def sniff_image_format(head: bytes) -> str | None:
-    """The image format from the first bytes (magic numbers), as Pillow names it; None if none matches."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
-        return "HEIF"
-    # "BM" alone is too weak (plenty of text starts with it): also require a known DIB header size.
-    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in BMP_HEADER_SIZES:
-        return "BMP"
-    return None
-
-
 def check_upload(data: bytes, max_pixels: int) -> str:
     """Refuse what must not reach the decoder; returns the sniffed format.
 
@@ -76,7 +55,7 @@ def check_upload(data: bytes, max_pixels: int) -> str:
     """
     if not data:
         raise RejectedUpload(422, "the uploaded file is empty (0 bytes)")
-    fmt = sniff_image_format(data[:32])
+    fmt = image_format(data[:32])
     if fmt is None:
         raise RejectedUpload(415, f"the upload is not an image: expected {SUPPORTED_FORMATS} (checked from its bytes)")
     if fmt not in Image.OPEN:
