@@ -200,3 +200,26 @@ def test_the_generated_library_has_phone_and_camera_metadata(tmp_path):
     assert sum(m.position is not None and m.gps_utc is not None for m in phones) == library["with_gps"]
     assert all(m.offset is None and m.position is None and m.taken_local is not None for m in cameras)
     assert all(not m.problems for m in metas)
+
+
+@pytest.mark.slow
+def test_app_section_serves_the_app_and_reports_both_times(tiny_data, tmp_path):
+    """`--sections app`: `make app` until its first usable page, then two visitors one after the other, in
+    headless Chromium; the times in the run record and bench.md beside their budgets (not checked: a CI
+    runner shares its cores)."""
+    from src.bench.app_pages import CHROMIUM, FRESH_PAGE_BUDGET_S
+
+    pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("needs Debian chromium (`apt-get install -y chromium`; .ci/run does it)")
+    out = tmp_path / "out"
+    result = main(["--data", str(tiny_data), "--out", str(out), "--sections", "app", "--app-visits", "2"])
+    assert result["errors"] == {} and result["models"] == [] and result["tagger"] is None
+    (record,) = load_runs(out / "runs")
+    app = record["metrics"]["app"]
+    assert app["starts"] == 1 and len(app["first_usable_s"]) == 1 and len(app["first_visit_s"]) == 1 and len(app["fresh_page_s"]) == 1
+    assert all(_positive(seconds) for seconds in app["first_usable_s"] + app["first_visit_s"] + app["fresh_page_s"])
+    assert app["first_usable_s"][0] > app["fresh_page_s"][0]  # the first page waited for the server and its kernels
+    assert app["budgets_s"]["fresh_page"] == FRESH_PAGE_BUDGET_S
+    markdown = (out / "bench.md").read_text()
+    assert "## The app" in markdown and "`make app` until the first usable page" in markdown
