@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,11 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import ipywidgets as widgets
+import psutil
 import pytest
 import torch
 from PIL import Image
 
-from src.bench.app_pages import CHROMIUM, CHROMIUM_ARGS, free_port
+from src.bench.app_pages import CHROMIUM, CHROMIUM_ARGS, free_port, process_tree, stop
 from src.data.landmarks import LandmarkInfo, lookup
 from src.serving.web.app import build_app, iter_widgets, render_result_html, thumbnail_bytes
 from src.serving.recognizer.recognize import DEFAULT_MODEL, Guess, Recognition, Recognizer
@@ -340,6 +340,7 @@ def voila(e2e_setup):
     started = time.perf_counter()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    root = psutil.Process(process.pid)
     try:
         deadline = started + 30
         while True:
@@ -354,35 +355,9 @@ def voila(e2e_setup):
                 time.sleep(0.1)
         yield {"url": f"http://127.0.0.1:{port}/", "started": started, "listening_s": time.perf_counter() - started, "log": log_path}
     finally:
-        _stop(process, runtime)
+        stop(process, set(process_tree(root)))  # Voila's process group, then any kernel it left
     log = log_path.read_text()
     assert "tornado_settings" not in log and "is not trusted" not in log, log[-3000:]  # `make app` starts without either warning
-
-
-def _stop(process: subprocess.Popen, runtime: Path) -> None:
-    """Stop Voila (its own process group) and any kernel it started (found by our runtime folder)."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        if process.poll() is not None:
-            break
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-    # Kernels run in their own session; they exit when Voila is gone, but do not leave one behind.
-    marker = str(runtime)
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline and "ipykernel" in cmdline:
-            try:
-                os.kill(int(proc.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (`apt-get install -y chromium`; .ci/run does it)")
