@@ -240,3 +240,12 @@ def test_the_tagger_s_columns_in_docs_are_the_report_s():
     listed = re.search(r"One report row per photo \(`\.csv` or `\.json`\): ([\w ,\n]+)\.", text)
     assert listed, "docs/serving.md no longer lists the report's columns"
     assert re.split(r",\s*", " ".join(listed.group(1).split())) == list(COLUMNS)
+
+
+def test_no_document_repeats_a_paragraph():
+    """A scripted edit gone wrong (a replace with an empty pattern) once put one paragraph between every
+    character of docs/context.md, 11 MB of it: every paragraph of a user's document says its thing once."""
+    for document in DOCUMENTS:
+        paragraphs = [block.strip() for block in document.read_text().split("\n\n") if len(block.strip()) > 80]
+        repeated = {block[:80] for block in paragraphs if paragraphs.count(block) > 1}
+        assert not repeated, (document.name, sorted(repeated)[:3])
