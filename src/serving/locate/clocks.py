@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "narrow_per_day", "refine_by_stillness", "format_offset"]
+__all__ = ["ClockLimits", "DeviceClock", "parse_camera_offsets", "known_clock", "tie_by_landmarks", "tie_by_bursts", "refine_by_bursts", "narrow_per_day", "refine_by_stillness", "clock_days", "format_offset"]
 
 HOUR = 3600.0
 
@@ -76,10 +76,15 @@ class DeviceClock:
         days = np.array([d for d, _, _ in self.days], dtype=float)
         offsets = np.array([o for _, o, _ in self.days])
         uncertainties = np.array([u for _, _, u in self.days])
-        photo_day = np.floor(clock_s / 86400.0)
-        nearest = np.abs(photo_day[:, None] - days[None, :]).argmin(axis=1) if clock_s.ndim else None
+        photo_day = clock_days(clock_s)
+        nearest = np.abs(photo_day[:, None] - days[None, :]).argmin(axis=1)
         apart = np.abs(photo_day - days[nearest])
         return offsets[nearest], uncertainties[nearest] + apart * self.drift_s_per_day
+
+
+def clock_days(clock_s: np.ndarray) -> np.ndarray:
+    """The day of each clock time (seconds of the device's wall clock), as a whole number of days."""
+    return np.floor(np.asarray(clock_s, dtype=float) / 86400.0)
 
 
 def format_offset(seconds: float | None) -> str:
@@ -248,8 +253,9 @@ def narrow_per_day(clock: DeviceClock, clock_s: np.ndarray, narrow: Callable[[De
         return clock
     finite = clock_s[np.isfinite(clock_s)]
     narrowed = []
-    for day in np.unique(np.floor(finite / 86400.0)):
-        todays = finite[np.floor(finite / 86400.0) == day]
+    days = clock_days(finite)
+    for day in np.unique(days):
+        todays = finite[days == day]
         wide = DeviceClock(clock.device, clock.offset_s, max(clock.uncertainty_s, limits.drift_search_s), clock.how)
         result = narrow(wide, todays)
         if result.tied and result.uncertainty_s < wide.uncertainty_s:

@@ -22,6 +22,7 @@ import numpy as np
 from src.serving.locate.clocks import (
     ClockLimits,
     DeviceClock,
+    clock_days,
     known_clock,
     narrow_per_day,
     refine_by_bursts,
@@ -179,7 +180,7 @@ def _tie(device: str, members: np.ndarray, photos: Sequence[LibraryPhoto], clock
         return DeviceClock(device, None, why="no photo in the library says its UTC time (no GPS photo, no offset tags)")
     tied = narrow_per_day(tie_by_bursts(device, clocks[np.isfinite(clocks)], known_times, config.clocks, zones), clocks, by_bursts, config.clocks)
     sharp = sum(uncertainty <= config.clocks.sharp_day_s for _, _, uncertainty in tied.days)
-    if tied.tied and sharp * config.clocks.sharp_day_share_inverse < len(np.unique(np.floor(clocks[np.isfinite(clocks)] / 86400.0))):
+    if tied.tied and sharp * config.clocks.sharp_day_share_inverse < len(np.unique(clock_days(clocks[np.isfinite(clocks)]))):
         # Bursts that line up by chance (a camera at home while the phone travels) do so loosely, day after day.
         return DeviceClock(device, None, why=f"its bursts line up sharply on {sharp} of its days only")
     return tied
