@@ -229,13 +229,17 @@ def _photo_dataset(group: Sequence[str | Path], out_dir: Path | None, in_place: 
         reader = ray.data.read_parquet if Path(listing).suffix.lower() == ".parquet" else ray.data.read_csv
         dataset = reader(str(listing)).select_columns([column])
         return dataset.rename_columns({column: "file"}) if column != "file" else dataset
+    items = _folder_items(group, out_dir, in_place)
+    return ray.data.from_items(items) if items else None
+
+
+def _folder_items(group: Sequence[str | Path], out_dir: Path | None, in_place: bool) -> list[dict[str, str]]:
+    """The photos of a group of photo/folder paths, each with where its tagged copy goes ("" when nothing is written)."""
     photos = find_images(group, exclude=out_dir)
     roots = sorted({item.root for item in photos}, key=str)
-    items = []
-    for item in photos:
-        destination = str(item.photo) if in_place else str(out_dir / relative_destination(item, roots)) if out_dir is not None else ""
-        items.append({"file": str(item.photo), "destination": destination})
-    return ray.data.from_items(items) if items else None
+    return [{"file": str(item.photo),
+             "destination": str(item.photo) if in_place else str(out_dir / relative_destination(item, roots)) if out_dir is not None else ""}
+            for item in photos]
 
 
 def destinations(paths: Sequence[str | Path], out_dir: str | Path | None, in_place: bool) -> dict[str, str]:
@@ -257,10 +261,7 @@ def destinations(paths: Sequence[str | Path], out_dir: str | Path | None, in_pla
             for file in files:
                 found[file] = file if in_place else _listing_destination(file, out) if out is not None else ""
         else:
-            photos = find_images(group, exclude=out)
-            roots = sorted({item.root for item in photos}, key=str)
-            for item in photos:
-                found[str(item.photo)] = str(item.photo) if in_place else str(out / relative_destination(item, roots)) if out is not None else ""
+            found.update((item["file"], item["destination"]) for item in _folder_items(group, out, in_place))
     return found
 
 
