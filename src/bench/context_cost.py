@@ -32,8 +32,8 @@ from PIL import Image
 from src.bench.settings import REPO
 from src.data.images import load_rgb
 from src.data.landmarks import lookup
-from src.serving.locate.library import LibraryPhoto, locate_library
-from src.serving.locate.photo_meta import PhotoMeta, device_key
+from src.serving.locate.library import LibraryPhoto, library_photo, locate_library
+from src.serving.locate.photo_meta import PhotoMeta
 from src.serving.tagger.photo_files import find_images
 
 PHONE = ("Google", "Pixel 7")
@@ -181,7 +181,7 @@ def synthetic_library(count: int, seed: int = 0, placed_share: float = 0.7) -> l
         else:
             meta = PhotoMeta(taken_local=shot.taken_local + CAMERA_CLOCK_ERROR, make=CAMERA[0], model=CAMERA[1])
             landmark = site if rng.random() < placed_share else None
-        photos.append(LibraryPhoto(shot.name, meta, device_key(meta, shot.name), landmark, "site" if landmark else ""))
+        photos.append(library_photo(shot.name, meta, landmark, "site" if landmark else ""))
     return photos
 
 

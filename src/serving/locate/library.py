@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -42,10 +43,10 @@ from src.serving.locate.evidence import (
     track_proposal,
 )
 from src.serving.locate.geo import distance_m
-from src.serving.locate.photo_meta import PhotoMeta
+from src.serving.locate.photo_meta import PhotoMeta, device_key
 from src.serving.locate.tracks import Track, TrackLimits
 
-__all__ = ["ContextConfig", "LibraryPhoto", "Located", "locate_library", "GPS_PHOTO_RADIUS_M"]
+__all__ = ["ContextConfig", "LibraryPhoto", "Located", "library_photo", "locate_library", "GPS_PHOTO_RADIUS_M"]
 
 GPS_PHOTO_RADIUS_M = 30.0  # a phone's own fix, as a neighbour of other photos
 
@@ -57,6 +58,13 @@ class LibraryPhoto:
     device: str = ""
     landmark: tuple[float, float] | None = None  # where the recognizer placed it (its landmark's position)
     landmark_name: str = ""
+
+
+def library_photo(name: str, meta: PhotoMeta, landmark: tuple[float, float] | None = None, landmark_name: str = "") -> LibraryPhoto:
+    """A readable photo, grouped with its device's others. A photo nothing identifies (no make, model or telling
+    file name) is a device of its own: never grouped by chance."""
+    file_name = Path(name).name
+    return LibraryPhoto(name, meta, device_key(meta, file_name) or f"unidentified ({file_name})", landmark, landmark_name)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 from src.data.images import MAX_FILE_BYTES, BadImageError, read_photo_file
 from src.data.landmarks import LandmarkInfo
 from src.serving.locate.clocks import format_offset
-from src.serving.locate.library import ContextConfig, LibraryPhoto, Located, locate_library
-from src.serving.locate.photo_meta import PhotoMeta, device_key, read_photo_meta
+from src.serving.locate.library import ContextConfig, LibraryPhoto, Located, library_photo, locate_library
+from src.serving.locate.photo_meta import PhotoMeta, read_photo_meta
 from src.serving.locate.photo_meta_takeout import find_takeout_sidecar, json_files_in, read_takeout_sidecar, with_sidecar
 from src.serving.tagger.tag_report import TagRow
 
@@ -84,9 +84,7 @@ def _library_photo(row: TagRow, fact: PhotoFacts | None) -> LibraryPhoto:
     # The recognizer's placement, as the first pass reported it (whichever engine ran it).
     placed = row.placed == "yes" and row.source == "landmark" and row.latitude is not None
     position = (row.latitude, row.longitude) if placed else None
-    # A photo nothing identifies (no make, model or telling file name) is a device of its own: never grouped by chance.
-    device = device_key(meta, Path(row.file).name) or f"unidentified ({Path(row.file).name})"
-    return LibraryPhoto(row.file, meta, device, position, row.name if placed else "")
+    return library_photo(row.file, meta, position, row.name if placed else "")
 
 
 def _apply(row: TagRow, photo: LibraryPhoto, answer: Located) -> None:

@@ -8,8 +8,8 @@ import dataclasses
 import html
 from collections.abc import Sequence
 
-from src.serving.locate.library import ContextConfig, LibraryPhoto, Located, locate_library
-from src.serving.locate.photo_meta import device_key, read_photo_meta
+from src.serving.locate.library import ContextConfig, LibraryPhoto, Located, library_photo, locate_library
+from src.serving.locate.photo_meta import read_photo_meta
 from src.serving.recognizer.recognition import Recognition
 
 __all__ = ["locate_uploads", "context_html", "as_shown"]
@@ -33,8 +33,7 @@ def locate_uploads(names: Sequence[str], contents: Sequence[bytes], recognitions
             continue
         meta = read_photo_meta(content, name)
         landmark = recognition.position  # only where the recognizer placed it
-        photos.append(LibraryPhoto(name, meta, device_key(meta, name) or f"unidentified ({name})", landmark,
-                                   recognition.top[0].info.name if landmark else ""))
+        photos.append(library_photo(name, meta, landmark, recognition.top[0].info.name if landmark else ""))
     return locate_library(photos, config)
 
 
