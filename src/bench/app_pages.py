@@ -9,6 +9,7 @@ is shown. Needs Debian's chromium (`apt-get install -y chromium`) and Playwright
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -239,8 +240,7 @@ def served_app(browser: Any, folder: Path, port: Optional[int] = None) -> Iterat
 
 
 def pool_size() -> int:
-    import json
-
+    """Voila's pool of pre-heated kernels, as voila.json sets it."""
     return json.loads((ROOT / "voila.json").read_text())["VoilaConfiguration"]["default_pool_size"]
 
 
@@ -256,6 +256,7 @@ def measure_app_pages(visits: int = 5, starts: int = 1, folder: Optional[Path] =
     if CHROMIUM is None:
         raise AppPagesError("needs Debian chromium: apt-get install -y chromium")
     first_usable, fresh, first_visit, busy = [], [], [], []
+    pool = pool_size()
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -269,7 +270,7 @@ def measure_app_pages(visits: int = 5, starts: int = 1, folder: Optional[Path] =
                     watch_usable(context)
                     try:
                         for visit in range(visits):
-                            wait_warm(served.root, pool_size())
+                            wait_warm(served.root, pool)
                             busy.append(machine_busy())
                             page, status, seconds = open_page(context, served.url)
                             if status != 200:
@@ -282,7 +283,7 @@ def measure_app_pages(visits: int = 5, starts: int = 1, folder: Optional[Path] =
         finally:
             browser.close()
     return {
-        "starts": starts, "visits_per_start": visits, "pool_size": pool_size(),
+        "starts": starts, "visits_per_start": visits, "pool_size": pool,
         "first_usable_s": first_usable, "first_visit_s": first_visit, "fresh_page_s": fresh,
         "first_usable_median_s": statistics.median(first_usable),
         "fresh_page_median_s": statistics.median(fresh or first_visit),
